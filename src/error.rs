@@ -1,0 +1,211 @@
+//! Errors at the HTTP boundary, and the one place that maps them to the
+//! contract's status codes, `type` strings and JSON bodies.
+//!
+//! Everything that can go wrong for a client ends up as an [`ApiError`]: bad
+//! input found by a front door, and upstream failures (via
+//! `From<UpstreamError>`). Before the first byte of a stream it becomes a
+//! status and `{"error":{"type","message"}}`; after it, the same object rides
+//! in the stream's terminal error frame. Messages never carry secrets: upstream
+//! text is scrubbed by the providers before it gets here.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::providers::UpstreamError;
+
+/// What went wrong, in the contract's vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    InvalidRequest,
+    Unauthorized,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    UpstreamError,
+    Overloaded,
+    UpstreamTimeout,
+    ConnectTimeout,
+    IdleTimeout,
+    TotalTimeout,
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::UpstreamError => StatusCode::BAD_GATEWAY,
+            ErrorKind::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::UpstreamTimeout
+            | ErrorKind::ConnectTimeout
+            | ErrorKind::IdleTimeout
+            | ErrorKind::TotalTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The `type` string of the error object.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::PayloadTooLarge => "payload_too_large",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::UpstreamError => "upstream_error",
+            ErrorKind::Overloaded => "overloaded",
+            ErrorKind::UpstreamTimeout => "upstream_timeout",
+            ErrorKind::ConnectTimeout => "connect_timeout",
+            ErrorKind::IdleTimeout => "idle_timeout",
+            ErrorKind::TotalTimeout => "total_timeout",
+            ErrorKind::Internal => "internal_error",
+        }
+    }
+
+    /// The kind a bare HTTP status stands for (used when the mock is told to
+    /// fail with a given status).
+    pub fn for_status(status: StatusCode) -> ErrorKind {
+        match status.as_u16() {
+            401 | 403 => ErrorKind::Unauthorized,
+            404 => ErrorKind::NotFound,
+            413 => ErrorKind::PayloadTooLarge,
+            429 => ErrorKind::RateLimited,
+            503 => ErrorKind::Overloaded,
+            504 => ErrorKind::UpstreamTimeout,
+            400..=499 => ErrorKind::InvalidRequest,
+            500 => ErrorKind::Internal,
+            _ => ErrorKind::UpstreamError,
+        }
+    }
+}
+
+/// An error as a client sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    pub status: StatusCode,
+    pub message: String,
+    /// The request field at fault, when there is one.
+    pub param: Option<String>,
+    /// Seconds for the `Retry-After` header.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ApiError {
+            kind,
+            status: kind.status(),
+            message: message.into(),
+            param: None,
+            retry_after: None,
+        }
+    }
+
+    /// A 400 about one request field.
+    pub fn invalid(param: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError {
+            param: Some(param.into()),
+            ..ApiError::new(ErrorKind::InvalidRequest, message)
+        }
+    }
+
+    pub fn not_found(param: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError {
+            param: Some(param.into()),
+            ..ApiError::new(ErrorKind::NotFound, message)
+        }
+    }
+
+    /// The error object, `{"type","message"}`, as the native door writes it.
+    pub fn body(&self) -> serde_json::Value {
+        let mut error = json!({ "type": self.kind.as_str(), "message": self.message });
+        if let Some(param) = &self.param {
+            error["param"] = json!(param);
+        }
+        json!({ "error": error })
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind.as_str(), self.message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(self.body())).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        response
+    }
+}
+
+impl From<UpstreamError> for ApiError {
+    fn from(err: UpstreamError) -> Self {
+        match err {
+            UpstreamError::Status {
+                status,
+                message,
+                retry_after,
+            } => ApiError {
+                retry_after,
+                ..ApiError::new(
+                    ErrorKind::UpstreamError,
+                    format!("upstream answered {status}: {message}"),
+                )
+            },
+            UpstreamError::MockStatus {
+                status,
+                retry_after,
+            } => ApiError {
+                status,
+                retry_after,
+                ..ApiError::new(
+                    ErrorKind::for_status(status),
+                    format!("the mock was asked to fail with status {}", status.as_u16()),
+                )
+            },
+            UpstreamError::Transport(message) | UpstreamError::Stream(message) => {
+                ApiError::new(ErrorKind::UpstreamError, message)
+            }
+            UpstreamError::ConnectTimeout(after) => ApiError::new(
+                ErrorKind::ConnectTimeout,
+                format!(
+                    "could not connect to the upstream within timeouts.connect_ms ({} ms)",
+                    after.as_millis()
+                ),
+            ),
+            UpstreamError::FirstTokenTimeout(after) => ApiError::new(
+                ErrorKind::UpstreamTimeout,
+                format!(
+                    "no first token within timeouts.first_token_ms ({} ms)",
+                    after.as_millis()
+                ),
+            ),
+            UpstreamError::IdleTimeout(after) => ApiError::new(
+                ErrorKind::IdleTimeout,
+                format!(
+                    "the upstream sent nothing for timeouts.idle_ms ({} ms)",
+                    after.as_millis()
+                ),
+            ),
+            UpstreamError::TotalTimeout(after) => ApiError::new(
+                ErrorKind::TotalTimeout,
+                format!(
+                    "the generation ran past timeouts.total_ms ({} ms)",
+                    after.as_millis()
+                ),
+            ),
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! A generation: what a provider is asked for, and the token events it yields.
+//!
+//! This is the seam between the upstream side (providers, the mock) and the
+//! client side (front doors, frame encoders). A generation is a plain stream of
+//! [`TokenEvent`]s that knows nothing about HTTP responses, so the same stream
+//! can be carried as native SSE, NDJSON, plain text or OpenAI chunks, and later
+//! buffered for resumption, without touching the providers.
+//!
+//! The rules every provider keeps:
+//! - zero or more `Token`s, then exactly one terminal event (`Done`, `Error` or
+//!   `Cut`), then the end of the stream;
+//! - dropping the stream cancels the generation: the upstream connection is
+//!   closed, the mock's timers are dropped. No provider spawns a detached task.
+
+use std::pin::Pin;
+
+use futures_util::Stream;
+use serde::{Deserialize, Serialize};
+
+use crate::providers::UpstreamError;
+use crate::providers::mock::MockKnobs;
+
+/// The stream a provider returns for one generation.
+pub type TokenStream = Pin<Box<dyn Stream<Item = TokenEvent> + Send>>;
+
+/// One thing that happened in a generation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenEvent {
+    /// A piece of generated text, relayed to the client as its own frame.
+    Token(String),
+    /// The generation finished normally.
+    Done(Finish),
+    /// The generation failed; before the first token this becomes an HTTP
+    /// error status, after it an `event: error` frame.
+    Error(UpstreamError),
+    /// Cut the client connection with no terminal frame (the mock's
+    /// `drop_after`, simulating a dead network path).
+    Cut,
+}
+
+impl TokenEvent {
+    pub fn is_terminal(&self) -> bool {
+        !matches!(self, TokenEvent::Token(_))
+    }
+}
+
+/// How a generation ended, with its token accounting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finish {
+    /// `stop`, `length`, `tool_calls`, `content_filter`, ... as OpenAI names them.
+    pub finish_reason: String,
+    pub usage: Usage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Usage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub total_tokens: u32,
+}
+
+impl Usage {
+    pub fn new(prompt_tokens: u32, completion_tokens: u32) -> Self {
+        Usage {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens.saturating_add(completion_tokens),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Message {
+    pub role: Role,
+    pub content: String,
+}
+
+/// Everything a provider needs to generate, already validated by a front door.
+#[derive(Debug, Clone, Default)]
+pub struct GenRequest {
+    /// The conversation, system prompt first when there is one.
+    pub messages: Vec<Message>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub seed: Option<u64>,
+    pub stop: Vec<String>,
+    /// Per-request mock knobs; providers other than the mock ignore them.
+    pub mock: MockKnobs,
+}
+
+impl GenRequest {
+    /// The text of the last user message, which the mock's `echo` mode streams back.
+    pub fn last_user_text(&self) -> &str {
+        self.messages
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::User)
+            .map(|m| m.content.as_str())
+            .unwrap_or("")
+    }
+}

@@ -1,0 +1,91 @@
+//! The `sluice` binary: parse the command line, load the config, serve.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use sluice::config::Config;
+use tokio::net::TcpListener;
+
+/// An LLM token-streaming proxy. With no config it serves the built-in mock
+/// model on 127.0.0.1:7800.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// A TOML config file (see README.md).
+    #[arg(long, env = "SLUICE_CONFIG")]
+    config: Option<PathBuf>,
+    /// The address to listen on; overrides `listen` in the config.
+    #[arg(long, env = "SLUICE_LISTEN")]
+    listen: Option<SocketAddr>,
+}
+
+/// Config errors exit with this code, as the contract says.
+const CONFIG_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "sluice=info".into()),
+        )
+        .init();
+    let mut config = match &cli.config {
+        Some(path) => match Config::load(path, |var| std::env::var(var).ok()) {
+            Ok(config) => config,
+            Err(err) => {
+                eprintln!("sluice: {err}");
+                return ExitCode::from(CONFIG_ERROR);
+            }
+        },
+        None => Config::default(),
+    };
+    if let Some(listen) = cli.listen {
+        config.listen = listen;
+    }
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("sluice: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[tokio::main]
+async fn run(config: Config) -> std::io::Result<()> {
+    let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
+    })?;
+    tracing::info!(
+        "sluice listening on http://{} (models: {})",
+        listener.local_addr()?,
+        sluice::providers::Models::from_config(&config).names().join(", ")
+    );
+    sluice::serve(listener, config, shutdown_signal()).await
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: no new connections; letting streams in flight finish");
+}

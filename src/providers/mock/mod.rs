@@ -1,0 +1,227 @@
+//! The mock model: a local LLM with realistic tokens and timing, and failures
+//! on demand, for frontend development, demos and tests.
+//!
+//! Knobs come from the route's config entry and can be overridden per request
+//! (section 4 of the contract). A generation is a plan (the pieces to send,
+//! decided up front from the prompt, seed and knobs, so it is deterministic)
+//! played out on tokio timers: a slow mock stream costs a timer entry and a
+//! small state machine, not a thread or a busy task, so thousands are cheap.
+//! Dropping the stream drops the timer, which is how the mock stops when the
+//! client leaves.
+
+mod answer;
+
+use std::time::Duration;
+
+use async_stream::stream;
+use axum::http::StatusCode;
+use serde::Deserialize;
+
+use super::{Provider, UpstreamError};
+use crate::generation::{Finish, GenRequest, TokenEvent, TokenStream, Usage};
+use crate::tokenizer::{self, Piece};
+
+const DEFAULT_TTFT_MS: u64 = 300;
+const DEFAULT_TOKEN_DELAY_MS: u64 = 30;
+const DEFAULT_JITTER_MS: u64 = 0;
+/// Bound on the `tokens` knob, so that one request cannot make the mock plan
+/// an unbounded answer in memory.
+pub const MAX_TOKENS_KNOB: u32 = 100_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MockMode {
+    /// A made-up chat answer (the default).
+    #[default]
+    Lorem,
+    /// Stream back the final user message, after any template.
+    Echo,
+}
+
+/// The mock's knobs; each is optional so request values can override config values.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MockKnobs {
+    pub ttft_ms: Option<u64>,
+    pub token_delay_ms: Option<u64>,
+    pub jitter_ms: Option<u64>,
+    pub tokens: Option<u32>,
+    pub text: Option<String>,
+    pub mode: Option<MockMode>,
+    pub fail_after: Option<u32>,
+    pub error_status: Option<u16>,
+    pub drop_after: Option<u32>,
+}
+
+impl MockKnobs {
+    /// These knobs with every knob `over` sets taking its place.
+    pub fn overridden_by(&self, over: &MockKnobs) -> MockKnobs {
+        MockKnobs {
+            ttft_ms: over.ttft_ms.or(self.ttft_ms),
+            token_delay_ms: over.token_delay_ms.or(self.token_delay_ms),
+            jitter_ms: over.jitter_ms.or(self.jitter_ms),
+            tokens: over.tokens.or(self.tokens),
+            text: over.text.clone().or_else(|| self.text.clone()),
+            mode: over.mode.or(self.mode),
+            fail_after: over.fail_after.or(self.fail_after),
+            error_status: over.error_status.or(self.error_status),
+            drop_after: over.drop_after.or(self.drop_after),
+        }
+    }
+}
+
+/// A model served by the mock.
+pub struct Mock {
+    defaults: MockKnobs,
+}
+
+impl Mock {
+    pub fn new(defaults: MockKnobs) -> Mock {
+        Mock { defaults }
+    }
+}
+
+impl Provider for Mock {
+    fn generate(&self, request: GenRequest) -> TokenStream {
+        let knobs = self.defaults.overridden_by(&request.mock);
+        Box::pin(stream! {
+            if let Some(status) = knobs.error_status {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let retry_after = (status == StatusCode::TOO_MANY_REQUESTS).then_some(1);
+                yield TokenEvent::Error(UpstreamError::MockStatus { status, retry_after });
+                return;
+            }
+            let mut rng = fastrand::Rng::with_seed(seed_for(&request));
+            let plan = Plan::new(&knobs, &request, &mut rng);
+            let pace = Pace::new(&knobs);
+            tokio::time::sleep(pace.ttft).await;
+
+            let mut completion_tokens = 0u32;
+            let total = plan.pieces.len();
+            for (sent, piece) in plan.pieces.into_iter().enumerate() {
+                if let Some(failure) = failure_at(&knobs, sent) {
+                    yield failure;
+                    return;
+                }
+                if sent > 0 {
+                    pace.between_tokens(&mut rng).await;
+                }
+                completion_tokens += piece.tokens;
+                yield TokenEvent::Token(piece.text);
+            }
+            // A failure asked for at or past the end still happens, in place of `done`.
+            if let Some(failure) = [knobs.fail_after, knobs.drop_after]
+                .into_iter()
+                .flatten()
+                .min()
+                .and_then(|at| failure_at(&knobs, (at as usize).max(total)))
+            {
+                yield failure;
+                return;
+            }
+            let usage = Usage::new(tokenizer::prompt_tokens(&request.messages), completion_tokens);
+            yield TokenEvent::Done(Finish { finish_reason: plan.finish_reason.into(), usage });
+        })
+    }
+}
+
+/// The failure the knobs ask for once `sent` tokens have gone out, if any.
+fn failure_at(knobs: &MockKnobs, sent: usize) -> Option<TokenEvent> {
+    let due = |at: Option<u32>| at.is_some_and(|at| at as usize <= sent);
+    if due(knobs.fail_after) {
+        Some(TokenEvent::Error(UpstreamError::Stream(format!(
+            "the mock failed after {sent} tokens, as asked by fail_after"
+        ))))
+    } else if due(knobs.drop_after) {
+        Some(TokenEvent::Cut)
+    } else {
+        None
+    }
+}
+
+/// What the mock will send: decided up front, so it is deterministic.
+struct Plan {
+    pieces: Vec<Piece>,
+    finish_reason: &'static str,
+}
+
+impl Plan {
+    fn new(knobs: &MockKnobs, request: &GenRequest, rng: &mut fastrand::Rng) -> Plan {
+        let text = match (&knobs.text, knobs.mode.unwrap_or_default()) {
+            (Some(text), _) => text.clone(),
+            (None, MockMode::Echo) => request.last_user_text().to_owned(),
+            (None, MockMode::Lorem) => {
+                answer::compose(rng, request.last_user_text(), knobs.tokens.unwrap_or(0))
+            }
+        };
+        let mut pieces = tokenizer::pieces(&text);
+        if let Some(wanted) = knobs.tokens {
+            truncate_to_tokens(&mut pieces, wanted);
+        }
+        let mut finish_reason = "stop";
+        if let Some(max) = request.max_tokens {
+            if truncate_to_tokens(&mut pieces, max) {
+                finish_reason = "length";
+            }
+        }
+        Plan {
+            pieces,
+            finish_reason,
+        }
+    }
+}
+
+/// Keeps the leading pieces that fit in `limit` tokens; true if any were cut.
+fn truncate_to_tokens(pieces: &mut Vec<Piece>, limit: u32) -> bool {
+    let mut used = 0u32;
+    let keep = pieces
+        .iter()
+        .take_while(|p| {
+            used += p.tokens;
+            used <= limit
+        })
+        .count();
+    let cut = keep < pieces.len();
+    pieces.truncate(keep);
+    cut
+}
+
+/// The mock's timing.
+struct Pace {
+    ttft: Duration,
+    token_delay_ms: u64,
+    jitter_ms: u64,
+}
+
+impl Pace {
+    fn new(knobs: &MockKnobs) -> Pace {
+        Pace {
+            ttft: Duration::from_millis(knobs.ttft_ms.unwrap_or(DEFAULT_TTFT_MS)),
+            token_delay_ms: knobs.token_delay_ms.unwrap_or(DEFAULT_TOKEN_DELAY_MS),
+            jitter_ms: knobs.jitter_ms.unwrap_or(DEFAULT_JITTER_MS),
+        }
+    }
+
+    /// Waits the gap before the next token: `token_delay_ms`, spread by up to
+    /// `jitter_ms` either way.
+    async fn between_tokens(&self, rng: &mut fastrand::Rng) {
+        let jitter = self.jitter_ms.min(self.token_delay_ms);
+        let delay = self.token_delay_ms - jitter + rng.u64(0..=2 * jitter);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+    }
+}
+
+/// The same conversation and seed give the same answer.
+fn seed_for(request: &GenRequest) -> u64 {
+    // FNV-1a: tiny, and stable across Rust versions (std's hasher is not).
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for message in &request.messages {
+        for byte in message.content.bytes().chain([0xff]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash ^ request.seed.unwrap_or(0).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}

@@ -1,0 +1,302 @@
+//! Provider `openai`: OpenAI's Chat Completions API and every server that
+//! speaks it (vLLM, llama.cpp, LM Studio, Ollama's /v1, Groq, OpenRouter, ...).
+//!
+//! It asks for `stream: true` with `stream_options.include_usage`, decodes the
+//! SSE response as it arrives, and yields one token per non-empty content
+//! delta. After a chunk with `finish_reason` it keeps reading until `[DONE]`
+//! (or the end of the body), because the usage chunk comes after it. Usage is
+//! counted locally only when the upstream sends none.
+//!
+//! The HTTP client has a connect timeout and no whole-request timeout: a
+//! stream may rightly run for minutes, and the relay's deadlines govern it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_stream::stream;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Provider, UpstreamError};
+use crate::config::{ModelConfig, Timeouts};
+use crate::generation::{Finish, GenRequest, TokenEvent, TokenStream, Usage};
+use crate::redact::Redactor;
+use crate::sse;
+use crate::tokenizer;
+
+/// How much of an upstream error body is read for its message.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+pub struct OpenAi {
+    client: reqwest::Client,
+    url: String,
+    api_key: Option<String>,
+    upstream_model: String,
+    connect_timeout: Duration,
+    redactor: Arc<Redactor>,
+}
+
+impl OpenAi {
+    pub fn new(model: &ModelConfig, timeouts: &Timeouts) -> OpenAi {
+        let base_url = model
+            .base_url
+            .as_deref()
+            .unwrap_or("https://api.openai.com/v1");
+        let client = reqwest::Client::builder()
+            .connect_timeout(timeouts.connect())
+            .tcp_nodelay(true)
+            .build()
+            .expect("the HTTP client's TLS backend initialises");
+        OpenAi {
+            client,
+            url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
+            api_key: model.api_key.clone(),
+            upstream_model: model.upstream_model().to_owned(),
+            connect_timeout: timeouts.connect(),
+            redactor: Arc::new(Redactor::new(model.api_key.clone())),
+        }
+    }
+
+    fn request_body(&self, request: &GenRequest) -> Value {
+        let mut body = json!({
+            "model": self.upstream_model,
+            "messages": request.messages,
+            "stream": true,
+            "stream_options": { "include_usage": true },
+        });
+        let optional = [
+            ("max_tokens", request.max_tokens.map(Value::from)),
+            ("temperature", request.temperature.map(Value::from)),
+            ("top_p", request.top_p.map(Value::from)),
+            ("seed", request.seed.map(Value::from)),
+            (
+                "stop",
+                (!request.stop.is_empty()).then(|| Value::from(request.stop.clone())),
+            ),
+        ];
+        for (key, value) in optional {
+            if let Some(value) = value {
+                body[key] = value;
+            }
+        }
+        body
+    }
+}
+
+impl Provider for OpenAi {
+    fn generate(&self, request: GenRequest) -> TokenStream {
+        let mut call = self.client.post(&self.url).json(&self.request_body(&request));
+        if let Some(key) = &self.api_key {
+            call = call.bearer_auth(key);
+        }
+        let redactor = self.redactor.clone();
+        let connect_timeout = self.connect_timeout;
+        Box::pin(stream! {
+            let response = match call.send().await {
+                Ok(response) => response,
+                Err(err) => {
+                    yield TokenEvent::Error(send_error(&err, connect_timeout, &redactor));
+                    return;
+                }
+            };
+            if !response.status().is_success() {
+                yield TokenEvent::Error(status_error(response, &redactor).await);
+                return;
+            }
+            let mut body = response.bytes_stream();
+            let mut decoder = sse::Decoder::new();
+            let mut state = StreamState::default();
+            let mut ended = false;
+            while !ended {
+                match body.next().await {
+                    Some(Ok(bytes)) => decoder.push(&bytes),
+                    Some(Err(err)) => {
+                        let message = format!(
+                            "the upstream connection failed mid-stream: {}",
+                            describe(&err)
+                        );
+                        yield TokenEvent::Error(UpstreamError::Stream(redactor.scrub(&message)));
+                        return;
+                    }
+                    None => {
+                        decoder.finish();
+                        ended = true;
+                    }
+                }
+                while let Some(event) = decoder.next_event() {
+                    match state.on_event(&event.data, &redactor) {
+                        Step::Token(token) => yield TokenEvent::Token(token),
+                        Step::Continue => {}
+                        Step::Failed(err) => {
+                            yield TokenEvent::Error(err);
+                            return;
+                        }
+                    }
+                }
+                ended |= state.saw_done;
+            }
+            yield state.into_terminal(&request);
+        })
+    }
+}
+
+/// What a stream has told us so far.
+#[derive(Default)]
+struct StreamState {
+    finish_reason: Option<String>,
+    usage: Option<Usage>,
+    /// Completion tokens counted here, for upstreams that send no usage.
+    counted_tokens: u32,
+    saw_done: bool,
+}
+
+enum Step {
+    Token(String),
+    Continue,
+    Failed(UpstreamError),
+}
+
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    choices: Vec<Choice>,
+    usage: Option<ChunkUsage>,
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    #[serde(default)]
+    index: u32,
+    delta: Option<Delta>,
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Delta {
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChunkUsage {
+    prompt_tokens: u32,
+    completion_tokens: u32,
+}
+
+impl StreamState {
+    fn on_event(&mut self, data: &str, redactor: &Redactor) -> Step {
+        if data.trim() == "[DONE]" {
+            self.saw_done = true;
+            return Step::Continue;
+        }
+        let chunk: Chunk = match serde_json::from_str(data) {
+            Ok(chunk) => chunk,
+            Err(err) => {
+                return Step::Failed(UpstreamError::Stream(format!(
+                    "the upstream sent a chunk that is not a chat.completion.chunk: {err}"
+                )));
+            }
+        };
+        if let Some(error) = chunk.error {
+            let message = format!("the upstream reported an error: {}", error_message(&error));
+            return Step::Failed(UpstreamError::Stream(redactor.scrub(&message)));
+        }
+        if let Some(usage) = chunk.usage {
+            self.usage = Some(Usage::new(usage.prompt_tokens, usage.completion_tokens));
+        }
+        // sluice asks for one choice; any others (n > 1) are not relayed here.
+        let Some(choice) = chunk.choices.into_iter().find(|c| c.index == 0) else {
+            return Step::Continue;
+        };
+        if let Some(reason) = choice.finish_reason {
+            self.finish_reason = Some(reason);
+        }
+        match choice.delta.and_then(|d| d.content) {
+            Some(content) if !content.is_empty() => {
+                self.counted_tokens += tokenizer::count(&content);
+                Step::Token(content)
+            }
+            _ => Step::Continue,
+        }
+    }
+
+    fn into_terminal(self, request: &GenRequest) -> TokenEvent {
+        let finish_reason = match (self.finish_reason, self.saw_done) {
+            (Some(reason), _) => reason,
+            // `[DONE]` without a finish_reason: some servers omit it.
+            (None, true) => "stop".to_owned(),
+            (None, false) => {
+                return TokenEvent::Error(UpstreamError::Stream(
+                    "the upstream closed the stream before it finished".into(),
+                ));
+            }
+        };
+        let usage = self.usage.unwrap_or_else(|| {
+            Usage::new(tokenizer::prompt_tokens(&request.messages), self.counted_tokens)
+        });
+        TokenEvent::Done(Finish { finish_reason, usage })
+    }
+}
+
+/// A failure to send the request or to read the response head.
+fn send_error(err: &reqwest::Error, connect_timeout: Duration, redactor: &Redactor) -> UpstreamError {
+    if err.is_connect() && err.is_timeout() {
+        return UpstreamError::ConnectTimeout(connect_timeout);
+    }
+    let message = format!("could not reach the upstream: {}", describe(err));
+    UpstreamError::Transport(redactor.scrub(&message))
+}
+
+/// An upstream error status, with the message from its body.
+async fn status_error(response: reqwest::Response, redactor: &Redactor) -> UpstreamError {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(Ok(bytes)) = stream.next().await {
+        body.extend_from_slice(&bytes);
+        if body.len() >= ERROR_BODY_LIMIT {
+            break;
+        }
+    }
+    let message = match serde_json::from_slice::<Value>(&body) {
+        Ok(json) => error_message(json.get("error").unwrap_or(&json)),
+        Err(_) => String::from_utf8_lossy(&body).chars().take(500).collect(),
+    };
+    UpstreamError::Status {
+        status,
+        message: redactor.scrub(message.trim()),
+        retry_after,
+    }
+}
+
+/// The human message in an OpenAI-style error object (or whatever it is).
+fn error_message(error: &Value) -> String {
+    match error {
+        Value::String(text) => text.clone(),
+        Value::Object(fields) => fields
+            .get("message")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| error.to_string()),
+        other => other.to_string(),
+    }
+}
+
+/// A transport error and its causes, without the URL (which may hold credentials).
+fn describe(err: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,129 @@
+//! The relay: from a generation's token events to an HTTP response body.
+//!
+//! Two phases:
+//! 1. [`start`] waits for the generation's first event, for at most one
+//!    heartbeat interval, before any response is sent. A failure in that window
+//!    (upstream error, first-token timeout, the mock's `error_status`) is still
+//!    an HTTP status with a JSON body. If the interval passes with nothing, the
+//!    response starts anyway with a heartbeat, and a later failure becomes an
+//!    error frame: a client is never left in silence longer than the heartbeat.
+//! 2. [`body`] writes each event the moment it arrives, one frame per token, no
+//!    batching, with a heartbeat after every `heartbeat` of silence, and ends
+//!    after exactly one terminal frame.
+//!
+//! Cancellation is ownership: the body stream owns the generation, hyper owns
+//! the body, and when the client goes away hyper drops the body, which drops
+//! the generation and closes the upstream connection. Nothing is spawned.
+
+use std::io;
+use std::time::Duration;
+
+use async_stream::stream;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use tokio::time::{Instant, sleep_until};
+
+use crate::error::ApiError;
+use crate::frame::Format;
+use crate::generation::{TokenEvent, TokenStream};
+use crate::providers::UpstreamError;
+
+/// A generation whose response may begin.
+pub struct Started {
+    /// The first event, or `None` when the heartbeat interval passed first.
+    first: Option<TokenEvent>,
+    rest: TokenStream,
+}
+
+/// Waits for the first event, up to `heartbeat`; an error in that time is
+/// returned as the error response.
+pub async fn start(mut events: TokenStream, heartbeat: Duration) -> Result<Started, ApiError> {
+    let first = match tokio::time::timeout(heartbeat, events.next()).await {
+        Ok(Some(TokenEvent::Error(err))) => return Err(err.into()),
+        Ok(Some(event)) => Some(event),
+        Ok(None) => return Err(ended_early()),
+        Err(_) => None,
+    };
+    Ok(Started {
+        first,
+        rest: events,
+    })
+}
+
+/// The response body: the generation's frames in `format`.
+pub fn body(
+    started: Started,
+    format: Format,
+    model: String,
+    heartbeat: Duration,
+) -> impl Stream<Item = io::Result<Bytes>> + Send {
+    let Started { first, mut rest } = started;
+    stream! {
+        let mut next_id = 0u64;
+        let mut pending = match first {
+            Some(event) => Some(event),
+            None => {
+                if let Some(beat) = format.heartbeat() {
+                    yield Ok(beat);
+                }
+                None
+            }
+        };
+        loop {
+            let event = match pending.take() {
+                Some(event) => event,
+                None => {
+                    let quiet_until = Instant::now() + heartbeat;
+                    tokio::select! {
+                        event = rest.next() => event.unwrap_or_else(|| TokenEvent::Error(ended_early_upstream())),
+                        () = sleep_until(quiet_until), if format.heartbeat().is_some() => {
+                            if let Some(beat) = format.heartbeat() {
+                                yield Ok(beat);
+                            }
+                            continue;
+                        }
+                    }
+                }
+            };
+            match event {
+                TokenEvent::Token(token) => {
+                    yield Ok(format.token(next_id, &token));
+                    next_id += 1;
+                }
+                TokenEvent::Done(finish) => {
+                    let frame = format.done(&finish, &model);
+                    if !frame.is_empty() {
+                        yield Ok(frame);
+                    }
+                    return;
+                }
+                TokenEvent::Error(err) => {
+                    yield Ok(format.error(&ApiError::from(err)));
+                    if format == Format::Text {
+                        yield Err(cut("the stream failed"));
+                    }
+                    return;
+                }
+                TokenEvent::Cut => {
+                    yield Err(cut("the mock was asked to drop the connection"));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// An error from the body stream makes hyper abort the response: the client
+/// sees the connection close without the chunked terminator.
+fn cut(why: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, why.to_owned())
+}
+
+fn ended_early() -> ApiError {
+    ApiError::from(ended_early_upstream())
+}
+
+/// A provider broke the "exactly one terminal event" rule.
+fn ended_early_upstream() -> UpstreamError {
+    UpstreamError::Stream("the generation ended without finishing".into())
+}

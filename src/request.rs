@@ -1,0 +1,211 @@
+//! The native door's request: parsing it from JSON, form fields or query
+//! parameters, and validating it into a [`GenRequest`].
+//!
+//! All three inputs are turned into one JSON object and deserialized with the
+//! same strict type, so they accept the same fields and fail the same way: an
+//! unknown field is a 400 naming it (it catches `max_token`), a wrong type is a
+//! 400 naming the field's path (`mock.ttft_ms`).
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+use crate::generation::{GenRequest, Message, Role};
+use crate::providers::mock::{MAX_TOKENS_KNOB, MockKnobs};
+
+/// `POST /v1/stream` and `GET /v1/stream`, as the client wrote it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamRequest {
+    pub prompt: Option<String>,
+    pub messages: Option<Vec<Message>>,
+    pub system: Option<String>,
+    pub template: Option<String>,
+    pub vars: Option<Map<String, Value>>,
+    pub model: Option<String>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub seed: Option<u64>,
+    pub stop: Option<Stop>,
+    pub mock: Option<MockKnobs>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Fields that stay strings when they come from a form or a query.
+const STRING_FIELDS: &[&str] = &["prompt", "system", "template", "model", "stop", "text", "mode"];
+/// Fields that hold JSON when they come from a form or a query.
+const JSON_FIELDS: &[&str] = &["messages", "vars", "mock"];
+
+impl StreamRequest {
+    /// A POST body: JSON whatever the Content-Type says, except a form body
+    /// (`application/x-www-form-urlencoded` not starting with `{`).
+    pub fn from_body(content_type: Option<&str>, body: &[u8]) -> Result<StreamRequest, ApiError> {
+        let is_form = content_type
+            .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"))
+            && !body.trim_ascii_start().starts_with(b"{");
+        if is_form {
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+                .map_err(|e| ApiError::invalid("body", format!("malformed form body: {e}")))?;
+            return StreamRequest::from_pairs(pairs);
+        }
+        if body.trim_ascii().is_empty() {
+            return Err(ApiError::invalid(
+                "body",
+                "the request body is empty: send a JSON object such as {\"prompt\":\"hello\"}",
+            ));
+        }
+        let mut json = serde_json::Deserializer::from_slice(body);
+        let request = deserialize_strict(&mut json)?;
+        json.end()
+            .map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))?;
+        Ok(request)
+    }
+
+    /// Query parameters or form fields; `mock_<knob>` sets a mock knob.
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Result<StreamRequest, ApiError> {
+        let mut object = Map::new();
+        let mut mock = Map::new();
+        for (key, value) in pairs {
+            match key.strip_prefix("mock_") {
+                Some(knob) => mock.insert(knob.to_owned(), coerce(knob, value)),
+                None => object.insert(key.clone(), coerce(&key, value)),
+            };
+        }
+        if !mock.is_empty() {
+            object.insert("mock".into(), Value::Object(mock));
+        }
+        deserialize_strict(Value::Object(object))
+    }
+
+    /// Validates the request into what a provider needs.
+    pub fn into_generation(self) -> Result<GenRequest, ApiError> {
+        if let Some(template) = &self.template {
+            // Prompt templates (section 5) are not served by this build yet.
+            return Err(ApiError::not_found(
+                "template",
+                format!("template `{template}` is not found"),
+            ));
+        }
+        let mut messages = Vec::new();
+        if let Some(system) = self.system {
+            messages.push(Message {
+                role: Role::System,
+                content: system,
+            });
+        }
+        let had_messages = self.messages.is_some();
+        if let Some(given) = self.messages {
+            if given.is_empty() && self.prompt.is_none() {
+                return Err(ApiError::invalid("messages", "`messages` must not be empty"));
+            }
+            messages.extend(given);
+        }
+        match self.prompt {
+            Some(prompt) if prompt.trim().is_empty() => {
+                return Err(ApiError::invalid("prompt", "`prompt` must not be empty"));
+            }
+            Some(prompt) => messages.push(Message {
+                role: Role::User,
+                content: prompt,
+            }),
+            None if !had_messages => {
+                return Err(ApiError::invalid(
+                    "prompt",
+                    "missing field `prompt` (or give `messages`)",
+                ));
+            }
+            None => {}
+        }
+        if self.max_tokens == Some(0) {
+            return Err(ApiError::invalid("max_tokens", "`max_tokens` must be at least 1"));
+        }
+        check_range("temperature", self.temperature, 0.0, 2.0)?;
+        check_range("top_p", self.top_p, 0.0, 1.0)?;
+        let mock = self.mock.unwrap_or_default();
+        check_mock(&mock)?;
+        Ok(GenRequest {
+            messages,
+            max_tokens: self.max_tokens,
+            temperature: self.temperature,
+            top_p: self.top_p,
+            seed: self.seed,
+            stop: match self.stop {
+                None => Vec::new(),
+                Some(Stop::One(s)) => vec![s],
+                Some(Stop::Many(v)) => v,
+            },
+            mock,
+        })
+    }
+}
+
+/// Deserializes with the failing field's path in the error.
+fn deserialize_strict<'de, T, D>(input: D) -> Result<T, ApiError>
+where
+    T: DeserializeOwned,
+    D: serde::Deserializer<'de>,
+    D::Error: std::fmt::Display,
+{
+    serde_path_to_error::deserialize(input).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.inner().to_string();
+        if path == "." {
+            ApiError::invalid("body", format!("invalid request: {inner}"))
+        } else if inner.starts_with("unknown field") {
+            // The path already ends in the unknown field's name.
+            ApiError::invalid(path, inner)
+        } else {
+            ApiError::invalid(path.clone(), format!("`{path}`: {inner}"))
+        }
+    })
+}
+
+/// A form or query value, typed the way the JSON field would be.
+fn coerce(key: &str, value: String) -> Value {
+    if STRING_FIELDS.contains(&key) {
+        return Value::String(value);
+    }
+    if JSON_FIELDS.contains(&key) || value.parse::<f64>().is_ok() || value == "true" || value == "false"
+    {
+        if let Ok(parsed) = serde_json::from_str(&value) {
+            return parsed;
+        }
+    }
+    Value::String(value)
+}
+
+fn check_range(field: &str, value: Option<f64>, min: f64, max: f64) -> Result<(), ApiError> {
+    match value {
+        Some(v) if !(min..=max).contains(&v) => Err(ApiError::invalid(
+            field,
+            format!("`{field}` must be between {min} and {max}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_mock(mock: &MockKnobs) -> Result<(), ApiError> {
+    if let Some(status) = mock.error_status {
+        if !(400..=599).contains(&status) {
+            return Err(ApiError::invalid(
+                "mock.error_status",
+                "`mock.error_status` must be an HTTP error status (400-599)",
+            ));
+        }
+    }
+    if mock.tokens.is_some_and(|n| n > MAX_TOKENS_KNOB) {
+        return Err(ApiError::invalid(
+            "mock.tokens",
+            format!("`mock.tokens` must be at most {MAX_TOKENS_KNOB}"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! The native front door: `POST /v1/stream` and `GET /v1/stream` (section 1
+//! of the contract).
+//!
+//! Read top to bottom, a request goes: negotiate the format, read and parse
+//! the request, resolve the model, start the generation under its deadlines,
+//! wait for its first event (an early failure is still a status code), then
+//! stream frames.
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorKind};
+use crate::frame::Format;
+use crate::request::StreamRequest;
+use crate::{relay, timeouts};
+
+pub async fn post(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let mut pairs = query_pairs(query.as_deref())?;
+    let format = Format::negotiate(take_format(&mut pairs).as_deref(), &headers)?;
+    let body = read_body(body, &headers, app.config.limits.max_body_bytes).await?;
+    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    // A POST with no body may carry its fields in the query string.
+    let request = if body.is_empty() && !pairs.is_empty() {
+        StreamRequest::from_pairs(pairs)?
+    } else {
+        StreamRequest::from_body(content_type, &body)?
+    };
+    stream(app, request, format).await
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let mut pairs = query_pairs(query.as_deref())?;
+    let format = Format::negotiate(take_format(&mut pairs).as_deref(), &headers)?;
+    stream(app, StreamRequest::from_pairs(pairs)?, format).await
+}
+
+async fn stream(app: AppState, request: StreamRequest, format: Format) -> Result<Response, ApiError> {
+    let route = app.models.resolve(request.model.as_deref())?;
+    let generation = request.into_generation()?;
+    let events = timeouts::guard(route.provider.generate(generation), &app.config.timeouts);
+    let heartbeat = app.config.heartbeat();
+    let started = relay::start(events, heartbeat).await?;
+    let body = relay::body(started, format, route.name.clone(), heartbeat);
+    let mut response = Response::new(Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_str(query.unwrap_or(""))
+        .map_err(|e| ApiError::invalid("query", format!("malformed query string: {e}")))
+}
+
+/// `format` in the query picks the wire format; it is not a request field.
+fn take_format(pairs: &mut Vec<(String, String)>) -> Option<String> {
+    let at = pairs.iter().position(|(k, _)| k == "format")?;
+    Some(pairs.remove(at).1)
+}
+
+/// Reads the whole body, refusing more than `limit` bytes with a 413.
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorKind::PayloadTooLarge,
+            format!("the request body is larger than limits.max_body_bytes ({limit} bytes)"),
+        )
+    };
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<LengthLimitError>() => Err(too_large()),
+        Err(err) => Err(ApiError::invalid(
+            "body",
+            format!("could not read the request body: {err}"),
+        )),
+    }
+}

@@ -1,0 +1,160 @@
+//! A Server-Sent Events decoder for upstream streams, following the WHATWG
+//! "event stream interpretation" algorithm.
+//!
+//! Bytes go in as they arrive from the network, split anywhere; events come
+//! out as soon as their blank line has been seen. Handled: LF, CRLF and bare
+//! CR line ends (a CRLF split across two reads too), multi-line `data:`,
+//! comments, `event:`/`id:`/`retry:` fields, a leading BOM, and invalid UTF-8
+//! (replaced, never a panic).
+//!
+//! One deliberate departure from the spec: at the end of the stream, a last
+//! event that has no closing blank line is still delivered ([`Decoder::finish`]),
+//! because some OpenAI-compatible servers end with `data: [DONE]\n` and a
+//! client of theirs would otherwise lose the final event.
+//!
+//! Hand-written rather than taken from a crate: `eventsource-stream`, the
+//! common choice, drops that final unterminated event and copies its buffer on
+//! every line; this sits on the per-token hot path of every proxied stream and
+//! keeps one reusable buffer.
+
+use std::collections::VecDeque;
+
+/// One dispatched event.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Event {
+    /// The `event:` field; `message` when none was given.
+    pub event: String,
+    pub data: String,
+    /// The last `id:` seen on the stream, as the spec's "last event ID".
+    pub id: Option<String>,
+    pub retry: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+pub struct Decoder {
+    /// Bytes received but not yet split into lines.
+    buf: Vec<u8>,
+    /// The previous read ended in CR: a LF at the start of the next read
+    /// belongs to that line end.
+    after_cr: bool,
+    /// The stream's first bytes have been checked for a BOM.
+    started: bool,
+    data: String,
+    event: String,
+    last_id: Option<String>,
+    retry: Option<u64>,
+    ready: VecDeque<Event>,
+}
+
+impl Decoder {
+    pub fn new() -> Decoder {
+        Decoder::default()
+    }
+
+    /// Feeds bytes as they arrived; complete events are then available from
+    /// [`Decoder::next_event`].
+    pub fn push(&mut self, mut bytes: &[u8]) {
+        if self.after_cr && !bytes.is_empty() {
+            self.after_cr = false;
+            if bytes[0] == b'\n' {
+                bytes = &bytes[1..];
+            }
+        }
+        self.buf.extend_from_slice(bytes);
+        if !self.started {
+            const BOM: &[u8] = b"\xEF\xBB\xBF";
+            if self.buf.len() < BOM.len() && BOM.starts_with(&self.buf) {
+                return; // could still be a BOM split across reads
+            }
+            self.started = true;
+            if self.buf.starts_with(BOM) {
+                self.buf.drain(..BOM.len());
+            }
+        }
+        self.split_lines();
+    }
+
+    /// The next complete event, if any.
+    pub fn next_event(&mut self) -> Option<Event> {
+        self.ready.pop_front()
+    }
+
+    /// Ends the stream: a last line without a line end is taken as a line, and
+    /// a last event without its blank line is queued for [`Decoder::next_event`].
+    pub fn finish(&mut self) {
+        if !self.buf.is_empty() {
+            let line = std::mem::take(&mut self.buf);
+            self.process_line(&line);
+        }
+        self.dispatch();
+    }
+
+    fn split_lines(&mut self) {
+        let mut start = 0;
+        let buf = std::mem::take(&mut self.buf);
+        while let Some(offset) = buf[start..].iter().position(|&b| b == b'\n' || b == b'\r') {
+            let end = start + offset;
+            self.process_line(&buf[start..end]);
+            start = end + 1;
+            if buf[end] == b'\r' {
+                match buf.get(start) {
+                    Some(b'\n') => start += 1,
+                    Some(_) => {}
+                    None => self.after_cr = true,
+                }
+            }
+        }
+        self.buf = buf;
+        self.buf.drain(..start);
+    }
+
+    fn process_line(&mut self, line: &[u8]) {
+        if line.is_empty() {
+            self.dispatch();
+            return;
+        }
+        if line[0] == b':' {
+            return; // a comment
+        }
+        let (field, value) = match line.iter().position(|&b| b == b':') {
+            Some(colon) => {
+                let value = &line[colon + 1..];
+                (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
+            }
+            None => (line, &b""[..]),
+        };
+        let value = String::from_utf8_lossy(value);
+        match field {
+            b"data" => {
+                self.data.push_str(&value);
+                self.data.push('\n');
+            }
+            b"event" => self.event = value.into_owned(),
+            b"id" if !value.contains('\0') => self.last_id = Some(value.into_owned()),
+            b"retry" => {
+                if let Ok(ms) = value.parse() {
+                    self.retry = Some(ms);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn dispatch(&mut self) {
+        let mut event = std::mem::take(&mut self.event);
+        if self.data.is_empty() {
+            return;
+        }
+        let mut data = std::mem::take(&mut self.data);
+        data.pop(); // the spec's trailing LF
+        if event.is_empty() {
+            event.push_str("message");
+        }
+        self.ready.push_back(Event {
+            event,
+            data,
+            id: self.last_id.clone(),
+            retry: self.retry,
+        });
+    }
+}
