@@ -85,7 +85,10 @@ pub struct Auth {
 impl fmt::Debug for Auth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Auth")
-            .field("api_keys", &format_args!("[{} hidden]", self.api_keys.len()))
+            .field(
+                "api_keys",
+                &format_args!("[{} hidden]", self.api_keys.len()),
+            )
             .finish()
     }
 }
@@ -283,13 +286,12 @@ impl Config {
             key: String::new(),
             message: e.to_string().trim_end().to_string(),
         })?;
-        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            ConfigError {
+        let config: Config =
+            serde_path_to_error::deserialize(deserializer).map_err(|e| ConfigError {
                 file: None,
                 key: e.path().to_string(),
                 message: e.inner().message().to_string(),
-            }
-        })?;
+            })?;
         config.with_builtin_mock().validated(env)
     }
 
@@ -347,7 +349,8 @@ impl Config {
                     if model.has_mock_knobs() {
                         return Err(err(
                             key("provider"),
-                            "mock knobs (ttft_ms, text, ...) only apply to provider \"mock\"".into(),
+                            "mock knobs (ttft_ms, text, ...) only apply to provider \"mock\""
+                                .into(),
                         ));
                     }
                     let base_url = model

@@ -8,7 +8,7 @@
 //! in the stream's terminal error frame. Messages never carry secrets: upstream
 //! text is scrubbed by the providers before it gets here.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 

@@ -9,8 +9,8 @@
 //!
 //! Encoders only build bytes; when they are written is the relay's business.
 
-use axum::http::HeaderMap;
 use axum::http::header::ACCEPT;
+use axum::http::HeaderMap;
 use bytes::Bytes;
 use serde_json::json;
 

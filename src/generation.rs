@@ -17,8 +17,8 @@ use std::pin::Pin;
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 
-use crate::providers::UpstreamError;
 use crate::providers::mock::MockKnobs;
+use crate::providers::UpstreamError;
 
 /// The stream a provider returns for one generation.
 pub type TokenStream = Pin<Box<dyn Stream<Item = TokenEvent> + Send>>;

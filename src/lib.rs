@@ -33,8 +33,8 @@ pub mod tokenizer;
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::serve::ListenerExt;
+use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::config::Config;

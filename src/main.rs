@@ -62,7 +62,9 @@ async fn run(config: Config) -> std::io::Result<()> {
     tracing::info!(
         "sluice listening on http://{} (models: {})",
         listener.local_addr()?,
-        sluice::providers::Models::from_config(&config).names().join(", ")
+        sluice::providers::Models::from_config(&config)
+            .names()
+            .join(", ")
     );
     sluice::serve(listener, config, shutdown_signal()).await
 }

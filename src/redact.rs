@@ -65,10 +65,16 @@ mod tests {
     #[test]
     fn removes_configured_and_key_shaped_secrets() {
         let redactor = Redactor::new(["hunter2-upstream".to_string()]);
-        let text = "key hunter2-upstream rejected; Incorrect API key provided: sk-proj-abcdef123456. \
+        let text =
+            "key hunter2-upstream rejected; Incorrect API key provided: sk-proj-abcdef123456. \
                     see http://bob:pa55@example.test/v1 with Authorization: Bearer abc.def.ghi123";
         let out = redactor.scrub(text);
-        for secret in ["hunter2-upstream", "sk-proj-abcdef123456", "pa55", "abc.def.ghi123"] {
+        for secret in [
+            "hunter2-upstream",
+            "sk-proj-abcdef123456",
+            "pa55",
+            "abc.def.ghi123",
+        ] {
             assert!(!out.contains(secret), "{secret} leaked in {out}");
         }
         assert!(out.contains("http://[redacted]@example.test/v1"), "{out}");

@@ -21,7 +21,7 @@ use std::time::Duration;
 use async_stream::stream;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use tokio::time::{Instant, sleep_until};
+use tokio::time::{sleep_until, Instant};
 
 use crate::error::ApiError;
 use crate::frame::Format;
@@ -100,17 +100,26 @@ pub fn body(
                 TokenEvent::Error(err) => {
                     yield Ok(format.error(&ApiError::from(err)));
                     if format == Format::Text {
+                        flush_point().await;
                         yield Err(cut("the stream failed"));
                     }
                     return;
                 }
                 TokenEvent::Cut => {
+                    flush_point().await;
                     yield Err(cut("the mock was asked to drop the connection"));
                     return;
                 }
             }
         }
     }
+}
+
+/// Returns `Pending` once. hyper flushes its write buffer whenever the body
+/// is pending, but on a body error it closes the connection without flushing:
+/// without this, frames written just before a cut would be lost.
+async fn flush_point() {
+    tokio::task::yield_now().await;
 }
 
 /// An error from the body stream makes hyper abort the response: the client

@@ -6,13 +6,13 @@
 //! unknown field is a 400 naming it (it catches `max_token`), a wrong type is a
 //! 400 naming the field's path (`mock.ttft_ms`).
 
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 use crate::generation::{GenRequest, Message, Role};
-use crate::providers::mock::{MAX_TOKENS_KNOB, MockKnobs};
+use crate::providers::mock::{MockKnobs, MAX_TOKENS_KNOB};
 
 /// `POST /v1/stream` and `GET /v1/stream`, as the client wrote it.
 #[derive(Debug, Default, Deserialize)]
@@ -40,7 +40,9 @@ pub enum Stop {
 }
 
 /// Fields that stay strings when they come from a form or a query.
-const STRING_FIELDS: &[&str] = &["prompt", "system", "template", "model", "stop", "text", "mode"];
+const STRING_FIELDS: &[&str] = &[
+    "prompt", "system", "template", "model", "stop", "text", "mode",
+];
 /// Fields that hold JSON when they come from a form or a query.
 const JSON_FIELDS: &[&str] = &["messages", "vars", "mock"];
 
@@ -104,7 +106,10 @@ impl StreamRequest {
         let had_messages = self.messages.is_some();
         if let Some(given) = self.messages {
             if given.is_empty() && self.prompt.is_none() {
-                return Err(ApiError::invalid("messages", "`messages` must not be empty"));
+                return Err(ApiError::invalid(
+                    "messages",
+                    "`messages` must not be empty",
+                ));
             }
             messages.extend(given);
         }
@@ -125,7 +130,10 @@ impl StreamRequest {
             None => {}
         }
         if self.max_tokens == Some(0) {
-            return Err(ApiError::invalid("max_tokens", "`max_tokens` must be at least 1"));
+            return Err(ApiError::invalid(
+                "max_tokens",
+                "`max_tokens` must be at least 1",
+            ));
         }
         check_range("temperature", self.temperature, 0.0, 2.0)?;
         check_range("top_p", self.top_p, 0.0, 1.0)?;
@@ -157,7 +165,8 @@ where
     serde_path_to_error::deserialize(input).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.inner().to_string();
-        if path == "." {
+        // `.` is the top level, `?` a syntax error with no position in the type.
+        if path == "." || path == "?" {
             ApiError::invalid("body", format!("invalid request: {inner}"))
         } else if inner.starts_with("unknown field") {
             // The path already ends in the unknown field's name.
@@ -173,7 +182,10 @@ fn coerce(key: &str, value: String) -> Value {
     if STRING_FIELDS.contains(&key) {
         return Value::String(value);
     }
-    if JSON_FIELDS.contains(&key) || value.parse::<f64>().is_ok() || value == "true" || value == "false"
+    if JSON_FIELDS.contains(&key)
+        || value.parse::<f64>().is_ok()
+        || value == "true"
+        || value == "false"
     {
         if let Ok(parsed) = serde_json::from_str(&value) {
             return parsed;

@@ -10,7 +10,7 @@
 
 use async_stream::stream;
 use futures_util::StreamExt;
-use tokio::time::{Instant, timeout_at};
+use tokio::time::{timeout_at, Instant};
 
 use crate::config::Timeouts;
 use crate::generation::{TokenEvent, TokenStream};

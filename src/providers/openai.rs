@@ -16,7 +16,7 @@ use std::time::Duration;
 use async_stream::stream;
 use futures_util::StreamExt;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 
 use super::{Provider, UpstreamError};
 use crate::config::{ModelConfig, Timeouts};
@@ -86,7 +86,10 @@ impl OpenAi {
 
 impl Provider for OpenAi {
     fn generate(&self, request: GenRequest) -> TokenStream {
-        let mut call = self.client.post(&self.url).json(&self.request_body(&request));
+        let mut call = self
+            .client
+            .post(&self.url)
+            .json(&self.request_body(&request));
         if let Some(key) = &self.api_key {
             call = call.bearer_auth(key);
         }
@@ -233,14 +236,24 @@ impl StreamState {
             }
         };
         let usage = self.usage.unwrap_or_else(|| {
-            Usage::new(tokenizer::prompt_tokens(&request.messages), self.counted_tokens)
+            Usage::new(
+                tokenizer::prompt_tokens(&request.messages),
+                self.counted_tokens,
+            )
         });
-        TokenEvent::Done(Finish { finish_reason, usage })
+        TokenEvent::Done(Finish {
+            finish_reason,
+            usage,
+        })
     }
 }
 
 /// A failure to send the request or to read the response head.
-fn send_error(err: &reqwest::Error, connect_timeout: Duration, redactor: &Redactor) -> UpstreamError {
+fn send_error(
+    err: &reqwest::Error,
+    connect_timeout: Duration,
+    redactor: &Redactor,
+) -> UpstreamError {
     if err.is_connect() && err.is_timeout() {
         return UpstreamError::ConnectTimeout(connect_timeout);
     }

@@ -3,15 +3,15 @@
 
 mod stream;
 
-use axum::Router;
 use axum::http::{HeaderName, Method, Uri};
 use axum::routing::get;
+use axum::Router;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
-use crate::AppState;
 use crate::config::Cors;
 use crate::error::ApiError;
+use crate::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -52,4 +52,3 @@ fn cors_layer(config: &Cors) -> CorsLayer {
         .expose_headers([REQUEST_ID, HeaderName::from_static("retry-after")])
         .max_age(std::time::Duration::from_secs(600))
 }
-

@@ -13,10 +13,10 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
-use crate::AppState;
 use crate::error::{ApiError, ErrorKind};
 use crate::frame::Format;
 use crate::request::StreamRequest;
+use crate::AppState;
 use crate::{relay, timeouts};
 
 pub async fn post(
@@ -48,7 +48,11 @@ pub async fn get(
     stream(app, StreamRequest::from_pairs(pairs)?, format).await
 }
 
-async fn stream(app: AppState, request: StreamRequest, format: Format) -> Result<Response, ApiError> {
+async fn stream(
+    app: AppState,
+    request: StreamRequest,
+    format: Format,
+) -> Result<Response, ApiError> {
     let route = app.models.resolve(request.model.as_deref())?;
     let generation = request.into_generation()?;
     let events = timeouts::guard(route.provider.generate(generation), &app.config.timeouts);
@@ -57,7 +61,10 @@ async fn stream(app: AppState, request: StreamRequest, format: Format) -> Result
     let body = relay::body(started, format, route.name.clone(), heartbeat);
     let mut response = Response::new(Body::from_stream(body));
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)
@@ -75,7 +82,11 @@ fn take_format(pairs: &mut Vec<(String, String)>) -> Option<String> {
 }
 
 /// Reads the whole body, refusing more than `limit` bytes with a 413.
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<bytes::Bytes, ApiError> {
+async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<bytes::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             ErrorKind::PayloadTooLarge,

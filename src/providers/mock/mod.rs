@@ -223,5 +223,8 @@ fn seed_for(request: &GenRequest) -> u64 {
             hash = hash.wrapping_mul(0x0100_0000_01b3);
         }
     }
-    hash ^ request.seed.unwrap_or(0).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    hash ^ request
+        .seed
+        .unwrap_or(0)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }

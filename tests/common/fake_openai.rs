@@ -1,0 +1,215 @@
+//! A fake OpenAI Chat Completions server: a real HTTP server on 127.0.0.1 that
+//! streams `chat.completion.chunk`s in the documented wire format
+//! (`data: {json}\n\n` events, a role-only first delta, one content delta per
+//! token, a chunk with `finish_reason`, a usage chunk with `choices: []` when
+//! `stream_options.include_usage` is set, then `data: [DONE]`).
+//!
+//! The requested `model` picks a behaviour, so one fake serves every fault:
+//! `ok`, `no-usage`, `crlf`, `die`, `hang`, `slow`, `drip`, `error-event`,
+//! `status-429`, `status-500`, `no-blank-end`, `no-finish`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_stream::stream;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Json;
+use bytes::Bytes;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+pub const TOKENS: &[&str] = &["Hello", ",", " wor", "ld", "!", " 👋"];
+/// The upstream key the tests configure; it must never reach a client.
+pub const UPSTREAM_KEY: &str = "sk-upstream-SECRET-0123456789";
+
+#[derive(Default)]
+pub struct Seen {
+    pub requests: AtomicUsize,
+    /// Streams whose body was dropped before it finished: the client hung up.
+    pub cancelled: AtomicUsize,
+    pub finished: AtomicUsize,
+    pub last_body: Mutex<Option<Value>>,
+    pub last_auth: Mutex<Option<String>>,
+}
+
+pub struct FakeOpenAi {
+    pub base_url: String,
+    pub seen: Arc<Seen>,
+}
+
+pub async fn start() -> FakeOpenAi {
+    let seen = Arc::new(Seen::default());
+    let app = axum::Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .with_state(seen.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    FakeOpenAi {
+        base_url: format!("http://{addr}/v1"),
+        seen,
+    }
+}
+
+/// Marks the stream cancelled if dropped before `finish`.
+struct Watch {
+    seen: Arc<Seen>,
+    done: bool,
+}
+
+impl Watch {
+    fn finish(&mut self) {
+        self.done = true;
+        self.seen.finished.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if !self.done {
+            self.seen.cancelled.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+fn chunk(model: &str, delta: Value, finish_reason: Value, with_usage: bool) -> String {
+    let mut chunk = json!({
+        "id": "chatcmpl-fake123",
+        "object": "chat.completion.chunk",
+        "created": 1_700_000_000,
+        "model": model,
+        "system_fingerprint": "fp_fake",
+        "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}],
+    });
+    if with_usage {
+        chunk["usage"] = Value::Null;
+    }
+    format!("data: {chunk}\n\n")
+}
+
+async fn chat(
+    State(seen): State<Arc<Seen>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    seen.requests.fetch_add(1, Ordering::SeqCst);
+    *seen.last_body.lock().unwrap() = Some(body.clone());
+    *seen.last_auth.lock().unwrap() = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let model = body["model"].as_str().unwrap_or("ok").to_owned();
+    let include_usage = body["stream_options"]["include_usage"] == json!(true);
+
+    match model.as_str() {
+        "status-429" => {
+            let error = json!({"error": {"message": "Rate limit reached for key sk-upstream-SECRET-0123456789", "type": "rate_limit_error", "code": "rate_limit_exceeded"}});
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "7")],
+                Json(error),
+            )
+                .into_response();
+        }
+        "status-500" => {
+            let error = json!({"error": {"message": format!("The server had an error processing your request (key {UPSTREAM_KEY})"), "type": "server_error"}});
+            return (StatusCode::INTERNAL_SERVER_ERROR, Json(error)).into_response();
+        }
+        _ => {}
+    }
+
+    let mut watch = Watch { seen, done: false };
+    let body = stream! {
+        let m = model.as_str();
+        let delay = match m {
+            "slow" => Duration::from_millis(400),
+            "drip" => Duration::from_millis(50),
+            _ => Duration::from_millis(5),
+        };
+        if m == "hang" {
+            std::future::pending::<()>().await;
+        }
+        yield Ok::<_, std::io::Error>(Bytes::from(chunk(m, json!({"role": "assistant", "content": ""}), Value::Null, include_usage)));
+        let rounds = if m == "drip" { 10_000 } else { 1 };
+        let mut sent = 0;
+        for _ in 0..rounds {
+            for token in TOKENS {
+                tokio::time::sleep(delay).await;
+                let frame = chunk(m, json!({"content": token}), Value::Null, include_usage);
+                if m == "crlf" {
+                    // CRLF line ends, written in awkward little pieces.
+                    let frame = frame.replace('\n', "\r\n");
+                    for piece in frame.as_bytes().chunks(7) {
+                        yield Ok(Bytes::copy_from_slice(piece));
+                    }
+                } else {
+                    yield Ok(Bytes::from(frame));
+                }
+                sent += 1;
+                if m == "die" && sent == 2 {
+                    yield Err(std::io::Error::other("fake upstream died"));
+                    return;
+                }
+                if m == "error-event" && sent == 2 {
+                    let error = json!({"error": {"message": format!("The server is overloaded (key {UPSTREAM_KEY})"), "type": "server_error"}});
+                    yield Ok(Bytes::from(format!("data: {error}\n\n")));
+                    watch.finish();
+                    return;
+                }
+            }
+        }
+        if m == "no-finish" {
+            watch.finish();
+            return;
+        }
+        yield Ok(Bytes::from(chunk(m, json!({}), json!("stop"), include_usage)));
+        if include_usage && m != "no-usage" {
+            let usage = json!({
+                "id": "chatcmpl-fake123", "object": "chat.completion.chunk", "created": 1_700_000_000,
+                "model": m, "choices": [],
+                "usage": {"prompt_tokens": 11, "completion_tokens": TOKENS.len(), "total_tokens": 11 + TOKENS.len()},
+            });
+            yield Ok(Bytes::from(format!("data: {usage}\n\n")));
+        }
+        if m == "no-blank-end" {
+            yield Ok(Bytes::from_static(b"data: [DONE]\n"));
+        } else {
+            yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
+        }
+        watch.finish();
+    };
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(body))
+        .unwrap()
+}
+
+/// A sluice config with one `openai` model per behaviour, all on this fake.
+pub fn config_toml(base_url: &str, extra: &str) -> String {
+    let mut toml = format!("{extra}\n");
+    for behaviour in [
+        "ok",
+        "no-usage",
+        "crlf",
+        "die",
+        "hang",
+        "slow",
+        "drip",
+        "error-event",
+        "status-429",
+        "status-500",
+        "no-blank-end",
+        "no-finish",
+    ] {
+        toml.push_str(&format!(
+            "[[models]]\nname = \"up-{behaviour}\"\nprovider = \"openai\"\nbase_url = \"{base_url}\"\n\
+             api_key_env = \"FAKE_KEY\"\nupstream_model = \"{behaviour}\"\n\n"
+        ));
+    }
+    toml
+}
