@@ -152,6 +152,8 @@ async fn chat(
                 }
                 sent += 1;
                 if m == "die" && sent == 2 {
+                    // hyper drops unflushed bytes when a body fails: let them go out first.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     yield Err(std::io::Error::other("fake upstream died"));
                     return;
                 }

@@ -81,7 +81,7 @@ impl Received {
         self.events
             .iter()
             .filter(|e| e.event == "message")
-            .map(|e| token_of(e))
+            .map(token_of)
             .collect()
     }
 

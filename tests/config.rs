@@ -1,0 +1,157 @@
+//! Start-up: the binary with no config, with `--listen`, and each config error
+//! (exit code 2, naming the key and the file).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn sluice() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command
+        .env_remove("SLUICE_CONFIG")
+        .env_remove("SLUICE_LISTEN");
+    command
+}
+
+/// Runs sluice with `toml` as its config file; returns (exit code, stderr).
+fn run_with_config(toml: &str) -> (Option<i32>, String, String) {
+    let dir = std::env::temp_dir().join(format!("sluice-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("case-{:x}.toml", fxhash(toml)));
+    std::fs::write(&file, toml).unwrap();
+    let output = sluice()
+        .arg("--config")
+        .arg(&file)
+        .args(["--listen", "127.0.0.1:0"])
+        .env_remove("SLUICE_TEST_MISSING_KEY")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), stderr, file.display().to_string())
+}
+
+fn fxhash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+fn assert_config_error(toml: &str, must_name: &[&str]) {
+    let (code, stderr, file) = run_with_config(toml);
+    assert_eq!(code, Some(2), "exit code 2 for {toml:?}; stderr: {stderr}");
+    assert!(stderr.contains(&file), "names the file: {stderr}");
+    for word in must_name {
+        assert!(stderr.contains(word), "names {word:?}: {stderr}");
+    }
+}
+
+#[test]
+fn bad_toml_exits_2() {
+    assert_config_error("listen = \"127.0.0.1:7800\"\n[limits\n", &["line 2"]);
+}
+
+#[test]
+fn an_unknown_key_exits_2_naming_it() {
+    assert_config_error("heartbeat_sec = 5\n", &["heartbeat_sec"]);
+    assert_config_error("[limits]\nmax_body = 5\n", &["limits", "max_body"]);
+    assert_config_error(
+        "[[models]]\nname = \"m\"\nprovider = \"mock\"\nttft = 1\n",
+        &["models[0]", "ttft"],
+    );
+}
+
+#[test]
+fn a_wrong_type_exits_2_naming_the_key() {
+    assert_config_error("[timeouts]\nidle_ms = \"soon\"\n", &["timeouts.idle_ms"]);
+}
+
+#[test]
+fn an_unknown_provider_exits_2_naming_it() {
+    assert_config_error(
+        "[[models]]\nname = \"x\"\nprovider = \"skynet\"\n",
+        &["models[0].provider", "skynet"],
+    );
+}
+
+#[test]
+fn a_missing_env_var_exits_2_naming_the_key_and_variable() {
+    assert_config_error(
+        "[[models]]\nname = \"gpt\"\nprovider = \"openai\"\napi_key_env = \"SLUICE_TEST_MISSING_KEY\"\n",
+        &["models[0].api_key_env", "SLUICE_TEST_MISSING_KEY"],
+    );
+}
+
+#[test]
+fn references_to_missing_models_exit_2() {
+    assert_config_error("default_model = \"nope\"\n", &["default_model", "nope"]);
+    assert_config_error(
+        "[[models]]\nname = \"a\"\nprovider = \"mock\"\nfallbacks = [\"ghost\"]\n",
+        &["models[0].fallbacks", "ghost"],
+    );
+}
+
+#[test]
+fn a_missing_file_exits_2() {
+    let output = sluice()
+        .args(["--config", "/nonexistent/sluice.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/sluice.toml"));
+}
+
+/// Starts the binary and reads the address it logs.
+fn start(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, String) {
+    let mut child = sluice()
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    (child, addr)
+}
+
+#[test]
+fn runs_with_no_config_and_listen_from_flag_or_env() {
+    for (args, env) in [
+        (vec!["--listen", "127.0.0.1:0"], vec![]),
+        (vec![], vec![("SLUICE_LISTEN", "127.0.0.1:0")]),
+    ] {
+        let (mut child, addr) = start(&args, &env);
+        let health =
+            std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(5));
+        assert!(health.is_ok(), "serving on {addr}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
+#[test]
+fn the_shipped_configs_load() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut loaded = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let config = sluice::config::Config::load(&path, |_| Some("sk-placeholder".into()));
+            assert!(
+                config.is_ok(),
+                "{}: {}",
+                path.display(),
+                config.unwrap_err()
+            );
+            loaded += 1;
+        }
+    }
+    assert!(loaded >= 1);
+}
