@@ -8,7 +8,7 @@
 //! in the stream's terminal error frame. Messages never carry secrets: upstream
 //! text is scrubbed by the providers before it gets here.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -138,14 +138,19 @@ impl std::fmt::Display for ApiError {
     }
 }
 
+impl ApiError {
+    /// Headers that go with the error whatever its body's shape (`Retry-After`).
+    pub fn add_headers(&self, headers: &mut HeaderMap) {
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body())).into_response();
-        if let Some(secs) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-        }
+        self.add_headers(response.headers_mut());
         response
     }
 }

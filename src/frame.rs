@@ -7,15 +7,40 @@
 //! - `Ndjson`: one JSON object per line, tokens then `{"done":..}` or `{"error":..}`.
 //! - `Text`: the bare token text, for a `curl -N` typewriter.
 //!
-//! Encoders only build bytes; when they are written is the relay's business.
+//! Every front door writes a generation through a [`Framer`]; this file holds
+//! the trait and the native door's framer, [`NativeFrames`]. The OpenAI door's
+//! framers live in `openai_compat::frames`. Framers only build bytes; when they
+//! are written is the relay's business.
 
 use axum::http::header::ACCEPT;
 use axum::http::HeaderMap;
 use bytes::Bytes;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::generation::Finish;
+
+/// How one front door turns a generation's events into bytes.
+pub trait Framer: Send + 'static {
+    fn content_type(&self) -> &'static str;
+    /// A token frame.
+    fn token(&mut self, token: &str) -> Bytes;
+    /// An OpenAI `tool_calls` delta; `None` where the format cannot carry one.
+    fn tool_calls(&mut self, _calls: &Value) -> Option<Bytes> {
+        None
+    }
+    /// The terminal frame(s) of a generation that finished; may be empty.
+    fn done(&mut self, finish: &Finish) -> Bytes;
+    /// The terminal frame of a generation that failed after the response began.
+    fn error(&mut self, error: &ApiError) -> Bytes;
+    /// A frame that keeps an idle connection alive, where the format has one.
+    fn heartbeat(&self) -> Option<Bytes>;
+    /// True when the format has no error frame a program can recognise, so a
+    /// failure must also abort the response.
+    fn aborts_on_error(&self) -> bool {
+        false
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -62,10 +87,34 @@ impl Format {
             Format::Text => "text/plain; charset=utf-8",
         }
     }
+}
 
-    /// A token frame. `id` is the token's position in the generation.
-    pub fn token(self, id: u64, token: &str) -> Bytes {
-        match self {
+/// The native door's frames (section 1): `id`s count tokens from 0.
+pub struct NativeFrames {
+    format: Format,
+    model: String,
+    next_id: u64,
+}
+
+impl NativeFrames {
+    pub fn new(format: Format, model: String) -> NativeFrames {
+        NativeFrames {
+            format,
+            model,
+            next_id: 0,
+        }
+    }
+}
+
+impl Framer for NativeFrames {
+    fn content_type(&self) -> &'static str {
+        self.format.content_type()
+    }
+
+    fn token(&mut self, token: &str) -> Bytes {
+        let id = self.next_id;
+        self.next_id += 1;
+        match self.format {
             Format::Sse => {
                 let data = json!({ "token": token });
                 Bytes::from(format!("id: {id}\ndata: {data}\n\n"))
@@ -75,24 +124,22 @@ impl Format {
         }
     }
 
-    /// The terminal frame of a generation that finished.
-    pub fn done(self, finish: &Finish, model: &str) -> Bytes {
+    fn done(&mut self, finish: &Finish) -> Bytes {
         let done = json!({
             "finish_reason": finish.finish_reason,
-            "model": model,
+            "model": self.model,
             "usage": finish.usage,
         });
-        match self {
+        match self.format {
             Format::Sse => Bytes::from(format!("event: done\ndata: {done}\n\n")),
             Format::Ndjson => Bytes::from(format!("{}\n", json!({ "done": done }))),
             Format::Text => Bytes::new(),
         }
     }
 
-    /// The terminal frame of a generation that failed after the response began.
-    pub fn error(self, error: &ApiError) -> Bytes {
+    fn error(&mut self, error: &ApiError) -> Bytes {
         let body = error.body();
-        match self {
+        match self.format {
             Format::Sse => Bytes::from(format!("event: error\ndata: {body}\n\n")),
             Format::Ndjson => Bytes::from(format!("{body}\n")),
             // Plain text has no frames: the message is printed for the person
@@ -102,12 +149,43 @@ impl Format {
         }
     }
 
-    /// A frame that keeps an idle connection alive, where the format has one.
     /// NDJSON and plain text have no comment syntax, so they get none.
-    pub fn heartbeat(self) -> Option<Bytes> {
-        match self {
-            Format::Sse => Some(Bytes::from_static(b": keep-alive\n\n")),
+    fn heartbeat(&self) -> Option<Bytes> {
+        match self.format {
+            Format::Sse => Some(Bytes::from_static(HEARTBEAT)),
             Format::Ndjson | Format::Text => None,
         }
     }
+
+    fn aborts_on_error(&self) -> bool {
+        self.format == Format::Text
+    }
 }
+
+/// Lets a door pick its framer at run time.
+impl Framer for Box<dyn Framer> {
+    fn content_type(&self) -> &'static str {
+        (**self).content_type()
+    }
+    fn token(&mut self, token: &str) -> Bytes {
+        (**self).token(token)
+    }
+    fn tool_calls(&mut self, calls: &Value) -> Option<Bytes> {
+        (**self).tool_calls(calls)
+    }
+    fn done(&mut self, finish: &Finish) -> Bytes {
+        (**self).done(finish)
+    }
+    fn error(&mut self, error: &ApiError) -> Bytes {
+        (**self).error(error)
+    }
+    fn heartbeat(&self) -> Option<Bytes> {
+        (**self).heartbeat()
+    }
+    fn aborts_on_error(&self) -> bool {
+        (**self).aborts_on_error()
+    }
+}
+
+/// The SSE comment every SSE format sends in silences.
+pub const HEARTBEAT: &[u8] = b": keep-alive\n\n";

@@ -16,6 +16,7 @@ use std::pin::Pin;
 
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::providers::mock::MockKnobs;
 use crate::providers::UpstreamError;
@@ -28,6 +29,9 @@ pub type TokenStream = Pin<Box<dyn Stream<Item = TokenEvent> + Send>>;
 pub enum TokenEvent {
     /// A piece of generated text, relayed to the client as its own frame.
     Token(String),
+    /// An OpenAI `delta.tool_calls` array, relayed unchanged by the doors
+    /// that can carry it (the OpenAI-compatible one) and skipped by the others.
+    ToolCalls(Value),
     /// The generation finished normally.
     Done(Finish),
     /// The generation failed; before the first token this becomes an HTTP
@@ -40,7 +44,7 @@ pub enum TokenEvent {
 
 impl TokenEvent {
     pub fn is_terminal(&self) -> bool {
-        !matches!(self, TokenEvent::Token(_))
+        !matches!(self, TokenEvent::Token(_) | TokenEvent::ToolCalls(_))
     }
 }
 
@@ -96,6 +100,13 @@ pub struct GenRequest {
     pub stop: Vec<String>,
     /// Per-request mock knobs; providers other than the mock ignore them.
     pub mock: MockKnobs,
+    /// The client's messages exactly as sent to the OpenAI-compatible door
+    /// (tool calls, content parts, ...). OpenAI-compatible upstreams get these
+    /// instead of `messages`, which is the text-only view other providers use.
+    pub raw_messages: Option<Vec<Value>>,
+    /// Request fields sluice does not interpret (`tools`, `response_format`,
+    /// `n`, `user`, ...), passed unchanged to OpenAI-compatible upstreams.
+    pub passthrough: Map<String, Value>,
 }
 
 impl GenRequest {

@@ -21,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod frame;
 pub mod generation;
+pub mod openai_compat;
 pub mod providers;
 pub mod redact;
 pub mod relay;

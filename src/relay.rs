@@ -19,12 +19,16 @@ use std::io;
 use std::time::Duration;
 
 use async_stream::stream;
+use axum::body::Body;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::HeaderValue;
+use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::time::{sleep_until, Instant};
 
 use crate::error::ApiError;
-use crate::frame::Format;
+use crate::frame::Framer;
 use crate::generation::{TokenEvent, TokenStream};
 use crate::providers::UpstreamError;
 
@@ -50,25 +54,36 @@ pub async fn start(mut events: TokenStream, heartbeat: Duration) -> Result<Start
     })
 }
 
-/// The response body: the generation's frames in `format`.
+/// A streaming response: status 200, the framer's content type, the headers
+/// that stop caches and proxies from buffering, and the body.
+pub fn response(started: Started, framer: impl Framer, heartbeat: Duration) -> Response {
+    let content_type = framer.content_type();
+    let mut response = Response::new(Body::from_stream(body(started, framer, heartbeat)));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// The response body: the generation's frames, as `framer` writes them.
 pub fn body(
     started: Started,
-    format: Format,
-    model: String,
+    mut framer: impl Framer,
     heartbeat: Duration,
 ) -> impl Stream<Item = io::Result<Bytes>> + Send {
     let Started { first, mut rest } = started;
     stream! {
-        let mut next_id = 0u64;
         let mut pending = match first {
             Some(event) => Some(event),
             None => {
-                if let Some(beat) = format.heartbeat() {
+                if let Some(beat) = framer.heartbeat() {
                     yield Ok(beat);
                 }
                 None
             }
         };
+        let beats = framer.heartbeat().is_some();
         loop {
             let event = match pending.take() {
                 Some(event) => event,
@@ -76,8 +91,8 @@ pub fn body(
                     let quiet_until = Instant::now() + heartbeat;
                     tokio::select! {
                         event = rest.next() => event.unwrap_or_else(|| TokenEvent::Error(ended_early_upstream())),
-                        () = sleep_until(quiet_until), if format.heartbeat().is_some() => {
-                            if let Some(beat) = format.heartbeat() {
+                        () = sleep_until(quiet_until), if beats => {
+                            if let Some(beat) = framer.heartbeat() {
                                 yield Ok(beat);
                             }
                             continue;
@@ -86,20 +101,22 @@ pub fn body(
                 }
             };
             match event {
-                TokenEvent::Token(token) => {
-                    yield Ok(format.token(next_id, &token));
-                    next_id += 1;
+                TokenEvent::Token(token) => yield Ok(framer.token(&token)),
+                TokenEvent::ToolCalls(calls) => {
+                    if let Some(frame) = framer.tool_calls(&calls) {
+                        yield Ok(frame);
+                    }
                 }
                 TokenEvent::Done(finish) => {
-                    let frame = format.done(&finish, &model);
+                    let frame = framer.done(&finish);
                     if !frame.is_empty() {
                         yield Ok(frame);
                     }
                     return;
                 }
                 TokenEvent::Error(err) => {
-                    yield Ok(format.error(&ApiError::from(err)));
-                    if format == Format::Text {
+                    yield Ok(framer.error(&ApiError::from(err)));
+                    if framer.aborts_on_error() {
                         flush_point().await;
                         yield Err(cut("the stream failed"));
                     }

@@ -10,9 +10,12 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use std::sync::Arc;
+
 use crate::error::ApiError;
 use crate::generation::{GenRequest, Message, Role};
 use crate::providers::mock::{MockKnobs, MAX_TOKENS_KNOB};
+use crate::providers::{Models, Route};
 
 /// `POST /v1/stream` and `GET /v1/stream`, as the client wrote it.
 #[derive(Debug, Default, Deserialize)]
@@ -151,12 +154,63 @@ impl StreamRequest {
                 Some(Stop::Many(v)) => v,
             },
             mock,
+            ..GenRequest::default()
         })
     }
 }
 
+/// Resolves the requested model. Knobs in a mock model's name
+/// (`mock:ttft_ms=800,token_delay_ms=25,seed=7`) go into the generation,
+/// under any the request itself sets.
+pub fn resolve_model(
+    models: &Models,
+    requested: Option<&str>,
+    generation: &mut GenRequest,
+) -> Result<Arc<Route>, ApiError> {
+    let (route, knobs) = models.resolve_with_knobs(requested)?;
+    if let Some(knobs) = knobs {
+        let (from_name, seed) = knobs_from_model_name(knobs)?;
+        generation.mock = from_name.overridden_by(&generation.mock);
+        generation.seed = generation.seed.or(seed);
+    }
+    Ok(route)
+}
+
+/// `ttft_ms=800,seed=7` into mock knobs and a seed.
+fn knobs_from_model_name(text: &str) -> Result<(MockKnobs, Option<u64>), ApiError> {
+    let mut knobs = Map::new();
+    let mut seed = None;
+    for pair in text.split(',').filter(|p| !p.trim().is_empty()) {
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(ApiError::invalid(
+                "model",
+                format!("`model`: mock knob `{pair}` has no value: write it as name=value"),
+            ));
+        };
+        let (key, value) = (key.trim(), value.trim());
+        if key == "seed" {
+            let parsed = value.parse().map_err(|_| {
+                ApiError::invalid(
+                    "model",
+                    format!("`model`: seed `{value}` is not a whole number"),
+                )
+            })?;
+            seed = Some(parsed);
+        } else {
+            knobs.insert(key.to_owned(), coerce(key, value.to_owned()));
+        }
+    }
+    let knobs: MockKnobs = deserialize_strict(Value::Object(knobs)).map_err(|mut e| {
+        e.message = format!("mock knobs in `model`: {}", e.message);
+        e.param = Some("model".into());
+        e
+    })?;
+    check_mock(&knobs)?;
+    Ok((knobs, seed))
+}
+
 /// Deserializes with the failing field's path in the error.
-fn deserialize_strict<'de, T, D>(input: D) -> Result<T, ApiError>
+pub(crate) fn deserialize_strict<'de, T, D>(input: D) -> Result<T, ApiError>
 where
     T: DeserializeOwned,
     D: serde::Deserializer<'de>,
@@ -166,7 +220,13 @@ where
         let path = e.path().to_string();
         let inner = e.inner().to_string();
         // `.` is the top level, `?` a syntax error with no position in the type.
-        if path == "." || path == "?" {
+        let missing = inner
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(field, _)| field.to_owned());
+        if let (Some(field), "." | "?") = (&missing, path.as_str()) {
+            ApiError::invalid(field.clone(), format!("missing field `{field}`"))
+        } else if path == "." || path == "?" {
             ApiError::invalid("body", format!("invalid request: {inner}"))
         } else if inner.starts_with("unknown field") {
             // The path already ends in the unknown field's name.
@@ -194,7 +254,12 @@ fn coerce(key: &str, value: String) -> Value {
     Value::String(value)
 }
 
-fn check_range(field: &str, value: Option<f64>, min: f64, max: f64) -> Result<(), ApiError> {
+pub(crate) fn check_range(
+    field: &str,
+    value: Option<f64>,
+    min: f64,
+    max: f64,
+) -> Result<(), ApiError> {
     match value {
         Some(v) if !(min..=max).contains(&v) => Err(ApiError::invalid(
             field,
@@ -204,7 +269,7 @@ fn check_range(field: &str, value: Option<f64>, min: f64, max: f64) -> Result<()
     }
 }
 
-fn check_mock(mock: &MockKnobs) -> Result<(), ApiError> {
+pub(crate) fn check_mock(mock: &MockKnobs) -> Result<(), ApiError> {
     if let Some(status) = mock.error_status {
         if !(400..=599).contains(&status) {
             return Err(ApiError::invalid(

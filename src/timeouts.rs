@@ -35,8 +35,8 @@ pub fn guard(mut inner: TokenStream, timeouts: &Timeouts) -> TokenStream {
             };
             match timeout_at(deadline, inner.next()).await {
                 Ok(Some(event)) => {
-                    got_token |= matches!(event, TokenEvent::Token(_));
                     let terminal = event.is_terminal();
+                    got_token |= !terminal;
                     yield event;
                     if terminal {
                         return;

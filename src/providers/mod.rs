@@ -53,6 +53,7 @@ pub enum UpstreamError {
 pub struct Route {
     pub name: String,
     pub provider: Arc<dyn Provider>,
+    pub kind: ProviderKind,
 }
 
 /// The route table: model name to provider, built once from the config.
@@ -74,6 +75,7 @@ impl Models {
                 let route = Route {
                     name: model.name.clone(),
                     provider,
+                    kind: model.provider,
                 };
                 (model.name.clone(), Arc::new(route))
             })
@@ -90,6 +92,33 @@ impl Models {
         self.routes.get(name).cloned().ok_or_else(|| {
             ApiError::not_found("model", format!("model `{name}` is not configured"))
         })
+    }
+
+    /// The route for a model name that may carry mock knobs after a colon
+    /// (`mock:ttft_ms=800,seed=7`), for chat UIs that only let a user pick a
+    /// model name. A configured name always wins, so upstream names with
+    /// colons (`llama3:8b`) still work. Returns the knob text, if any.
+    pub fn resolve_with_knobs<'a>(
+        &self,
+        requested: Option<&'a str>,
+    ) -> Result<(Arc<Route>, Option<&'a str>), ApiError> {
+        let Some(name) = requested else {
+            return Ok((self.resolve(None)?, None));
+        };
+        if let Some(route) = self.routes.get(name) {
+            return Ok((route.clone(), None));
+        }
+        match name.split_once(':') {
+            Some((base, knobs)) => match self.routes.get(base) {
+                Some(route) if route.kind == ProviderKind::Mock => Ok((route.clone(), Some(knobs))),
+                Some(_) => Err(ApiError::not_found(
+                    "model",
+                    format!("model `{name}` is not configured (knobs after `:` are for mock models only)"),
+                )),
+                None => self.resolve(Some(name)).map(|route| (route, None)),
+            },
+            None => Ok((self.resolve(Some(name))?, None)),
+        }
     }
 
     /// Configured model names, sorted.

@@ -58,15 +58,24 @@ impl OpenAi {
         }
     }
 
+    /// The upstream request: the client's uninterpreted fields as they came,
+    /// then the fields sluice owns.
     fn request_body(&self, request: &GenRequest) -> Value {
-        let mut body = json!({
-            "model": self.upstream_model,
-            "messages": request.messages,
-            "stream": true,
-            "stream_options": { "include_usage": true },
-        });
+        let mut body = request.passthrough.clone();
+        let messages = match &request.raw_messages {
+            Some(raw) => Value::from(raw.clone()),
+            None => json!(request.messages),
+        };
+        body.insert("model".into(), json!(self.upstream_model));
+        body.insert("messages".into(), messages);
+        body.insert("stream".into(), json!(true));
+        body.insert("stream_options".into(), json!({ "include_usage": true }));
+        // Newer OpenAI models refuse `max_tokens` next to `max_completion_tokens`.
+        let max_tokens = request
+            .max_tokens
+            .filter(|_| !body.contains_key("max_completion_tokens"));
         let optional = [
-            ("max_tokens", request.max_tokens.map(Value::from)),
+            ("max_tokens", max_tokens.map(Value::from)),
             ("temperature", request.temperature.map(Value::from)),
             ("top_p", request.top_p.map(Value::from)),
             ("seed", request.seed.map(Value::from)),
@@ -77,10 +86,10 @@ impl OpenAi {
         ];
         for (key, value) in optional {
             if let Some(value) = value {
-                body[key] = value;
+                body.insert(key.into(), value);
             }
         }
-        body
+        Value::Object(body)
     }
 }
 
@@ -130,6 +139,7 @@ impl Provider for OpenAi {
                 while let Some(event) = decoder.next_event() {
                     match state.on_event(&event.data, &redactor) {
                         Step::Token(token) => yield TokenEvent::Token(token),
+                        Step::ToolCalls(calls) => yield TokenEvent::ToolCalls(calls),
                         Step::Continue => {}
                         Step::Failed(err) => {
                             yield TokenEvent::Error(err);
@@ -156,6 +166,7 @@ struct StreamState {
 
 enum Step {
     Token(String),
+    ToolCalls(Value),
     Continue,
     Failed(UpstreamError),
 }
@@ -179,6 +190,7 @@ struct Choice {
 #[derive(Deserialize)]
 struct Delta {
     content: Option<String>,
+    tool_calls: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -215,11 +227,15 @@ impl StreamState {
         if let Some(reason) = choice.finish_reason {
             self.finish_reason = Some(reason);
         }
-        match choice.delta.and_then(|d| d.content) {
-            Some(content) if !content.is_empty() => {
+        let Some(delta) = choice.delta else {
+            return Step::Continue;
+        };
+        match (delta.content, delta.tool_calls) {
+            (Some(content), _) if !content.is_empty() => {
                 self.counted_tokens += tokenizer::count(&content);
                 Step::Token(content)
             }
+            (_, Some(calls)) if !calls.is_null() => Step::ToolCalls(calls),
             _ => Step::Continue,
         }
     }

@@ -8,14 +8,14 @@
 
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::HeaderMap;
 use axum::response::Response;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 
-use crate::error::{ApiError, ErrorKind};
-use crate::frame::Format;
-use crate::request::StreamRequest;
+use super::read_body;
+use crate::error::ApiError;
+use crate::frame::{Format, NativeFrames};
+use crate::request::{self, StreamRequest};
 use crate::AppState;
 use crate::{relay, timeouts};
 
@@ -53,21 +53,14 @@ async fn stream(
     request: StreamRequest,
     format: Format,
 ) -> Result<Response, ApiError> {
-    let route = app.models.resolve(request.model.as_deref())?;
-    let generation = request.into_generation()?;
+    let model = request.model.clone();
+    let mut generation = request.into_generation()?;
+    let route = request::resolve_model(&app.models, model.as_deref(), &mut generation)?;
     let events = timeouts::guard(route.provider.generate(generation), &app.config.timeouts);
     let heartbeat = app.config.heartbeat();
     let started = relay::start(events, heartbeat).await?;
-    let body = relay::body(started, format, route.name.clone(), heartbeat);
-    let mut response = Response::new(Body::from_stream(body));
-    let headers = response.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
-    );
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    let framer = NativeFrames::new(format, route.name.clone());
+    Ok(relay::response(started, framer, heartbeat))
 }
 
 fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
@@ -79,33 +72,4 @@ fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
 fn take_format(pairs: &mut Vec<(String, String)>) -> Option<String> {
     let at = pairs.iter().position(|(k, _)| k == "format")?;
     Some(pairs.remove(at).1)
-}
-
-/// Reads the whole body, refusing more than `limit` bytes with a 413.
-async fn read_body(
-    body: Body,
-    headers: &HeaderMap,
-    limit: usize,
-) -> Result<bytes::Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            ErrorKind::PayloadTooLarge,
-            format!("the request body is larger than limits.max_body_bytes ({limit} bytes)"),
-        )
-    };
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.is::<LengthLimitError>() => Err(too_large()),
-        Err(err) => Err(ApiError::invalid(
-            "body",
-            format!("could not read the request body: {err}"),
-        )),
-    }
 }

@@ -6,7 +6,7 @@
 //!
 //! The requested `model` picks a behaviour, so one fake serves every fault:
 //! `ok`, `no-usage`, `crlf`, `die`, `hang`, `slow`, `drip`, `error-event`,
-//! `status-429`, `status-500`, `no-blank-end`, `no-finish`.
+//! `status-429`, `status-500`, `no-blank-end`, `no-finish`, `tools`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -123,6 +123,9 @@ async fn chat(
         _ => {}
     }
 
+    if model == "tools" {
+        return tool_call_stream(&model, include_usage);
+    }
     let mut watch = Watch { seen, done: false };
     let body = stream! {
         let m = model.as_str();
@@ -191,6 +194,37 @@ async fn chat(
         .unwrap()
 }
 
+/// The pieces of the tool call's arguments, as `tools` streams them.
+pub const TOOL_ARGUMENTS: &[&str] = &["{\"ci", "ty\": \"Os", "lo\"}"];
+
+/// A tool call, streamed as OpenAI documents it: the first delta carries the
+/// role, the call's id, type and function name; then the arguments in pieces;
+/// then `finish_reason: "tool_calls"`.
+fn tool_call_stream(model: &str, include_usage: bool) -> Response {
+    let mut body = chunk(
+        model,
+        json!({"role": "assistant", "content": null, "tool_calls": [
+            {"index": 0, "id": "call_abc123", "type": "function", "function": {"name": "get_weather", "arguments": ""}}
+        ]}),
+        Value::Null,
+        include_usage,
+    );
+    for piece in TOOL_ARGUMENTS {
+        body.push_str(&chunk(
+            model,
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}),
+            Value::Null,
+            include_usage,
+        ));
+    }
+    body.push_str(&chunk(model, json!({}), json!("tool_calls"), include_usage));
+    body.push_str("data: [DONE]\n\n");
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from(body))
+        .unwrap()
+}
+
 /// A sluice config with one `openai` model per behaviour, all on this fake.
 pub fn config_toml(base_url: &str, extra: &str) -> String {
     let mut toml = format!("{extra}\n");
@@ -207,6 +241,7 @@ pub fn config_toml(base_url: &str, extra: &str) -> String {
         "status-500",
         "no-blank-end",
         "no-finish",
+        "tools",
     ] {
         toml.push_str(&format!(
             "[[models]]\nname = \"up-{behaviour}\"\nprovider = \"openai\"\nbase_url = \"{base_url}\"\n\

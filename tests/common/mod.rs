@@ -145,8 +145,12 @@ pub async fn receive(response: reqwest::Response) -> Received {
 }
 
 pub async fn post_json(server: &Server, body: serde_json::Value) -> Received {
+    post_to(server, "/v1/stream", body).await
+}
+
+pub async fn post_to(server: &Server, path: &str, body: serde_json::Value) -> Received {
     let response = client()
-        .post(server.url("/v1/stream"))
+        .post(server.url(path))
         .json(&body)
         .send()
         .await

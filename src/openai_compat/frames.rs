@@ -1,0 +1,181 @@
+//! Framers for the OpenAI door's streams: `chat.completion.chunk` for
+//! `/v1/chat/completions` and `text_completion` for `/v1/completions`.
+//!
+//! Every chunk of one stream starts with the same prefix (`id`, `object`,
+//! `created`, `model`), built once; a chunk is that prefix, one choice, and
+//! the suffix. Heartbeats are SSE comments, which the SDKs' decoders skip.
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use super::{error, Identity};
+use crate::error::ApiError;
+use crate::frame::{Framer, HEARTBEAT};
+use crate::generation::{Finish, Usage};
+
+const DONE: &str = "data: [DONE]\n\n";
+
+/// The parts of a chunk that do not change within a stream.
+struct ChunkShape {
+    /// `data: {"id":..,"object":..,"created":..,"model":..,"choices":[`
+    prefix: String,
+    /// `]}` or, with `include_usage`, `],"usage":null}` (OpenAI sends the
+    /// null on every chunk but the usage chunk).
+    suffix: &'static str,
+    include_usage: bool,
+}
+
+impl ChunkShape {
+    fn new(identity: &Identity, object: &str, include_usage: bool) -> ChunkShape {
+        let head = json!({
+            "id": identity.id,
+            "object": object,
+            "created": identity.created,
+            "model": identity.model,
+        })
+        .to_string();
+        // `{"id":...,"model":"m"}` -> `{"id":...,"model":"m","choices":[`
+        let prefix = format!("data: {},\"choices\":[", &head[..head.len() - 1]);
+        ChunkShape {
+            prefix,
+            suffix: if include_usage {
+                "],\"usage\":null}\n\n"
+            } else {
+                "]}\n\n"
+            },
+            include_usage,
+        }
+    }
+
+    fn chunk(&self, choice: &str) -> String {
+        let mut out = String::with_capacity(self.prefix.len() + choice.len() + self.suffix.len());
+        out.push_str(&self.prefix);
+        out.push_str(choice);
+        out.push_str(self.suffix);
+        out
+    }
+
+    /// The end of a finished stream: the usage chunk when asked, then `[DONE]`.
+    fn finish(&self, out: &mut String, usage: &Usage) {
+        if self.include_usage {
+            out.push_str(&self.prefix);
+            out.push_str("],\"usage\":");
+            out.push_str(&json!(usage).to_string());
+            out.push_str("}\n\n");
+        }
+        out.push_str(DONE);
+    }
+}
+
+fn error_frame(err: &ApiError) -> Bytes {
+    Bytes::from(format!("data: {}\n\n", error::body(err)))
+}
+
+fn json_string(text: &str) -> String {
+    Value::from(text).to_string()
+}
+
+/// `chat.completion.chunk` frames.
+pub struct ChatChunks {
+    shape: ChunkShape,
+    sent_role: bool,
+}
+
+impl ChatChunks {
+    pub fn new(identity: &Identity, include_usage: bool) -> ChatChunks {
+        ChatChunks {
+            shape: ChunkShape::new(identity, "chat.completion.chunk", include_usage),
+            sent_role: false,
+        }
+    }
+
+    fn delta(&mut self, delta: &str, finish_reason: &str) -> String {
+        let mut out = String::new();
+        if !self.sent_role {
+            // The role arrives alone in the first chunk, as OpenAI sends it;
+            // LangChain and others depend on it.
+            self.sent_role = true;
+            out.push_str(&self.shape.chunk(
+                r#"{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}"#,
+            ));
+        }
+        out.push_str(&self.shape.chunk(&format!(
+            r#"{{"index":0,"delta":{delta},"logprobs":null,"finish_reason":{finish_reason}}}"#
+        )));
+        out
+    }
+}
+
+impl Framer for ChatChunks {
+    fn content_type(&self) -> &'static str {
+        "text/event-stream"
+    }
+
+    fn token(&mut self, token: &str) -> Bytes {
+        let delta = format!(r#"{{"content":{}}}"#, json_string(token));
+        Bytes::from(self.delta(&delta, "null"))
+    }
+
+    fn tool_calls(&mut self, calls: &Value) -> Option<Bytes> {
+        let delta = json!({ "tool_calls": calls }).to_string();
+        Some(Bytes::from(self.delta(&delta, "null")))
+    }
+
+    fn done(&mut self, finish: &Finish) -> Bytes {
+        let mut out = self.delta("{}", &json_string(&finish.finish_reason));
+        self.shape.finish(&mut out, &finish.usage);
+        Bytes::from(out)
+    }
+
+    fn error(&mut self, err: &ApiError) -> Bytes {
+        error_frame(err)
+    }
+
+    fn heartbeat(&self) -> Option<Bytes> {
+        Some(Bytes::from_static(HEARTBEAT))
+    }
+}
+
+/// `text_completion` frames, for the legacy `/v1/completions`.
+pub struct CompletionChunks {
+    shape: ChunkShape,
+}
+
+impl CompletionChunks {
+    pub fn new(identity: &Identity, include_usage: bool) -> CompletionChunks {
+        CompletionChunks {
+            shape: ChunkShape::new(identity, "text_completion", include_usage),
+        }
+    }
+
+    fn choice(&self, text: &str, finish_reason: &str) -> String {
+        self.shape.chunk(&format!(
+            r#"{{"text":{},"index":0,"logprobs":null,"finish_reason":{finish_reason}}}"#,
+            json_string(text)
+        ))
+    }
+}
+
+impl Framer for CompletionChunks {
+    fn content_type(&self) -> &'static str {
+        "text/event-stream"
+    }
+
+    fn token(&mut self, token: &str) -> Bytes {
+        Bytes::from(self.choice(token, "null"))
+    }
+
+    fn done(&mut self, finish: &Finish) -> Bytes {
+        let mut out = self.choice("", &json_string(&finish.finish_reason));
+        self.shape.finish(&mut out, &finish.usage);
+        Bytes::from(out)
+    }
+
+    fn error(&mut self, err: &ApiError) -> Bytes {
+        error_frame(err)
+    }
+
+    fn heartbeat(&self) -> Option<Bytes> {
+        Some(Bytes::from_static(HEARTBEAT))
+    }
+}
