@@ -50,17 +50,23 @@ impl Default for Config {
     }
 }
 
-/// Request limits. `max_body_bytes` is enforced by the front doors; the rate
-/// and concurrency keys are parsed so configs written for the whole contract
-/// load today, and are enforced by the limits layer.
+/// Request limits. `max_body_bytes` is enforced by the front doors, the rest
+/// by the limits layer (`crate::limits`), per client: its API key when auth
+/// is on, else its address.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     pub max_body_bytes: usize,
+    /// Sustained requests per second per client; 0 turns rate limiting off.
     pub requests_per_second: u32,
+    /// Requests a client may make at once before the rate applies.
     pub burst: u32,
     pub max_concurrent_streams: usize,
     pub per_client_concurrent_streams: usize,
+    /// Take the client's address from the last `X-Forwarded-For` entry, for a
+    /// sluice behind a trusted reverse proxy. Off by default: clients could
+    /// otherwise pick their own rate-limit key.
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for Limits {
@@ -71,6 +77,7 @@ impl Default for Limits {
             burst: 100,
             max_concurrent_streams: 10_000,
             per_client_concurrent_streams: 200,
+            trust_forwarded_for: false,
         }
     }
 }
@@ -78,8 +85,12 @@ impl Default for Limits {
 #[derive(Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Auth {
-    /// Client keys, sent as `Authorization: Bearer` or `x-api-key`. Empty: no auth.
+    /// Client keys, sent as `Authorization: Bearer` or `x-api-key`. Empty (and
+    /// no `api_keys_env`): no auth.
     pub api_keys: Vec<String>,
+    /// An environment variable holding more keys, comma-separated, so real
+    /// deployments keep them out of the file. Read once at start-up.
+    pub api_keys_env: Option<String>,
 }
 
 impl fmt::Debug for Auth {
@@ -319,6 +330,18 @@ impl Config {
         if self.heartbeat_secs == 0 {
             return Err(err("heartbeat_secs".into(), "must be at least 1".into()));
         }
+        self.validate_limits()?;
+        self.resolve_auth(&env)?;
+        for (i, origin) in self.cors.allow_origins.iter().enumerate() {
+            if origin != "*" && !is_origin(origin) {
+                return Err(err(
+                    format!("cors.allow_origins[{i}]"),
+                    format!(
+                        "`{origin}` is not an origin such as \"http://localhost:5173\" (or \"*\")"
+                    ),
+                ));
+            }
+        }
         for (i, model) in self.models.iter_mut().enumerate() {
             let key = |field: &str| format!("models[{i}].{field}");
             if names.iter().filter(|n| **n == model.name).count() > 1 {
@@ -376,7 +399,86 @@ impl Config {
         Ok(self)
     }
 
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        let limits = &self.limits;
+        let checks = [
+            ("limits.max_body_bytes", limits.max_body_bytes == 0),
+            (
+                "limits.max_concurrent_streams",
+                limits.max_concurrent_streams == 0,
+            ),
+            (
+                "limits.per_client_concurrent_streams",
+                limits.per_client_concurrent_streams == 0,
+            ),
+            (
+                "limits.burst",
+                limits.requests_per_second > 0 && limits.burst == 0,
+            ),
+        ];
+        match checks.into_iter().find(|(_, bad)| *bad) {
+            Some((key, _)) => Err(ConfigError {
+                file: None,
+                key: key.into(),
+                message: "must be at least 1".into(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Adds the keys from `auth.api_keys_env`; empty keys are refused, since
+    /// an empty bearer token would then open the door.
+    fn resolve_auth(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let err = |key: String, message: String| ConfigError {
+            file: None,
+            key,
+            message,
+        };
+        if let Some(var) = &self.auth.api_keys_env {
+            let Some(value) = env(var) else {
+                return Err(err(
+                    "auth.api_keys_env".into(),
+                    format!("environment variable {var} is not set"),
+                ));
+            };
+            let keys: Vec<String> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if keys.is_empty() {
+                return Err(err(
+                    "auth.api_keys_env".into(),
+                    format!("environment variable {var} holds no keys"),
+                ));
+            }
+            self.auth.api_keys.extend(keys);
+        }
+        if let Some(i) = self.auth.api_keys.iter().position(|k| k.trim().is_empty()) {
+            return Err(err(
+                format!("auth.api_keys[{i}]"),
+                "must not be empty".into(),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn heartbeat(&self) -> Duration {
         Duration::from_secs(self.heartbeat_secs)
+    }
+}
+
+/// `scheme://host[:port]` with nothing after it, as browsers send `Origin`.
+fn is_origin(text: &str) -> bool {
+    match reqwest::Url::parse(text) {
+        Ok(url) => {
+            url.has_host()
+                && url.path() == "/"
+                && !text.ends_with('/')
+                && url.query().is_none()
+                && axum::http::HeaderValue::from_str(text).is_ok()
+        }
+        Err(_) => false,
     }
 }

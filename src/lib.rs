@@ -17,10 +17,12 @@
 //! [`app`] builds the router (tests use it in-process); [`serve`] runs it on a
 //! listener until a shutdown signal.
 
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod frame;
 pub mod generation;
+pub mod limits;
 pub mod openai_compat;
 pub mod providers;
 pub mod redact;
@@ -28,33 +30,49 @@ pub mod relay;
 pub mod request;
 pub mod routes;
 pub mod sse;
+pub mod templates;
 pub mod timeouts;
 pub mod tokenizer;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::auth::Keys;
 use crate::config::Config;
+use crate::limits::Limits;
 use crate::providers::Models;
+use crate::templates::Templates;
 
-/// What every handler shares: the config and the route table, both read-only.
+/// What every handler shares: the config and what is built from it once.
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
     pub models: Arc<Models>,
+    pub keys: Arc<Keys>,
+    pub limits: Arc<Limits>,
+    pub templates: Arc<Templates>,
+}
+
+impl AppState {
+    pub fn new(config: Config) -> AppState {
+        AppState {
+            models: Arc::new(Models::from_config(&config)),
+            keys: Arc::new(Keys::new(&config.auth.api_keys)),
+            limits: Arc::new(Limits::new(&config.limits)),
+            templates: Arc::new(Templates::load(&config.prompts_dir)),
+            config: Arc::new(config),
+        }
+    }
 }
 
 /// The whole HTTP application for a config.
 pub fn app(config: Config) -> Router {
-    let models = Arc::new(Models::from_config(&config));
-    routes::router(AppState {
-        config: Arc::new(config),
-        models,
-    })
+    routes::router(AppState::new(config))
 }
 
 /// Serves the app on `listener` until `shutdown` completes, then lets the
@@ -69,7 +87,40 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
     });
     tokio::task::spawn_blocking(tokenizer::warm_up);
-    axum::serve(listener, app(config))
+    let state = AppState::new(config);
+    let watcher = tokio::spawn(templates_watcher(state.templates.clone()));
+    let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    watcher.abort();
+    served
+}
+
+/// Re-reads the prompt templates when their files change, or on SIGHUP.
+async fn templates_watcher(templates: Arc<Templates>) {
+    let mut poll = tokio::time::interval(std::time::Duration::from_secs(1));
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let hangup_received = async {
+            match hangup.as_mut() {
+                Some(signal) => signal.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hangup_received = std::future::pending::<Option<()>>();
+        tokio::select! {
+            _ = poll.tick() => {
+                let templates = templates.clone();
+                let _ = tokio::task::spawn_blocking(move || templates.reload_if_changed()).await;
+            }
+            Some(()) = hangup_received => {
+                let templates = templates.clone();
+                let _ = tokio::task::spawn_blocking(move || templates.reload()).await;
+            }
+        }
+    }
 }

@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::generation::{GenRequest, Message, Role};
 use crate::providers::mock::{MockKnobs, MAX_TOKENS_KNOB};
 use crate::providers::{Models, Route};
+use crate::templates::Templates;
 
 /// `POST /v1/stream` and `GET /v1/stream`, as the client wrote it.
 #[derive(Debug, Default, Deserialize)]
@@ -57,9 +58,7 @@ impl StreamRequest {
             .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"))
             && !body.trim_ascii_start().starts_with(b"{");
         if is_form {
-            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-                .map_err(|e| ApiError::invalid("body", format!("malformed form body: {e}")))?;
-            return StreamRequest::from_pairs(pairs);
+            return StreamRequest::from_pairs(strict_pairs(body, "body")?);
         }
         if body.trim_ascii().is_empty() {
             return Err(ApiError::invalid(
@@ -67,10 +66,17 @@ impl StreamRequest {
                 "the request body is empty: send a JSON object such as {\"prompt\":\"hello\"}",
             ));
         }
-        let mut json = serde_json::Deserializer::from_slice(body);
-        let request = deserialize_strict(&mut json)?;
-        json.end()
+        // Syntax first (malformed, not UTF-8, nested past serde_json's depth
+        // limit: the body's fault), then the fields (a field's fault).
+        let json: Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))?;
+        if !json.is_object() {
+            return Err(ApiError::invalid(
+                "body",
+                "the request body must be a JSON object",
+            ));
+        }
+        let request = deserialize_strict(json)?;
         Ok(request)
     }
 
@@ -90,17 +96,38 @@ impl StreamRequest {
         deserialize_strict(Value::Object(object))
     }
 
-    /// Validates the request into what a provider needs.
-    pub fn into_generation(self) -> Result<GenRequest, ApiError> {
-        if let Some(template) = &self.template {
-            // Prompt templates (section 5) are not served by this build yet.
-            return Err(ApiError::not_found(
-                "template",
-                format!("template `{template}` is not found"),
+    /// Validates the request into what a provider needs, rendering its
+    /// template if it names one. Also returns the model to use: the request's,
+    /// else the template's (else the caller's default).
+    pub fn into_generation(
+        self,
+        templates: &Templates,
+    ) -> Result<(GenRequest, Option<String>), ApiError> {
+        let mut model = self.model.clone();
+        let mut system = self.system;
+        let mut prompt = self.prompt;
+        if let Some(name) = &self.template {
+            if prompt.as_deref().is_some_and(|p| p.trim().is_empty()) {
+                return Err(ApiError::invalid("prompt", "`prompt` must not be empty"));
+            }
+            let empty = Map::new();
+            let rendered = templates.render(
+                name,
+                prompt.as_deref(),
+                self.vars.as_ref().unwrap_or(&empty),
+            )?;
+            // The template's system prompt wins: it is the server's to set.
+            system = rendered.system.or(system);
+            model = model.or(rendered.model);
+            prompt = Some(rendered.user_message);
+        } else if self.vars.is_some() {
+            return Err(ApiError::invalid(
+                "vars",
+                "`vars` only applies with `template`",
             ));
         }
         let mut messages = Vec::new();
-        if let Some(system) = self.system {
+        if let Some(system) = system {
             messages.push(Message {
                 role: Role::System,
                 content: system,
@@ -108,7 +135,7 @@ impl StreamRequest {
         }
         let had_messages = self.messages.is_some();
         if let Some(given) = self.messages {
-            if given.is_empty() && self.prompt.is_none() {
+            if given.is_empty() && prompt.is_none() {
                 return Err(ApiError::invalid(
                     "messages",
                     "`messages` must not be empty",
@@ -116,7 +143,7 @@ impl StreamRequest {
             }
             messages.extend(given);
         }
-        match self.prompt {
+        match prompt {
             Some(prompt) if prompt.trim().is_empty() => {
                 return Err(ApiError::invalid("prompt", "`prompt` must not be empty"));
             }
@@ -132,17 +159,14 @@ impl StreamRequest {
             }
             None => {}
         }
-        if self.max_tokens == Some(0) {
-            return Err(ApiError::invalid(
-                "max_tokens",
-                "`max_tokens` must be at least 1",
-            ));
+        if let Some(max) = self.max_tokens {
+            check_max_tokens("max_tokens", max)?;
         }
         check_range("temperature", self.temperature, 0.0, 2.0)?;
         check_range("top_p", self.top_p, 0.0, 1.0)?;
         let mock = self.mock.unwrap_or_default();
         check_mock(&mock)?;
-        Ok(GenRequest {
+        let generation = GenRequest {
             messages,
             max_tokens: self.max_tokens,
             temperature: self.temperature,
@@ -155,8 +179,59 @@ impl StreamRequest {
             },
             mock,
             ..GenRequest::default()
-        })
+        };
+        Ok((generation, model))
     }
+}
+
+/// The most tokens a request may ask for: far past any model's context, but
+/// a bound, so a typo like 10^12 is caught rather than passed on.
+pub const MAX_TOKENS_LIMIT: u32 = 1_000_000;
+
+pub(crate) fn check_max_tokens(field: &str, value: u32) -> Result<(), ApiError> {
+    if value == 0 {
+        return Err(ApiError::invalid(
+            field,
+            format!("`{field}` must be at least 1"),
+        ));
+    }
+    if value > MAX_TOKENS_LIMIT {
+        return Err(ApiError::invalid(
+            field,
+            format!("`{field}` must be at most {MAX_TOKENS_LIMIT}"),
+        ));
+    }
+    Ok(())
+}
+
+/// `a=1&b=2` pairs from a query string or a form body, percent-decoded
+/// strictly: bytes that are not UTF-8 are a 400, not silently replaced.
+pub fn strict_pairs(raw: &[u8], what: &str) -> Result<Vec<(String, String)>, ApiError> {
+    let decode = |part: &[u8]| -> Result<String, ApiError> {
+        let spaced: Vec<u8> = part
+            .iter()
+            .map(|&b| if b == b'+' { b' ' } else { b })
+            .collect();
+        percent_encoding::percent_decode(&spaced)
+            .decode_utf8()
+            .map(|text| text.into_owned())
+            .map_err(|_| {
+                ApiError::invalid(
+                    what,
+                    format!("the {what} is not valid UTF-8 once percent-decoded"),
+                )
+            })
+    };
+    raw.split(|&b| b == b'&')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let (key, value) = match part.iter().position(|&b| b == b'=') {
+                Some(at) => (&part[..at], &part[at + 1..]),
+                None => (part, &b""[..]),
+            };
+            Ok((decode(key)?, decode(value)?))
+        })
+        .collect()
 }
 
 /// Resolves the requested model. Knobs in a mock model's name

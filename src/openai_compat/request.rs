@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::error::ApiError;
 use crate::generation::{GenRequest, Message, Role};
 use crate::providers::mock::MockKnobs;
-use crate::request::{check_mock, check_range, Stop};
+use crate::request::{check_max_tokens, check_mock, check_range, Stop};
 
 /// What the handler needs besides the generation itself.
 pub struct Prepared {
@@ -217,16 +217,6 @@ fn parse(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
         )),
         Err(e) => Err(ApiError::invalid("body", format!("malformed JSON: {e}"))),
     }
-}
-
-fn check_max_tokens(field: &str, value: u32) -> Result<(), ApiError> {
-    if value == 0 {
-        return Err(ApiError::invalid(
-            field,
-            format!("`{field}` must be at least 1"),
-        ));
-    }
-    Ok(())
 }
 
 /// The text-only view of OpenAI messages that the mock, the tokenizer and

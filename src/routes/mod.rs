@@ -1,12 +1,15 @@
 //! The router: every endpoint, and the layers around them (request ids, CORS).
 //! Handlers live one front door per file.
 
+mod gate;
 mod openai;
+mod prompts;
 mod stream;
 
 use axum::body::Body;
 use axum::http::header::CONTENT_LENGTH;
 use axum::http::{HeaderMap, HeaderName, Method, Uri};
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -21,12 +24,21 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.config.cors);
-    Router::new()
+    // Routes that start a generation: rate and concurrency limits apply.
+    let generation = Router::new()
         .route("/v1/stream", get(stream::get).post(stream::post))
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/completions", post(openai::completions))
+        .route_layer(from_fn_with_state(state.clone(), gate::limit));
+    // Every API route: auth when it is on.
+    let api = Router::new()
+        .merge(generation)
         .route("/v1/models", get(openai::models))
         .route("/v1/models/{*id}", get(openai::model))
+        .route("/v1/prompts", get(prompts::list))
+        .route_layer(from_fn_with_state(state.clone(), gate::authenticate));
+    Router::new()
+        .merge(api)
         .route("/healthz", get(|| async { "ok\n" }))
         .fallback(not_found)
         .with_state(state)

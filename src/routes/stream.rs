@@ -53,8 +53,7 @@ async fn stream(
     request: StreamRequest,
     format: Format,
 ) -> Result<Response, ApiError> {
-    let model = request.model.clone();
-    let mut generation = request.into_generation()?;
+    let (mut generation, model) = request.into_generation(&app.templates)?;
     let route = request::resolve_model(&app.models, model.as_deref(), &mut generation)?;
     let events = timeouts::guard(route.provider.generate(generation), &app.config.timeouts);
     let heartbeat = app.config.heartbeat();
@@ -64,8 +63,7 @@ async fn stream(
 }
 
 fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
-    serde_urlencoded::from_str(query.unwrap_or(""))
-        .map_err(|e| ApiError::invalid("query", format!("malformed query string: {e}")))
+    request::strict_pairs(query.unwrap_or("").as_bytes(), "query")
 }
 
 /// `format` in the query picks the wire format; it is not a request field.

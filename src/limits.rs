@@ -1,0 +1,259 @@
+//! Rate and concurrency limits (`[limits]`), per client and for the whole
+//! proxy. This module decides; the HTTP side (`routes::gate`) asks it.
+//!
+//! - Rate: a governor GCRA limiter keyed by client, `requests_per_second`
+//!   sustained with `burst` at once; over it is a 429 whose `Retry-After` is
+//!   the limiter's own wait time, rounded up to whole seconds.
+//! - Concurrency: a count of open streams for the proxy (over
+//!   `max_concurrent_streams`: 503) and per client (over
+//!   `per_client_concurrent_streams`: 429). A [`StreamPermit`] holds one slot
+//!   and gives it back when dropped, that is when the response body ends or
+//!   the client goes away.
+//!
+//! Keyed state stays bounded: a sweep at most once per `SWEEP_EVERY` drops
+//! the limiter state of clients idle long enough to be back at full burst,
+//! and a client's concurrency entry goes when its last stream does. A flood
+//! of distinct addresses therefore holds memory for a few seconds, not forever.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::auth::KeyId;
+use crate::config;
+use crate::error::{ApiError, ErrorKind};
+
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// Who a request counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientKey {
+    /// The API key it presented, when auth is on.
+    Key(KeyId),
+    /// Its address otherwise.
+    Addr(IpAddr),
+    /// Neither is known (the app served without connection info, in tests).
+    Unknown,
+}
+
+pub struct Limits {
+    rate: Option<DefaultKeyedRateLimiter<ClientKey>>,
+    clock: DefaultClock,
+    started: Instant,
+    last_sweep_ms: AtomicU64,
+    streams: Arc<Streams>,
+    max_streams: usize,
+    per_client_streams: usize,
+}
+
+/// Open streams, in all and per client.
+#[derive(Debug, Default)]
+struct Streams {
+    open: AtomicUsize,
+    per_client: Mutex<HashMap<ClientKey, usize>>,
+}
+
+/// One open stream's slot; dropping it frees the slot.
+#[derive(Debug)]
+pub struct StreamPermit {
+    streams: Arc<Streams>,
+    client: ClientKey,
+}
+
+impl Limits {
+    pub fn new(config: &config::Limits) -> Limits {
+        let rate = NonZeroU32::new(config.requests_per_second).map(|per_second| {
+            let burst = NonZeroU32::new(config.burst).unwrap_or(per_second);
+            RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst))
+        });
+        Limits {
+            rate,
+            clock: DefaultClock::default(),
+            started: Instant::now(),
+            last_sweep_ms: AtomicU64::new(0),
+            streams: Arc::default(),
+            max_streams: config.max_concurrent_streams,
+            per_client_streams: config.per_client_concurrent_streams,
+        }
+    }
+
+    /// Counts one request against the client's rate.
+    pub fn check_rate(&self, client: ClientKey) -> Result<(), ApiError> {
+        let Some(rate) = &self.rate else {
+            return Ok(());
+        };
+        self.sweep_if_due(rate);
+        rate.check_key(&client).map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.clock.now());
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            ApiError {
+                retry_after: Some(secs.max(1)),
+                ..ApiError::new(
+                    ErrorKind::RateLimited,
+                    format!(
+                        "too many requests: over limits.requests_per_second; retry in {} ms",
+                        wait.as_millis().max(1)
+                    ),
+                )
+            }
+        })
+    }
+
+    /// Takes a stream slot for the client, or says why not.
+    pub fn open_stream(&self, client: ClientKey) -> Result<StreamPermit, ApiError> {
+        let streams = &self.streams;
+        if streams.open.fetch_add(1, Ordering::SeqCst) >= self.max_streams {
+            streams.open.fetch_sub(1, Ordering::SeqCst);
+            return Err(ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(
+                    ErrorKind::Overloaded,
+                    format!(
+                        "the proxy is at limits.max_concurrent_streams ({}); try again shortly",
+                        self.max_streams
+                    ),
+                )
+            });
+        }
+        let mut per_client = streams.per_client.lock().expect("stream counts lock");
+        let count = per_client.entry(client).or_insert(0);
+        if *count >= self.per_client_streams {
+            drop(per_client);
+            streams.open.fetch_sub(1, Ordering::SeqCst);
+            return Err(ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(
+                    ErrorKind::RateLimited,
+                    format!(
+                        "too many open streams for this client: limits.per_client_concurrent_streams is {}",
+                        self.per_client_streams
+                    ),
+                )
+            });
+        }
+        *count += 1;
+        Ok(StreamPermit {
+            streams: streams.clone(),
+            client,
+        })
+    }
+
+    /// Streams open now.
+    pub fn open_streams(&self) -> usize {
+        self.streams.open.load(Ordering::SeqCst)
+    }
+
+    /// Clients the rate limiter holds state for.
+    pub fn tracked_clients(&self) -> usize {
+        self.rate.as_ref().map_or(0, |rate| rate.len())
+    }
+
+    fn sweep_if_due(&self, rate: &DefaultKeyedRateLimiter<ClientKey>) {
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        let last = self.last_sweep_ms.load(Ordering::Relaxed);
+        if now_ms.saturating_sub(last) < SWEEP_EVERY.as_millis() as u64 {
+            return;
+        }
+        // One request does the sweep; the others go on.
+        if self
+            .last_sweep_ms
+            .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            rate.retain_recent();
+            rate.shrink_to_fit();
+        }
+    }
+}
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        let mut per_client = self.streams.per_client.lock().expect("stream counts lock");
+        if let Some(count) = per_client.get_mut(&self.client) {
+            *count -= 1;
+            if *count == 0 {
+                per_client.remove(&self.client);
+            }
+        }
+        drop(per_client);
+        self.streams.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(rps: u32, burst: u32, max: usize, per_client: usize) -> Limits {
+        Limits::new(&config::Limits {
+            requests_per_second: rps,
+            burst,
+            max_concurrent_streams: max,
+            per_client_concurrent_streams: per_client,
+            ..config::Limits::default()
+        })
+    }
+
+    fn addr(i: u32) -> ClientKey {
+        ClientKey::Addr(IpAddr::from(i.to_be_bytes()))
+    }
+
+    #[test]
+    fn a_burst_admits_exactly_burst_then_says_when_to_retry() {
+        let limits = limits(1, 3, 10, 10);
+        for _ in 0..3 {
+            limits.check_rate(addr(1)).unwrap();
+        }
+        let err = limits.check_rate(addr(1)).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::RateLimited);
+        assert_eq!(err.retry_after, Some(1));
+        limits
+            .check_rate(addr(2))
+            .expect("another client has its own budget");
+    }
+
+    #[test]
+    fn stream_slots_come_back_when_permits_drop() {
+        let limits = limits(0, 0, 3, 2);
+        let a = limits.open_stream(addr(1)).unwrap();
+        let _b = limits.open_stream(addr(1)).unwrap();
+        assert_eq!(
+            limits.open_stream(addr(1)).unwrap_err().kind,
+            ErrorKind::RateLimited
+        );
+        let _c = limits.open_stream(addr(2)).unwrap();
+        assert_eq!(
+            limits.open_stream(addr(3)).unwrap_err().kind,
+            ErrorKind::Overloaded
+        );
+        drop(a);
+        let _d = limits.open_stream(addr(1)).unwrap();
+        assert_eq!(limits.open_streams(), 3);
+    }
+
+    #[test]
+    fn idle_clients_are_forgotten_so_memory_stays_bounded() {
+        // 1000/s with a burst of 1: a client is back to full burst after 1 ms.
+        let limits = limits(1000, 1, 10, 10);
+        for i in 0..50_000 {
+            limits.check_rate(addr(i)).unwrap();
+        }
+        assert!(limits.tracked_clients() >= 49_000);
+        std::thread::sleep(SWEEP_EVERY + Duration::from_millis(50));
+        limits.check_rate(addr(u32::MAX)).unwrap();
+        assert!(
+            limits.tracked_clients() <= 1,
+            "{} clients still tracked",
+            limits.tracked_clients()
+        );
+        let per_client = limits.streams.per_client.lock().unwrap();
+        assert!(per_client.is_empty());
+    }
+}
