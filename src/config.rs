@@ -26,6 +26,11 @@ pub struct Config {
     pub default_model: String,
     pub heartbeat_secs: u64,
     pub prompts_dir: PathBuf,
+    /// After SIGTERM/Ctrl-C, how long streams in flight may go on.
+    pub shutdown_grace_secs: u64,
+    /// After SIGTERM/Ctrl-C, how long to keep accepting (with `/readyz`
+    /// already 503) so a load balancer can notice before connections are refused.
+    pub shutdown_delay_secs: u64,
     pub limits: Limits,
     pub auth: Auth,
     pub cors: Cors,
@@ -40,6 +45,8 @@ impl Default for Config {
             default_model: "mock".into(),
             heartbeat_secs: 15,
             prompts_dir: "prompts".into(),
+            shutdown_grace_secs: 20,
+            shutdown_delay_secs: 0,
             limits: Limits::default(),
             auth: Auth::default(),
             cors: Cors::default(),
@@ -462,6 +469,14 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    pub fn shutdown_delay(&self) -> Duration {
+        Duration::from_secs(self.shutdown_delay_secs)
     }
 
     pub fn heartbeat(&self) -> Duration {

@@ -8,7 +8,7 @@
 //! in the stream's terminal error frame. Messages never carry secrets: upstream
 //! text is scrubbed by the providers before it gets here.
 
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -28,6 +28,7 @@ pub enum ErrorKind {
     ConnectTimeout,
     IdleTimeout,
     TotalTimeout,
+    ShuttingDown,
     Internal,
 }
 
@@ -40,7 +41,7 @@ impl ErrorKind {
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::UpstreamError => StatusCode::BAD_GATEWAY,
-            ErrorKind::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Overloaded | ErrorKind::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::UpstreamTimeout
             | ErrorKind::ConnectTimeout
             | ErrorKind::IdleTimeout
@@ -63,6 +64,7 @@ impl ErrorKind {
             ErrorKind::ConnectTimeout => "connect_timeout",
             ErrorKind::IdleTimeout => "idle_timeout",
             ErrorKind::TotalTimeout => "total_timeout",
+            ErrorKind::ShuttingDown => "shutting_down",
             ErrorKind::Internal => "internal_error",
         }
     }
@@ -139,18 +141,22 @@ impl std::fmt::Display for ApiError {
 }
 
 impl ApiError {
-    /// Headers that go with the error whatever its body's shape (`Retry-After`).
-    pub fn add_headers(&self, headers: &mut HeaderMap) {
+    /// What goes with the error whatever its body's shape: `Retry-After`,
+    /// and the kind as a response extension, for the access log and metrics.
+    pub fn decorate(&self, response: &mut Response) {
         if let Some(secs) = self.retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
+        response.extensions_mut().insert(self.kind);
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body())).into_response();
-        self.add_headers(response.headers_mut());
+        self.decorate(&mut response);
         response
     }
 }

@@ -23,12 +23,15 @@ pub mod error;
 pub mod frame;
 pub mod generation;
 pub mod limits;
+pub mod metrics;
+pub mod observe;
 pub mod openai_compat;
 pub mod providers;
 pub mod redact;
 pub mod relay;
 pub mod request;
 pub mod routes;
+pub mod shutdown;
 pub mod sse;
 pub mod templates;
 pub mod timeouts;
@@ -46,6 +49,7 @@ use crate::auth::Keys;
 use crate::config::Config;
 use crate::limits::Limits;
 use crate::providers::Models;
+use crate::shutdown::Drain;
 use crate::templates::Templates;
 
 /// What every handler shares: the config and what is built from it once.
@@ -56,6 +60,7 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     pub limits: Arc<Limits>,
     pub templates: Arc<Templates>,
+    pub drain: Arc<Drain>,
 }
 
 impl AppState {
@@ -65,6 +70,7 @@ impl AppState {
             keys: Arc::new(Keys::new(&config.auth.api_keys)),
             limits: Arc::new(Limits::new(&config.limits)),
             templates: Arc::new(Templates::load(&config.prompts_dir)),
+            drain: Arc::default(),
             config: Arc::new(config),
         }
     }
@@ -75,8 +81,12 @@ pub fn app(config: Config) -> Router {
     routes::router(AppState::new(config))
 }
 
-/// Serves the app on `listener` until `shutdown` completes, then lets the
-/// requests in flight finish.
+/// Serves the app on `listener` until `shutdown` completes, then drains:
+/// `/readyz` turns 503 at once; new connections are refused after
+/// `shutdown_delay_secs`; streams in flight may finish for
+/// `shutdown_grace_secs`, after which the ones left end with a
+/// `shutting_down` error frame. Returns when every connection has closed (or a
+/// few seconds after the grace period, if a client will not read its last frame).
 pub async fn serve(
     listener: TcpListener,
     config: Config,
@@ -86,15 +96,38 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    metrics::install();
     tokio::task::spawn_blocking(tokenizer::warm_up);
     let state = AppState::new(config);
+    let (delay, grace) = (state.config.shutdown_delay(), state.config.shutdown_grace());
+    let drain = state.drain.clone();
     let watcher = tokio::spawn(templates_watcher(state.templates.clone()));
+    let (stop_accepting, accepting_stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        shutdown.await;
+        drain.start();
+        tokio::time::sleep(delay).await;
+        let _ = stop_accepting.send(());
+        tokio::time::sleep(grace).await;
+        drain.expire();
+    });
+    let expired = state.drain.expiry();
     let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = accepting_stopped.await;
+    });
+    // After the grace period, streams get their final frame at once; a client
+    // that does not read it does not hold the process up for long.
+    let last_word = async move {
+        expired.cancelled().await;
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    };
+    let result = tokio::select! {
+        result = served => result,
+        () = last_word => Ok(()),
+    };
     watcher.abort();
-    served
+    result
 }
 
 /// Re-reads the prompt templates when their files change, or on SIGHUP.

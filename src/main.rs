@@ -19,6 +19,16 @@ struct Cli {
     /// The address to listen on; overrides `listen` in the config.
     #[arg(long, env = "SLUICE_LISTEN")]
     listen: Option<SocketAddr>,
+    /// Log lines for people (`text`) or for log pipelines (`json`, one object
+    /// per line). `RUST_LOG` picks what is logged (default `sluice=info`).
+    #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Config errors exit with this code, as the contract says.
@@ -26,12 +36,7 @@ const CONFIG_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "sluice=info".into()),
-        )
-        .init();
+    init_logs(cli.log_format);
     let mut config = match &cli.config {
         Some(path) => match Config::load(path, |var| std::env::var(var).ok()) {
             Ok(config) => config,
@@ -51,6 +56,16 @@ fn main() -> ExitCode {
             eprintln!("sluice: {err}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "sluice=info".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
     }
 }
 
@@ -89,5 +104,5 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!("shutting down: no new connections; letting streams in flight finish");
+    tracing::info!("shutting down: not ready any more; letting streams in flight finish");
 }

@@ -11,6 +11,9 @@
 //!    batching, with a heartbeat after every `heartbeat` of silence, and ends
 //!    after exactly one terminal frame.
 //!
+//! When the shutdown grace period runs out, a stream still running ends with
+//! an `event: error` of type `shutting_down`.
+//!
 //! Cancellation is ownership: the body stream owns the generation, hyper owns
 //! the body, and when the client goes away hyper drops the body, which drops
 //! the generation and closes the upstream connection. Nothing is spawned.
@@ -27,9 +30,12 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::time::{sleep_until, Instant};
 
-use crate::error::ApiError;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{ApiError, ErrorKind};
 use crate::frame::Framer;
 use crate::generation::{TokenEvent, TokenStream};
+use crate::observe::{Ended, StreamMeter};
 use crate::providers::UpstreamError;
 
 /// A generation whose response may begin.
@@ -37,28 +43,42 @@ pub struct Started {
     /// The first event, or `None` when the heartbeat interval passed first.
     first: Option<TokenEvent>,
     rest: TokenStream,
+    /// How long the generation took to give its first token, when it gave
+    /// one within the window: the upstream's own time to first token.
+    pub upstream_ttft: Option<Duration>,
 }
 
 /// Waits for the first event, up to `heartbeat`; an error in that time is
 /// returned as the error response.
 pub async fn start(mut events: TokenStream, heartbeat: Duration) -> Result<Started, ApiError> {
+    let asked = Instant::now();
     let first = match tokio::time::timeout(heartbeat, events.next()).await {
         Ok(Some(TokenEvent::Error(err))) => return Err(err.into()),
         Ok(Some(event)) => Some(event),
         Ok(None) => return Err(ended_early()),
         Err(_) => None,
     };
+    let upstream_ttft = matches!(first, Some(TokenEvent::Token(_))).then(|| asked.elapsed());
     Ok(Started {
         first,
         rest: events,
+        upstream_ttft,
     })
+}
+
+/// What a stream's body needs besides its events and framer.
+pub struct Relay {
+    pub heartbeat: Duration,
+    pub meter: StreamMeter,
+    /// Fires when the shutdown grace period is over.
+    pub shutdown: CancellationToken,
 }
 
 /// A streaming response: status 200, the framer's content type, the headers
 /// that stop caches and proxies from buffering, and the body.
-pub fn response(started: Started, framer: impl Framer, heartbeat: Duration) -> Response {
+pub fn response(started: Started, framer: impl Framer, relay: Relay) -> Response {
     let content_type = framer.content_type();
-    let mut response = Response::new(Body::from_stream(body(started, framer, heartbeat)));
+    let mut response = Response::new(Body::from_stream(body(started, framer, relay)));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -70,9 +90,16 @@ pub fn response(started: Started, framer: impl Framer, heartbeat: Duration) -> R
 pub fn body(
     started: Started,
     mut framer: impl Framer,
-    heartbeat: Duration,
+    relay: Relay,
 ) -> impl Stream<Item = io::Result<Bytes>> + Send {
-    let Started { first, mut rest } = started;
+    let Started {
+        first, mut rest, ..
+    } = started;
+    let Relay {
+        heartbeat,
+        mut meter,
+        shutdown,
+    } = relay;
     stream! {
         let mut pending = match first {
             Some(event) => Some(event),
@@ -97,17 +124,30 @@ pub fn body(
                             }
                             continue;
                         }
+                        () = shutdown.cancelled() => {
+                            meter.end(Ended::ShuttingDown);
+                            yield Ok(framer.error(&shutting_down()));
+                            if framer.aborts_on_error() {
+                                flush_point().await;
+                                yield Err(cut("the proxy is shutting down"));
+                            }
+                            return;
+                        }
                     }
                 }
             };
             match event {
-                TokenEvent::Token(token) => yield Ok(framer.token(&token)),
+                TokenEvent::Token(token) => {
+                    meter.token();
+                    yield Ok(framer.token(&token));
+                }
                 TokenEvent::ToolCalls(calls) => {
                     if let Some(frame) = framer.tool_calls(&calls) {
                         yield Ok(frame);
                     }
                 }
                 TokenEvent::Done(finish) => {
+                    meter.end(Ended::Done);
                     let frame = framer.done(&finish);
                     if !frame.is_empty() {
                         yield Ok(frame);
@@ -115,7 +155,9 @@ pub fn body(
                     return;
                 }
                 TokenEvent::Error(err) => {
-                    yield Ok(framer.error(&ApiError::from(err)));
+                    let err = ApiError::from(err);
+                    meter.end(Ended::Error(err.kind));
+                    yield Ok(framer.error(&err));
                     if framer.aborts_on_error() {
                         flush_point().await;
                         yield Err(cut("the stream failed"));
@@ -123,6 +165,7 @@ pub fn body(
                     return;
                 }
                 TokenEvent::Cut => {
+                    meter.end(Ended::Cut);
                     flush_point().await;
                     yield Err(cut("the mock was asked to drop the connection"));
                     return;
@@ -130,6 +173,14 @@ pub fn body(
             }
         }
     }
+}
+
+/// The error that ends streams still running when the grace period is over.
+pub fn shutting_down() -> ApiError {
+    ApiError::new(
+        ErrorKind::ShuttingDown,
+        "the proxy is shutting down and the grace period for streams in flight is over",
+    )
 }
 
 /// Returns `Pending` once. hyper flushes its write buffer whenever the body

@@ -5,10 +5,14 @@
 use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 
+use tokio_util::sync::CancellationToken;
+
 use super::Identity;
 use crate::error::ApiError;
 use crate::generation::{Finish, TokenEvent, TokenStream};
+use crate::observe::{Ended, StreamMeter};
 use crate::providers::UpstreamError;
+use crate::relay;
 
 /// A finished generation.
 pub struct Collected {
@@ -20,12 +24,31 @@ pub struct Collected {
 
 /// Runs the generation to its end. Any failure is the response's error,
 /// since nothing has been sent yet.
-pub async fn collect(mut events: TokenStream) -> Result<Collected, ApiError> {
+pub async fn collect(
+    events: TokenStream,
+    mut meter: StreamMeter,
+    shutdown: CancellationToken,
+) -> Result<Collected, ApiError> {
+    let result = tokio::select! {
+        result = gather(events, &mut meter) => result,
+        () = shutdown.cancelled() => Err(relay::shutting_down()),
+    };
+    meter.end(match &result {
+        Ok(_) => Ended::Done,
+        Err(err) => Ended::Error(err.kind),
+    });
+    result
+}
+
+async fn gather(mut events: TokenStream, meter: &mut StreamMeter) -> Result<Collected, ApiError> {
     let mut content = String::new();
     let mut tool_calls = Vec::new();
     while let Some(event) = events.next().await {
         match event {
-            TokenEvent::Token(token) => content.push_str(&token),
+            TokenEvent::Token(token) => {
+                meter.token();
+                content.push_str(&token);
+            }
             TokenEvent::ToolCalls(deltas) => merge_tool_calls(&mut tool_calls, &deltas),
             TokenEvent::Done(finish) => {
                 return Ok(Collected {

@@ -42,7 +42,7 @@ pub fn body(err: &ApiError) -> Value {
 impl IntoResponse for OpenAiError {
     fn into_response(self) -> Response {
         let mut response = (self.0.status, axum::Json(body(&self.0))).into_response();
-        self.0.add_headers(response.headers_mut());
+        self.0.decorate(&mut response);
         response
     }
 }

@@ -14,9 +14,11 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 
-use crate::config::{Config, ProviderKind};
+use futures_util::StreamExt;
+
+use crate::config::{Config, ProviderKind, Timeouts};
 use crate::error::ApiError;
-use crate::generation::{GenRequest, TokenStream};
+use crate::generation::{GenRequest, TokenEvent, TokenStream};
 
 /// A source of tokens.
 pub trait Provider: Send + Sync {
@@ -54,6 +56,37 @@ pub struct Route {
     pub name: String,
     pub provider: Arc<dyn Provider>,
     pub kind: ProviderKind,
+}
+
+impl Route {
+    /// Starts a generation on this route under the configured deadlines,
+    /// counting upstream failures by kind as they pass.
+    pub fn generate(&self, request: GenRequest, timeouts: &Timeouts) -> TokenStream {
+        let errors = self.name.clone();
+        let events = crate::timeouts::guard(self.provider.generate(request), timeouts);
+        Box::pin(events.inspect(move |event| {
+            if let TokenEvent::Error(err) = event {
+                metrics::counter!(crate::metrics::UPSTREAM_ERRORS, "model" => errors.clone(), "kind" => err.kind_name())
+                    .increment(1);
+            }
+        }))
+    }
+}
+
+impl UpstreamError {
+    /// The failure's kind, as a metric label.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            UpstreamError::Status { .. } => "status",
+            UpstreamError::MockStatus { .. } => "mock_status",
+            UpstreamError::Transport(_) => "transport",
+            UpstreamError::Stream(_) => "stream",
+            UpstreamError::ConnectTimeout(_) => "connect_timeout",
+            UpstreamError::FirstTokenTimeout(_) => "first_token_timeout",
+            UpstreamError::IdleTimeout(_) => "idle_timeout",
+            UpstreamError::TotalTimeout(_) => "total_timeout",
+        }
+    }
 }
 
 /// The route table: model name to provider, built once from the config.

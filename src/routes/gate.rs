@@ -2,20 +2,20 @@
 //! limits, as two axum middlewares. Each answers in the shape of the door it
 //! guards (OpenAI's error shape on the OpenAI-compatible paths).
 //!
-//! The concurrency slot is held by the response body, not by the handler:
-//! a stream counts as open until its body ends or its client goes away.
+//! The concurrency slot is held by the request's tally, which lives as long as
+//! the response body: a stream counts as open until its body ends or its
+//! client goes away.
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorKind};
 use crate::limits::ClientKey;
+use crate::observe::{self, Tally};
 use crate::openai_compat::error::OpenAiError;
 use crate::AppState;
 
@@ -28,12 +28,18 @@ pub async fn authenticate(
     let client = if app.keys.enabled() {
         match app.keys.check(request.headers()) {
             Ok(key) => ClientKey::Key(key),
-            Err(err) => return reject(request.uri().path(), err),
+            Err(err) => {
+                observe::rejected("unauthorized");
+                return reject(request.uri().path(), err);
+            }
         }
     } else {
         client_address(&request, app.config.limits.trust_forwarded_for)
             .map_or(ClientKey::Unknown, ClientKey::Addr)
     };
+    if let Some(tally) = request.extensions().get::<Tally>() {
+        tally.set_client(client);
+    }
     request.extensions_mut().insert(client);
     next.run(request).await
 }
@@ -45,21 +51,27 @@ pub async fn limit(State(app): State<AppState>, request: Request, next: Next) ->
         .get::<ClientKey>()
         .copied()
         .unwrap_or(ClientKey::Unknown);
-    let admitted = app
-        .limits
-        .check_rate(client)
-        .and_then(|()| app.limits.open_stream(client));
-    let permit = match admitted {
+    if let Err(err) = app.limits.check_rate(client) {
+        observe::rejected("rate");
+        return reject(request.uri().path(), err);
+    }
+    let permit = match app.limits.open_stream(client) {
         Ok(permit) => permit,
-        Err(err) => return reject(request.uri().path(), err),
+        Err(err) => {
+            observe::rejected(if err.kind == ErrorKind::Overloaded {
+                "overloaded"
+            } else {
+                "client_streams"
+            });
+            return reject(request.uri().path(), err);
+        }
     };
-    let response = next.run(request).await;
-    response.map(|body| {
-        Body::from_stream(body.into_data_stream().map(move |chunk| {
-            let _held = &permit;
-            chunk
-        }))
-    })
+    match request.extensions().get::<Tally>() {
+        // The tally lives as long as the response body.
+        Some(tally) => tally.hold(permit),
+        None => drop(permit),
+    }
+    next.run(request).await
 }
 
 /// The client's address: the connection's peer, or the last

@@ -2,7 +2,9 @@
 //! Handlers live one front door per file.
 
 mod gate;
+mod observe;
 mod openai;
+mod ops;
 mod prompts;
 mod stream;
 
@@ -36,10 +38,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models", get(openai::models))
         .route("/v1/models/{*id}", get(openai::model))
         .route("/v1/prompts", get(prompts::list))
-        .route_layer(from_fn_with_state(state.clone(), gate::authenticate));
+        .route_layer(from_fn_with_state(state.clone(), gate::authenticate))
+        .route_layer(from_fn_with_state(state.clone(), observe::observe));
     Router::new()
         .merge(api)
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
         .fallback(not_found)
         .with_state(state)
         // Compression is deliberately absent: it would hold tokens back.

@@ -10,36 +10,40 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::{json, Value};
 
 use super::read_body;
 use crate::frame::Framer;
+use crate::observe::Tally;
 use crate::openai_compat::collect::{self, collect};
 use crate::openai_compat::error::OpenAiError;
 use crate::openai_compat::frames::{ChatChunks, CompletionChunks};
 use crate::openai_compat::request::{self as openai_request, Prepared};
 use crate::openai_compat::Identity;
-use crate::{relay, request, timeouts, AppState};
+use crate::relay::{self, Relay};
+use crate::{request, AppState};
 
 pub async fn chat_completions(
     State(app): State<AppState>,
+    Extension(tally): Extension<Tally>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OpenAiError> {
     let body = read_body(body, &headers, app.config.limits.max_body_bytes).await?;
     let prepared = openai_request::chat(&body)?;
-    respond(app, prepared, Kind::Chat).await
+    respond(app, tally, prepared, Kind::Chat).await
 }
 
 pub async fn completions(
     State(app): State<AppState>,
+    Extension(tally): Extension<Tally>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OpenAiError> {
     let body = read_body(body, &headers, app.config.limits.max_body_bytes).await?;
     let prepared = openai_request::completion(&body)?;
-    respond(app, prepared, Kind::Completion).await
+    respond(app, tally, prepared, Kind::Completion).await
 }
 
 #[derive(Clone, Copy)]
@@ -48,7 +52,12 @@ enum Kind {
     Completion,
 }
 
-async fn respond(app: AppState, prepared: Prepared, kind: Kind) -> Result<Response, OpenAiError> {
+async fn respond(
+    app: AppState,
+    tally: Tally,
+    prepared: Prepared,
+    kind: Kind,
+) -> Result<Response, OpenAiError> {
     let Prepared {
         model,
         stream,
@@ -56,13 +65,15 @@ async fn respond(app: AppState, prepared: Prepared, kind: Kind) -> Result<Respon
         mut generation,
     } = prepared;
     let route = request::resolve_model(&app.models, model.as_deref(), &mut generation)?;
-    let events = timeouts::guard(route.provider.generate(generation), &app.config.timeouts);
+    tally.set_model(&route.name);
+    let events = route.generate(generation, &app.config.timeouts);
     let identity = match kind {
         Kind::Chat => Identity::new("chatcmpl", &route.name),
         Kind::Completion => Identity::new("cmpl", &route.name),
     };
     if !stream {
-        let collected = collect(events).await?;
+        let meter = tally.meter(&route.name, None);
+        let collected = collect(events, meter, app.drain.expiry()).await?;
         let object = match kind {
             Kind::Chat => collect::chat_completion(&identity, collected),
             Kind::Completion => collect::text_completion(&identity, collected),
@@ -71,11 +82,16 @@ async fn respond(app: AppState, prepared: Prepared, kind: Kind) -> Result<Respon
     }
     let heartbeat = app.config.heartbeat();
     let started = relay::start(events, heartbeat).await?;
+    let relay = Relay {
+        heartbeat,
+        meter: tally.meter(&route.name, started.upstream_ttft),
+        shutdown: app.drain.expiry(),
+    };
     let framer: Box<dyn Framer> = match kind {
         Kind::Chat => Box::new(ChatChunks::new(&identity, include_usage)),
         Kind::Completion => Box::new(CompletionChunks::new(&identity, include_usage)),
     };
-    Ok(relay::response(started, framer, heartbeat))
+    Ok(relay::response(started, framer, relay))
 }
 
 pub async fn models(State(app): State<AppState>) -> Json<Value> {

@@ -11,16 +11,19 @@ use axum::extract::{RawQuery, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::HeaderMap;
 use axum::response::Response;
+use axum::Extension;
 
 use super::read_body;
 use crate::error::ApiError;
 use crate::frame::{Format, NativeFrames};
+use crate::observe::Tally;
+use crate::relay::{self, Relay};
 use crate::request::{self, StreamRequest};
 use crate::AppState;
-use crate::{relay, timeouts};
 
 pub async fn post(
     State(app): State<AppState>,
+    Extension(tally): Extension<Tally>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -35,31 +38,39 @@ pub async fn post(
     } else {
         StreamRequest::from_body(content_type, &body)?
     };
-    stream(app, request, format).await
+    stream(app, tally, request, format).await
 }
 
 pub async fn get(
     State(app): State<AppState>,
+    Extension(tally): Extension<Tally>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let mut pairs = query_pairs(query.as_deref())?;
     let format = Format::negotiate(take_format(&mut pairs).as_deref(), &headers)?;
-    stream(app, StreamRequest::from_pairs(pairs)?, format).await
+    stream(app, tally, StreamRequest::from_pairs(pairs)?, format).await
 }
 
 async fn stream(
     app: AppState,
+    tally: Tally,
     request: StreamRequest,
     format: Format,
 ) -> Result<Response, ApiError> {
     let (mut generation, model) = request.into_generation(&app.templates)?;
     let route = request::resolve_model(&app.models, model.as_deref(), &mut generation)?;
-    let events = timeouts::guard(route.provider.generate(generation), &app.config.timeouts);
+    tally.set_model(&route.name);
+    let events = route.generate(generation, &app.config.timeouts);
     let heartbeat = app.config.heartbeat();
     let started = relay::start(events, heartbeat).await?;
+    let relay = Relay {
+        heartbeat,
+        meter: tally.meter(&route.name, started.upstream_ttft),
+        shutdown: app.drain.expiry(),
+    };
     let framer = NativeFrames::new(format, route.name.clone());
-    Ok(relay::response(started, framer, heartbeat))
+    Ok(relay::response(started, framer, relay))
 }
 
 fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {

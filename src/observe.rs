@@ -1,0 +1,240 @@
+//! What happened to each request, for the access log and the metrics.
+//!
+//! A [`Tally`] is created per API request by the `observe` middleware and
+//! shared (it is an `Arc`) with the gate, the handler and the response body.
+//! When its last holder lets go, which is when the response body has been
+//! sent or dropped, it writes one access-log line and moves the request
+//! metrics. A [`StreamMeter`] is owned by a stream's body and counts its
+//! tokens on the hot path with metric handles fetched once per stream; it
+//! hands its totals to the tally when it is dropped.
+//!
+//! Nothing here records prompt text or keys: clients appear as their address
+//! or as `key#N`, the position of their key in the config.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
+
+use crate::error::ErrorKind;
+use crate::limits::{ClientKey, StreamPermit};
+use crate::metrics as names;
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// A terminal `done` (or a whole non-streaming answer).
+    Done,
+    /// A terminal error frame, or an error status, of this type.
+    Error(ErrorKind),
+    /// The client left before the end.
+    ClientGone,
+    /// Still running when the shutdown grace period ran out.
+    ShuttingDown,
+    /// Cut with no terminal frame (the mock's `drop_after`).
+    Cut,
+}
+
+impl Ended {
+    fn label(self) -> &'static str {
+        match self {
+            Ended::Done => "done",
+            Ended::Error(_) => "error",
+            Ended::ClientGone => "client_gone",
+            Ended::ShuttingDown => "shutting_down",
+            Ended::Cut => "cut",
+        }
+    }
+
+    fn error_type(self) -> &'static str {
+        match self {
+            Ended::Error(kind) => kind.as_str(),
+            _ => "",
+        }
+    }
+}
+
+/// One request's record; cheap to clone.
+#[derive(Clone)]
+pub struct Tally(Arc<Record>);
+
+struct Record {
+    request_id: String,
+    door: &'static str,
+    started: Instant,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    client: Option<ClientKey>,
+    model: Option<String>,
+    status: Option<u16>,
+    error: Option<ErrorKind>,
+    ttft: Option<Duration>,
+    tokens: u64,
+    ended: Option<Ended>,
+    /// A generation was started (so leaving early cancels an upstream).
+    generating: bool,
+    /// The stream slot, held as long as the response lives.
+    permit: Option<StreamPermit>,
+}
+
+impl Tally {
+    pub fn new(request_id: String, door: &'static str) -> Tally {
+        Tally(Arc::new(Record {
+            request_id,
+            door,
+            started: Instant::now(),
+            state: Mutex::default(),
+        }))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.0.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// When the request arrived.
+    pub fn started(&self) -> Instant {
+        self.0.started
+    }
+
+    pub fn set_client(&self, client: ClientKey) {
+        self.state().client = Some(client);
+    }
+
+    pub fn set_model(&self, model: &str) {
+        let mut state = self.state();
+        state.model = Some(model.to_owned());
+        state.generating = true;
+    }
+
+    pub fn set_status(&self, status: u16, error: Option<ErrorKind>) {
+        let mut state = self.state();
+        state.status = Some(status);
+        state.error = error;
+    }
+
+    /// Keeps the stream slot until the response is done with.
+    pub fn hold(&self, permit: StreamPermit) {
+        self.state().permit = Some(permit);
+    }
+
+    /// A meter for the stream this request serves.
+    pub fn meter(&self, model: &str, upstream_ttft: Option<Duration>) -> StreamMeter {
+        let model = model.to_owned();
+        let active = gauge!(names::ACTIVE_STREAMS);
+        active.increment(1.0);
+        StreamMeter {
+            tally: self.clone(),
+            tokens_relayed: counter!(names::TOKENS, "model" => model.clone()),
+            ttft: histogram!(names::TTFT, "model" => model.clone()),
+            gap: histogram!(names::INTER_TOKEN, "model" => model.clone()),
+            overhead: histogram!(names::OVERHEAD, "model" => model),
+            active,
+            upstream_ttft,
+            first_at: None,
+            last_at: None,
+            tokens: 0,
+            ended: None,
+        }
+    }
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        let ended = state.ended.unwrap_or(match (state.status, state.error) {
+            (None, _) => Ended::ClientGone,
+            (Some(_), Some(kind)) => Ended::Error(kind),
+            (Some(_), None) => Ended::Done,
+        });
+        // 499: nginx's "client closed request", for a client gone before any status.
+        let status = state.status.unwrap_or(499);
+        let model = state.model.as_deref().unwrap_or("");
+        counter!(names::REQUESTS, "door" => self.door, "model" => model.to_owned(), "status" => status.to_string())
+            .increment(1);
+        if state.generating {
+            counter!(names::STREAMS_ENDED, "model" => model.to_owned(), "ended" => ended.label(), "error_type" => ended.error_type())
+                .increment(1);
+            if matches!(ended, Ended::ClientGone | Ended::ShuttingDown) {
+                counter!(names::UPSTREAM_CANCELLED, "model" => model.to_owned()).increment(1);
+            }
+        }
+        let client = match state.client {
+            Some(ClientKey::Addr(addr)) => addr.to_string(),
+            Some(ClientKey::Key(key)) => format!("key#{}", key.0),
+            Some(ClientKey::Unknown) | None => "-".to_owned(),
+        };
+        tracing::info!(
+            target: "sluice::access",
+            request_id = %self.request_id,
+            client = %client,
+            door = self.door,
+            model = model,
+            status = status,
+            ttft_ms = state.ttft.map(|t| t.as_secs_f64() * 1000.0),
+            tokens = state.tokens,
+            duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            ended = ended.label(),
+            error_type = ended.error_type(),
+            "request"
+        );
+    }
+}
+
+/// Per-stream counting on the hot path.
+pub struct StreamMeter {
+    tally: Tally,
+    tokens_relayed: Counter,
+    ttft: Histogram,
+    gap: Histogram,
+    overhead: Histogram,
+    active: Gauge,
+    upstream_ttft: Option<Duration>,
+    first_at: Option<Instant>,
+    last_at: Option<Instant>,
+    tokens: u64,
+    ended: Option<Ended>,
+}
+
+impl StreamMeter {
+    /// A token frame is about to be written.
+    pub fn token(&mut self) {
+        let now = Instant::now();
+        match self.last_at {
+            None => {
+                let ttft = now - self.tally.started();
+                self.ttft.record(ttft.as_secs_f64());
+                if let Some(upstream) = self.upstream_ttft {
+                    self.overhead
+                        .record(ttft.saturating_sub(upstream).as_secs_f64());
+                }
+                self.first_at = Some(now);
+            }
+            Some(last) => self.gap.record((now - last).as_secs_f64()),
+        }
+        self.last_at = Some(now);
+        self.tokens += 1;
+        self.tokens_relayed.increment(1);
+    }
+
+    pub fn end(&mut self, ended: Ended) {
+        self.ended = Some(ended);
+    }
+}
+
+impl Drop for StreamMeter {
+    fn drop(&mut self) {
+        self.active.decrement(1.0);
+        let mut state = self.tally.state();
+        state.tokens = self.tokens;
+        state.ttft = self.first_at.map(|at| at - self.tally.started());
+        state.ended = Some(self.ended.unwrap_or(Ended::ClientGone));
+    }
+}
+
+/// Counts a refusal by the gate.
+pub fn rejected(reason: &'static str) {
+    counter!(names::REJECTED, "reason" => reason).increment(1);
+}
