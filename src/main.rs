@@ -13,6 +13,8 @@ use tokio::net::TcpListener;
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// A TOML config file (see README.md).
     #[arg(long, env = "SLUICE_CONFIG")]
     config: Option<PathBuf>,
@@ -23,6 +25,17 @@ struct Cli {
     /// per line). `RUST_LOG` picks what is logged (default `sluice=info`).
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Exits 0 if a running sluice answers its readiness probe (for container
+    /// health checks, where there is no curl).
+    Health {
+        /// The probe's URL.
+        #[arg(long, default_value = "http://127.0.0.1:7800/readyz")]
+        url: String,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -36,6 +49,9 @@ const CONFIG_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Health { url }) = &cli.command {
+        return health(url);
+    }
     init_logs(cli.log_format);
     let mut config = match &cli.config {
         Some(path) => match Config::load(path, |var| std::env::var(var).ok()) {
@@ -54,6 +70,28 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("sluice: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn health(url: &str) -> ExitCode {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build();
+    let answer = match client {
+        Ok(client) => client.get(url).send().await,
+        Err(err) => Err(err),
+    };
+    match answer {
+        Ok(response) if response.status().is_success() => ExitCode::SUCCESS,
+        Ok(response) => {
+            eprintln!("sluice health: {url} answered {}", response.status());
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("sluice health: {url}: {err}");
             ExitCode::FAILURE
         }
     }
