@@ -168,6 +168,22 @@ pub enum ProviderKind {
     Mock,
     /// OpenAI and every OpenAI-compatible server.
     Openai,
+    /// Anthropic's Messages API.
+    Anthropic,
+    /// Ollama's native `/api/chat`.
+    Ollama,
+}
+
+impl ProviderKind {
+    /// Where the provider lives when `base_url` is not given.
+    pub fn default_base_url(self) -> Option<&'static str> {
+        match self {
+            ProviderKind::Mock => None,
+            ProviderKind::Openai => Some("https://api.openai.com/v1"),
+            ProviderKind::Anthropic => Some("https://api.anthropic.com"),
+            ProviderKind::Ollama => Some("http://127.0.0.1:11434"),
+        }
+    }
 }
 
 /// One `[[models]]` entry. The mock's knobs sit directly in the entry, as the
@@ -181,8 +197,16 @@ pub struct ModelConfig {
     pub api_key_env: Option<String>,
     /// The model name sent upstream; defaults to `name`.
     pub upstream_model: Option<String>,
+    /// Models tried in order when this one fails before its first token.
     #[serde(default)]
     pub fallbacks: Vec<String>,
+    /// Retries of this model before its first token (connect error, 5xx,
+    /// 429/529, first-token timeout). Default 1 for upstreams; 0 for the mock,
+    /// whose failures are asked for.
+    pub retries: Option<u32>,
+    /// `max_tokens` sent when the client gives none, for providers that
+    /// require one (Anthropic). Default 4096.
+    pub default_max_tokens: Option<u32>,
 
     pub ttft_ms: Option<u64>,
     pub token_delay_ms: Option<u64>,
@@ -221,6 +245,8 @@ impl ModelConfig {
             api_key_env: None,
             upstream_model: None,
             fallbacks: Vec::new(),
+            retries: None,
+            default_max_tokens: None,
             ttft_ms: None,
             token_delay_ms: None,
             jitter_ms: None,
@@ -251,6 +277,17 @@ impl ModelConfig {
 
     fn has_mock_knobs(&self) -> bool {
         self.mock_knobs() != MockKnobs::default()
+    }
+
+    /// Retries before the first token: `retries`, else 1 for upstreams and 0
+    /// for the mock.
+    pub fn retries(&self) -> u32 {
+        self.retries
+            .unwrap_or(if self.provider == ProviderKind::Mock {
+                0
+            } else {
+                1
+            })
     }
 
     pub fn upstream_model(&self) -> &str {
@@ -373,23 +410,26 @@ impl Config {
                     ));
                 }
             }
-            match model.provider {
-                ProviderKind::Mock => {}
-                ProviderKind::Openai => {
-                    if model.has_mock_knobs() {
-                        return Err(err(
-                            key("provider"),
-                            "mock knobs (ttft_ms, text, ...) only apply to provider \"mock\""
-                                .into(),
-                        ));
-                    }
-                    let base_url = model
-                        .base_url
-                        .get_or_insert_with(|| "https://api.openai.com/v1".into());
-                    if reqwest::Url::parse(base_url).is_err() {
-                        return Err(err(key("base_url"), format!("`{base_url}` is not a URL")));
-                    }
+            if model.fallbacks.contains(&model.name) {
+                return Err(err(
+                    key("fallbacks"),
+                    "a model cannot fall back to itself".into(),
+                ));
+            }
+            if let Some(default_url) = model.provider.default_base_url() {
+                if model.has_mock_knobs() {
+                    return Err(err(
+                        key("provider"),
+                        "mock knobs (ttft_ms, text, ...) only apply to provider \"mock\"".into(),
+                    ));
                 }
+                let base_url = model.base_url.get_or_insert_with(|| default_url.into());
+                if reqwest::Url::parse(base_url).is_err() {
+                    return Err(err(key("base_url"), format!("`{base_url}` is not a URL")));
+                }
+            }
+            if model.default_max_tokens == Some(0) {
+                return Err(err(key("default_max_tokens"), "must be at least 1".into()));
             }
             if let Some(var) = &model.api_key_env {
                 match env(var) {

@@ -29,6 +29,9 @@ pub trait Framer: Send + 'static {
     fn tool_calls(&mut self, _calls: &Value) -> Option<Bytes> {
         None
     }
+    /// The model actually serving (a fallback, perhaps); arrives before its
+    /// first token.
+    fn serving(&mut self, _model: &str) {}
     /// The terminal frame(s) of a generation that finished; may be empty.
     fn done(&mut self, finish: &Finish) -> Bytes;
     /// The terminal frame of a generation that failed after the response began.
@@ -124,6 +127,10 @@ impl Framer for NativeFrames {
         }
     }
 
+    fn serving(&mut self, model: &str) {
+        model.clone_into(&mut self.model);
+    }
+
     fn done(&mut self, finish: &Finish) -> Bytes {
         let done = json!({
             "finish_reason": finish.finish_reason,
@@ -172,6 +179,9 @@ impl Framer for Box<dyn Framer> {
     }
     fn tool_calls(&mut self, calls: &Value) -> Option<Bytes> {
         (**self).tool_calls(calls)
+    }
+    fn serving(&mut self, model: &str) {
+        (**self).serving(model)
     }
     fn done(&mut self, finish: &Finish) -> Bytes {
         (**self).done(finish)

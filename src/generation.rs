@@ -8,7 +8,8 @@
 //!
 //! The rules every provider keeps:
 //! - zero or more `Token`s, then exactly one terminal event (`Done`, `Error` or
-//!   `Cut`), then the end of the stream;
+//!   `Cut`), then the end of the stream (the failover layer adds one `Serving`
+//!   before the first of them);
 //! - dropping the stream cancels the generation: the upstream connection is
 //!   closed, the mock's timers are dropped. No provider spawns a detached task.
 
@@ -40,11 +41,22 @@ pub enum TokenEvent {
     /// Cut the client connection with no terminal frame (the mock's
     /// `drop_after`, simulating a dead network path).
     Cut,
+    /// Which configured model is serving, sent once before its first event
+    /// by the failover layer (it may be a fallback, not the model asked for).
+    Serving(String),
 }
 
 impl TokenEvent {
     pub fn is_terminal(&self) -> bool {
-        !matches!(self, TokenEvent::Token(_) | TokenEvent::ToolCalls(_))
+        matches!(
+            self,
+            TokenEvent::Done(_) | TokenEvent::Error(_) | TokenEvent::Cut
+        )
+    }
+
+    /// Output for the client: a token or a tool-call delta.
+    pub fn is_output(&self) -> bool {
+        matches!(self, TokenEvent::Token(_) | TokenEvent::ToolCalls(_))
     }
 }
 

@@ -46,23 +46,31 @@ pub struct Started {
     /// How long the generation took to give its first token, when it gave
     /// one within the window: the upstream's own time to first token.
     pub upstream_ttft: Option<Duration>,
+    /// The model serving, when known before the response starts.
+    pub served_by: Option<String>,
 }
 
 /// Waits for the first event, up to `heartbeat`; an error in that time is
 /// returned as the error response.
 pub async fn start(mut events: TokenStream, heartbeat: Duration) -> Result<Started, ApiError> {
     let asked = Instant::now();
-    let first = match tokio::time::timeout(heartbeat, events.next()).await {
-        Ok(Some(TokenEvent::Error(err))) => return Err(err.into()),
-        Ok(Some(event)) => Some(event),
-        Ok(None) => return Err(ended_early()),
-        Err(_) => None,
+    let deadline = asked + heartbeat;
+    let mut served_by = None;
+    let first = loop {
+        match tokio::time::timeout_at(deadline, events.next()).await {
+            Ok(Some(TokenEvent::Serving(model))) => served_by = Some(model),
+            Ok(Some(TokenEvent::Error(err))) => return Err(err.into()),
+            Ok(Some(event)) => break Some(event),
+            Ok(None) => return Err(ended_early()),
+            Err(_) => break None,
+        }
     };
     let upstream_ttft = matches!(first, Some(TokenEvent::Token(_))).then(|| asked.elapsed());
     Ok(Started {
         first,
         rest: events,
         upstream_ttft,
+        served_by,
     })
 }
 
@@ -76,8 +84,11 @@ pub struct Relay {
 
 /// A streaming response: status 200, the framer's content type, the headers
 /// that stop caches and proxies from buffering, and the body.
-pub fn response(started: Started, framer: impl Framer, relay: Relay) -> Response {
+pub fn response(started: Started, mut framer: impl Framer, relay: Relay) -> Response {
     let content_type = framer.content_type();
+    if let Some(model) = &started.served_by {
+        framer.serving(model);
+    }
     let mut response = Response::new(Body::from_stream(body(started, framer, relay)));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -85,6 +96,9 @@ pub fn response(started: Started, framer: impl Framer, relay: Relay) -> Response
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
 }
+
+/// The header naming the model that served (a fallback, perhaps).
+pub const SERVED_BY: &str = "x-sluice-model";
 
 /// The response body: the generation's frames, as `framer` writes them.
 pub fn body(
@@ -164,6 +178,7 @@ pub fn body(
                     }
                     return;
                 }
+                TokenEvent::Serving(model) => framer.serving(&model),
                 TokenEvent::Cut => {
                     meter.end(Ended::Cut);
                     flush_point().await;

@@ -36,7 +36,7 @@ pub fn guard(mut inner: TokenStream, timeouts: &Timeouts) -> TokenStream {
             match timeout_at(deadline, inner.next()).await {
                 Ok(Some(event)) => {
                     let terminal = event.is_terminal();
-                    got_token |= !terminal;
+                    got_token |= event.is_output();
                     yield event;
                     if terminal {
                         return;

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::fake_openai::{self, UPSTREAM_KEY};
 use common::*;
@@ -130,7 +130,11 @@ async fn health_and_cors_preflight_stay_open_with_auth_on() {
 #[tokio::test]
 async fn a_burst_admits_exactly_burst_requests_then_429_with_retry_after() {
     let toml = format!("[limits]\nrequests_per_second = 1\nburst = 3\n{FAST_MOCK}");
+    // The tokenizer takes a while to build in a debug build; build it first,
+    // so the burst is not spread over more than the one second it refills in.
+    sluice::tokenizer::warm_up();
     let server = spawn(config(&toml)).await;
+    let started = Instant::now();
     let mut statuses = Vec::new();
     let mut rejected = Vec::new();
     for i in 0..6 {
@@ -145,10 +149,12 @@ async fn a_burst_admits_exactly_burst_requests_then_429_with_retry_after() {
             rejected.push(got);
         }
     }
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        3,
-        "{statuses:?}"
+    let refilled = started.elapsed().as_secs() as usize; // one more per whole second
+    let admitted = statuses.iter().filter(|s| **s == 200).count();
+    assert!(
+        (3..=3 + refilled).contains(&admitted),
+        "{statuses:?} in {:?}",
+        started.elapsed()
     );
     assert_eq!(statuses[..3], [200, 200, 200]);
     for got in &rejected {

@@ -16,6 +16,8 @@ use crate::relay;
 
 /// A finished generation.
 pub struct Collected {
+    /// The model that served (a fallback, perhaps).
+    pub served_by: Option<String>,
     pub content: String,
     /// Tool calls assembled from their deltas, in index order.
     pub tool_calls: Vec<Value>,
@@ -43,8 +45,10 @@ pub async fn collect(
 async fn gather(mut events: TokenStream, meter: &mut StreamMeter) -> Result<Collected, ApiError> {
     let mut content = String::new();
     let mut tool_calls = Vec::new();
+    let mut served_by = None;
     while let Some(event) = events.next().await {
         match event {
+            TokenEvent::Serving(model) => served_by = Some(model),
             TokenEvent::Token(token) => {
                 meter.token();
                 content.push_str(&token);
@@ -52,6 +56,7 @@ async fn gather(mut events: TokenStream, meter: &mut StreamMeter) -> Result<Coll
             TokenEvent::ToolCalls(deltas) => merge_tool_calls(&mut tool_calls, &deltas),
             TokenEvent::Done(finish) => {
                 return Ok(Collected {
+                    served_by,
                     content,
                     tool_calls,
                     finish,
@@ -95,6 +100,7 @@ fn merge_tool_calls(calls: &mut Vec<Value>, deltas: &Value) {
 
 /// `chat.completion`
 pub fn chat_completion(identity: &Identity, collected: Collected) -> Value {
+    let model = collected.served_by.as_deref().unwrap_or(&identity.model);
     let mut message = Map::new();
     message.insert("role".into(), json!("assistant"));
     let has_tools = !collected.tool_calls.is_empty();
@@ -114,7 +120,7 @@ pub fn chat_completion(identity: &Identity, collected: Collected) -> Value {
         "id": identity.id,
         "object": "chat.completion",
         "created": identity.created,
-        "model": identity.model,
+        "model": model,
         "choices": [{
             "index": 0,
             "message": message,
@@ -131,7 +137,7 @@ pub fn text_completion(identity: &Identity, collected: Collected) -> Value {
         "id": identity.id,
         "object": "text_completion",
         "created": identity.created,
-        "model": identity.model,
+        "model": collected.served_by.as_deref().unwrap_or(&identity.model),
         "choices": [{
             "text": collected.content,
             "index": 0,

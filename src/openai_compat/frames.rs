@@ -77,14 +77,18 @@ fn json_string(text: &str) -> String {
 
 /// `chat.completion.chunk` frames.
 pub struct ChatChunks {
+    identity: Identity,
     shape: ChunkShape,
     sent_role: bool,
 }
 
+const CHAT_CHUNK: &str = "chat.completion.chunk";
+
 impl ChatChunks {
     pub fn new(identity: &Identity, include_usage: bool) -> ChatChunks {
         ChatChunks {
-            shape: ChunkShape::new(identity, "chat.completion.chunk", include_usage),
+            identity: identity.clone(),
+            shape: ChunkShape::new(identity, CHAT_CHUNK, include_usage),
             sent_role: false,
         }
     }
@@ -109,6 +113,14 @@ impl ChatChunks {
 impl Framer for ChatChunks {
     fn content_type(&self) -> &'static str {
         "text/event-stream"
+    }
+
+    /// `model` is the same on every chunk, so it can change only before the first.
+    fn serving(&mut self, model: &str) {
+        if !self.sent_role {
+            self.identity.model = model.to_owned();
+            self.shape = ChunkShape::new(&self.identity, CHAT_CHUNK, self.shape.include_usage);
+        }
     }
 
     fn token(&mut self, token: &str) -> Bytes {
@@ -138,17 +150,24 @@ impl Framer for ChatChunks {
 
 /// `text_completion` frames, for the legacy `/v1/completions`.
 pub struct CompletionChunks {
+    identity: Identity,
     shape: ChunkShape,
+    sent_any: bool,
 }
+
+const TEXT_COMPLETION: &str = "text_completion";
 
 impl CompletionChunks {
     pub fn new(identity: &Identity, include_usage: bool) -> CompletionChunks {
         CompletionChunks {
-            shape: ChunkShape::new(identity, "text_completion", include_usage),
+            identity: identity.clone(),
+            shape: ChunkShape::new(identity, TEXT_COMPLETION, include_usage),
+            sent_any: false,
         }
     }
 
-    fn choice(&self, text: &str, finish_reason: &str) -> String {
+    fn choice(&mut self, text: &str, finish_reason: &str) -> String {
+        self.sent_any = true;
         self.shape.chunk(&format!(
             r#"{{"text":{},"index":0,"logprobs":null,"finish_reason":{finish_reason}}}"#,
             json_string(text)
@@ -159,6 +178,13 @@ impl CompletionChunks {
 impl Framer for CompletionChunks {
     fn content_type(&self) -> &'static str {
         "text/event-stream"
+    }
+
+    fn serving(&mut self, model: &str) {
+        if !self.sent_any {
+            self.identity.model = model.to_owned();
+            self.shape = ChunkShape::new(&self.identity, TEXT_COMPLETION, self.shape.include_usage);
+        }
     }
 
     fn token(&mut self, token: &str) -> Bytes {

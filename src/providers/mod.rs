@@ -5,8 +5,12 @@
 //! and it does not apply timeouts (the relay does, the same way for all). One
 //! file per provider; [`Models`] maps the configured model names to them.
 
+pub mod anthropic;
+pub mod failover;
 pub mod mock;
+pub mod ollama;
 pub mod openai;
+mod upstream;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,11 +18,9 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 
-use futures_util::StreamExt;
-
-use crate::config::{Config, ProviderKind, Timeouts};
+use crate::config::{Config, ProviderKind};
 use crate::error::ApiError;
-use crate::generation::{GenRequest, TokenEvent, TokenStream};
+use crate::generation::{GenRequest, TokenStream};
 
 /// A source of tokens.
 pub trait Provider: Send + Sync {
@@ -56,21 +58,10 @@ pub struct Route {
     pub name: String,
     pub provider: Arc<dyn Provider>,
     pub kind: ProviderKind,
-}
-
-impl Route {
-    /// Starts a generation on this route under the configured deadlines,
-    /// counting upstream failures by kind as they pass.
-    pub fn generate(&self, request: GenRequest, timeouts: &Timeouts) -> TokenStream {
-        let errors = self.name.clone();
-        let events = crate::timeouts::guard(self.provider.generate(request), timeouts);
-        Box::pin(events.inspect(move |event| {
-            if let TokenEvent::Error(err) = event {
-                metrics::counter!(crate::metrics::UPSTREAM_ERRORS, "model" => errors.clone(), "kind" => err.kind_name())
-                    .increment(1);
-            }
-        }))
-    }
+    /// Retries before the first token.
+    pub retries: u32,
+    /// Models to try, in order, when this one fails before its first token.
+    pub fallbacks: Vec<String>,
 }
 
 impl UpstreamError {
@@ -104,11 +95,17 @@ impl Models {
                 let provider: Arc<dyn Provider> = match model.provider {
                     ProviderKind::Mock => Arc::new(mock::Mock::new(model.mock_knobs())),
                     ProviderKind::Openai => Arc::new(openai::OpenAi::new(model, &config.timeouts)),
+                    ProviderKind::Anthropic => {
+                        Arc::new(anthropic::Anthropic::new(model, &config.timeouts))
+                    }
+                    ProviderKind::Ollama => Arc::new(ollama::Ollama::new(model, &config.timeouts)),
                 };
                 let route = Route {
                     name: model.name.clone(),
                     provider,
                     kind: model.provider,
+                    retries: model.retries(),
+                    fallbacks: model.fallbacks.clone(),
                 };
                 (model.name.clone(), Arc::new(route))
             })
@@ -152,6 +149,19 @@ impl Models {
             },
             None => Ok((self.resolve(Some(name))?, None)),
         }
+    }
+
+    /// The route, then its fallbacks in order (each once).
+    pub fn chain(&self, route: &Arc<Route>) -> Vec<Arc<Route>> {
+        let mut chain = vec![route.clone()];
+        for name in &route.fallbacks {
+            if let Some(fallback) = self.routes.get(name) {
+                if !chain.iter().any(|r| r.name == fallback.name) {
+                    chain.push(fallback.clone());
+                }
+            }
+        }
+        chain
     }
 
     /// Configured model names, sorted.

@@ -6,9 +6,6 @@
 //! delta. After a chunk with `finish_reason` it keeps reading until `[DONE]`
 //! (or the end of the body), because the usage chunk comes after it. Usage is
 //! counted locally only when the upstream sends none.
-//!
-//! The HTTP client has a connect timeout and no whole-request timeout: a
-//! stream may rightly run for minutes, and the relay's deadlines govern it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,15 +15,13 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::upstream::{self, error_message};
 use super::{Provider, UpstreamError};
 use crate::config::{ModelConfig, Timeouts};
 use crate::generation::{Finish, GenRequest, TokenEvent, TokenStream, Usage};
 use crate::redact::Redactor;
 use crate::sse;
 use crate::tokenizer;
-
-/// How much of an upstream error body is read for its message.
-const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
 pub struct OpenAi {
     client: reqwest::Client,
@@ -43,13 +38,8 @@ impl OpenAi {
             .base_url
             .as_deref()
             .unwrap_or("https://api.openai.com/v1");
-        let client = reqwest::Client::builder()
-            .connect_timeout(timeouts.connect())
-            .tcp_nodelay(true)
-            .build()
-            .expect("the HTTP client's TLS backend initialises");
         OpenAi {
-            client,
+            client: upstream::client(timeouts),
             url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
             api_key: model.api_key.clone(),
             upstream_model: model.upstream_model().to_owned(),
@@ -105,17 +95,13 @@ impl Provider for OpenAi {
         let redactor = self.redactor.clone();
         let connect_timeout = self.connect_timeout;
         Box::pin(stream! {
-            let response = match call.send().await {
+            let response = match upstream::send(call, connect_timeout, &redactor).await {
                 Ok(response) => response,
                 Err(err) => {
-                    yield TokenEvent::Error(send_error(&err, connect_timeout, &redactor));
+                    yield TokenEvent::Error(err);
                     return;
                 }
             };
-            if !response.status().is_success() {
-                yield TokenEvent::Error(status_error(response, &redactor).await);
-                return;
-            }
             let mut body = response.bytes_stream();
             let mut decoder = sse::Decoder::new();
             let mut state = StreamState::default();
@@ -124,11 +110,7 @@ impl Provider for OpenAi {
                 match body.next().await {
                     Some(Ok(bytes)) => decoder.push(&bytes),
                     Some(Err(err)) => {
-                        let message = format!(
-                            "the upstream connection failed mid-stream: {}",
-                            describe(&err)
-                        );
-                        yield TokenEvent::Error(UpstreamError::Stream(redactor.scrub(&message)));
+                        yield TokenEvent::Error(upstream::broke(&err, &redactor));
                         return;
                     }
                     None => {
@@ -262,70 +244,4 @@ impl StreamState {
             usage,
         })
     }
-}
-
-/// A failure to send the request or to read the response head.
-fn send_error(
-    err: &reqwest::Error,
-    connect_timeout: Duration,
-    redactor: &Redactor,
-) -> UpstreamError {
-    if err.is_connect() && err.is_timeout() {
-        return UpstreamError::ConnectTimeout(connect_timeout);
-    }
-    let message = format!("could not reach the upstream: {}", describe(err));
-    UpstreamError::Transport(redactor.scrub(&message))
-}
-
-/// An upstream error status, with the message from its body.
-async fn status_error(response: reqwest::Response, redactor: &Redactor) -> UpstreamError {
-    let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok());
-    let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
-    while let Some(Ok(bytes)) = stream.next().await {
-        body.extend_from_slice(&bytes);
-        if body.len() >= ERROR_BODY_LIMIT {
-            break;
-        }
-    }
-    let message = match serde_json::from_slice::<Value>(&body) {
-        Ok(json) => error_message(json.get("error").unwrap_or(&json)),
-        Err(_) => String::from_utf8_lossy(&body).chars().take(500).collect(),
-    };
-    UpstreamError::Status {
-        status,
-        message: redactor.scrub(message.trim()),
-        retry_after,
-    }
-}
-
-/// The human message in an OpenAI-style error object (or whatever it is).
-fn error_message(error: &Value) -> String {
-    match error {
-        Value::String(text) => text.clone(),
-        Value::Object(fields) => fields
-            .get("message")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .unwrap_or_else(|| error.to_string()),
-        other => other.to_string(),
-    }
-}
-
-/// A transport error and its causes, without the URL (which may hold credentials).
-fn describe(err: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -14,6 +14,7 @@ use axum::{Extension, Json};
 use serde_json::{json, Value};
 
 use super::read_body;
+use super::stream::with_served_by;
 use crate::frame::Framer;
 use crate::observe::Tally;
 use crate::openai_compat::collect::{self, collect};
@@ -21,6 +22,7 @@ use crate::openai_compat::error::OpenAiError;
 use crate::openai_compat::frames::{ChatChunks, CompletionChunks};
 use crate::openai_compat::request::{self as openai_request, Prepared};
 use crate::openai_compat::Identity;
+use crate::providers::failover;
 use crate::relay::{self, Relay};
 use crate::{request, AppState};
 
@@ -66,7 +68,7 @@ async fn respond(
     } = prepared;
     let route = request::resolve_model(&app.models, model.as_deref(), &mut generation)?;
     tally.set_model(&route.name);
-    let events = route.generate(generation, &app.config.timeouts);
+    let events = failover::generate(&app.models, &route, generation, &app.config.timeouts);
     let identity = match kind {
         Kind::Chat => Identity::new("chatcmpl", &route.name),
         Kind::Completion => Identity::new("cmpl", &route.name),
@@ -74,11 +76,15 @@ async fn respond(
     if !stream {
         let meter = tally.meter(&route.name, None);
         let collected = collect(events, meter, app.drain.expiry()).await?;
+        let served_by = collected
+            .served_by
+            .clone()
+            .unwrap_or_else(|| route.name.clone());
         let object = match kind {
             Kind::Chat => collect::chat_completion(&identity, collected),
             Kind::Completion => collect::text_completion(&identity, collected),
         };
-        return Ok(Json(object).into_response());
+        return Ok(with_served_by(Json(object).into_response(), &served_by));
     }
     let heartbeat = app.config.heartbeat();
     let started = relay::start(events, heartbeat).await?;
@@ -91,7 +97,14 @@ async fn respond(
         Kind::Chat => Box::new(ChatChunks::new(&identity, include_usage)),
         Kind::Completion => Box::new(CompletionChunks::new(&identity, include_usage)),
     };
-    Ok(relay::response(started, framer, relay))
+    let served_by = started
+        .served_by
+        .clone()
+        .unwrap_or_else(|| route.name.clone());
+    Ok(with_served_by(
+        relay::response(started, framer, relay),
+        &served_by,
+    ))
 }
 
 pub async fn models(State(app): State<AppState>) -> Json<Value> {

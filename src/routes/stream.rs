@@ -9,7 +9,7 @@
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::header::CONTENT_TYPE;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use axum::Extension;
 
@@ -17,6 +17,7 @@ use super::read_body;
 use crate::error::ApiError;
 use crate::frame::{Format, NativeFrames};
 use crate::observe::Tally;
+use crate::providers::failover;
 use crate::relay::{self, Relay};
 use crate::request::{self, StreamRequest};
 use crate::AppState;
@@ -61,7 +62,7 @@ async fn stream(
     let (mut generation, model) = request.into_generation(&app.templates)?;
     let route = request::resolve_model(&app.models, model.as_deref(), &mut generation)?;
     tally.set_model(&route.name);
-    let events = route.generate(generation, &app.config.timeouts);
+    let events = failover::generate(&app.models, &route, generation, &app.config.timeouts);
     let heartbeat = app.config.heartbeat();
     let started = relay::start(events, heartbeat).await?;
     let relay = Relay {
@@ -69,8 +70,15 @@ async fn stream(
         meter: tally.meter(&route.name, started.upstream_ttft),
         shutdown: app.drain.expiry(),
     };
+    let served_by = started
+        .served_by
+        .clone()
+        .unwrap_or_else(|| route.name.clone());
     let framer = NativeFrames::new(format, route.name.clone());
-    Ok(relay::response(started, framer, relay))
+    Ok(with_served_by(
+        relay::response(started, framer, relay),
+        &served_by,
+    ))
 }
 
 fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
@@ -81,4 +89,13 @@ fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
 fn take_format(pairs: &mut Vec<(String, String)>) -> Option<String> {
     let at = pairs.iter().position(|(k, _)| k == "format")?;
     Some(pairs.remove(at).1)
+}
+
+/// Names the model that serves in a header (known before the response
+/// starts unless the first token took longer than a heartbeat).
+pub(super) fn with_served_by(mut response: Response, model: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(model) {
+        response.headers_mut().insert(relay::SERVED_BY, value);
+    }
+    response
 }

@@ -225,7 +225,8 @@ fn tool_call_stream(model: &str, include_usage: bool) -> Response {
         .unwrap()
 }
 
-/// A sluice config with one `openai` model per behaviour, all on this fake.
+/// A sluice config with one `openai` model per behaviour, all on this fake,
+/// without retries (tests of retries configure their own).
 pub fn config_toml(base_url: &str, extra: &str) -> String {
     let mut toml = format!("{extra}\n");
     for behaviour in [
@@ -245,7 +246,7 @@ pub fn config_toml(base_url: &str, extra: &str) -> String {
     ] {
         toml.push_str(&format!(
             "[[models]]\nname = \"up-{behaviour}\"\nprovider = \"openai\"\nbase_url = \"{base_url}\"\n\
-             api_key_env = \"FAKE_KEY\"\nupstream_model = \"{behaviour}\"\n\n"
+             api_key_env = \"FAKE_KEY\"\nupstream_model = \"{behaviour}\"\nretries = 0\n\n"
         ));
     }
     toml

@@ -2,6 +2,8 @@
 //! client side that reads its frames.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod fake_anthropic;
+pub mod fake_ollama;
 pub mod fake_openai;
 
 use std::time::{Duration, Instant};

@@ -1,0 +1,314 @@
+//! Provider `anthropic`: Anthropic's Messages API with `stream: true`.
+//!
+//! The request carries `x-api-key` and `anthropic-version`, the system prompt
+//! at the top level (Anthropic has no system role in `messages`), and a
+//! `max_tokens`, which Anthropic requires: the client's, else the model's
+//! `default_max_tokens` (4096).
+//!
+//! The response is SSE with typed events: `message_start` (input usage),
+//! `content_block_start` / `content_block_delta` / `content_block_stop`,
+//! `message_delta` (stop reason, output usage), `message_stop`, `ping`, and
+//! `error` (e.g. `overloaded_error` mid-stream). Each `text_delta` becomes a
+//! token. A `tool_use` block and its `input_json_delta`s become OpenAI-style
+//! tool-call deltas, which the OpenAI door relays and the native door skips;
+//! other delta kinds (thinking, citations) are ignored, never a crash.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_stream::stream;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::upstream::{self, error_message};
+use super::{Provider, UpstreamError};
+use crate::config::{ModelConfig, Timeouts};
+use crate::generation::{Finish, GenRequest, Role, TokenEvent, TokenStream, Usage};
+use crate::redact::Redactor;
+use crate::sse;
+
+const API_VERSION: &str = "2023-06-01";
+const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+pub struct Anthropic {
+    client: reqwest::Client,
+    url: String,
+    api_key: Option<String>,
+    upstream_model: String,
+    default_max_tokens: u32,
+    connect_timeout: Duration,
+    redactor: Arc<Redactor>,
+}
+
+impl Anthropic {
+    pub fn new(model: &ModelConfig, timeouts: &Timeouts) -> Anthropic {
+        let base_url = model
+            .base_url
+            .as_deref()
+            .unwrap_or("https://api.anthropic.com");
+        Anthropic {
+            client: upstream::client(timeouts),
+            url: format!("{}/v1/messages", base_url.trim_end_matches('/')),
+            api_key: model.api_key.clone(),
+            upstream_model: model.upstream_model().to_owned(),
+            default_max_tokens: model.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+            connect_timeout: timeouts.connect(),
+            redactor: Arc::new(Redactor::new(model.api_key.clone())),
+        }
+    }
+
+    fn request_body(&self, request: &GenRequest) -> Value {
+        let system: Vec<&str> = request
+            .messages
+            .iter()
+            .filter(|m| m.role == Role::System)
+            .map(|m| m.content.as_str())
+            .collect();
+        let messages: Vec<Value> = request
+            .messages
+            .iter()
+            .filter(|m| m.role != Role::System)
+            .map(|m| json!({ "role": m.role, "content": m.content }))
+            .collect();
+        let mut body = json!({
+            "model": self.upstream_model,
+            "max_tokens": request.max_tokens.unwrap_or(self.default_max_tokens),
+            "messages": messages,
+            "stream": true,
+        });
+        if !system.is_empty() {
+            body["system"] = json!(system.join("\n\n"));
+        }
+        if let Some(t) = request.temperature {
+            // Anthropic's range is 0..=1; OpenAI's 0..=2 is scaled down.
+            body["temperature"] = json!((t / 2.0).min(1.0));
+        }
+        if let Some(p) = request.top_p {
+            body["top_p"] = json!(p);
+        }
+        if !request.stop.is_empty() {
+            body["stop_sequences"] = json!(request.stop);
+        }
+        body
+    }
+}
+
+impl Provider for Anthropic {
+    fn generate(&self, request: GenRequest) -> TokenStream {
+        let mut call = self
+            .client
+            .post(&self.url)
+            .header("anthropic-version", API_VERSION)
+            .json(&self.request_body(&request));
+        if let Some(key) = &self.api_key {
+            call = call.header("x-api-key", key);
+        }
+        let redactor = self.redactor.clone();
+        let connect_timeout = self.connect_timeout;
+        Box::pin(stream! {
+            let response = match upstream::send(call, connect_timeout, &redactor).await {
+                Ok(response) => response,
+                Err(err) => {
+                    yield TokenEvent::Error(err);
+                    return;
+                }
+            };
+            let mut body = response.bytes_stream();
+            let mut decoder = sse::Decoder::new();
+            let mut state = MessageState::default();
+            loop {
+                let eof = match body.next().await {
+                    Some(Ok(bytes)) => {
+                        decoder.push(&bytes);
+                        false
+                    }
+                    Some(Err(err)) => {
+                        yield TokenEvent::Error(upstream::broke(&err, &redactor));
+                        return;
+                    }
+                    None => {
+                        decoder.finish();
+                        true
+                    }
+                };
+                let mut ended = false;
+                while let Some(event) = decoder.next_event() {
+                    match state.on_event(&event.data) {
+                        Ok(Some(event)) => yield event,
+                        Ok(None) => {}
+                        Err(err) => {
+                            yield TokenEvent::Error(scrubbed(err, &redactor));
+                            return;
+                        }
+                    }
+                    ended |= state.stopped;
+                }
+                if ended || eof {
+                    break;
+                }
+            }
+            yield state.into_terminal();
+        })
+    }
+}
+
+fn scrubbed(err: UpstreamError, redactor: &Redactor) -> UpstreamError {
+    match err {
+        UpstreamError::Stream(message) => UpstreamError::Stream(redactor.scrub(&message)),
+        other => other,
+    }
+}
+
+/// One streamed message, as far as it has come.
+#[derive(Default)]
+struct MessageState {
+    input_tokens: u32,
+    output_tokens: u32,
+    stop_reason: Option<String>,
+    stopped: bool,
+    /// Content-block index -> tool-call index, for `tool_use` blocks.
+    tool_blocks: Vec<(u64, usize)>,
+}
+
+#[derive(Deserialize)]
+struct Event {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    index: u64,
+    message: Option<Value>,
+    content_block: Option<Value>,
+    delta: Option<Value>,
+    usage: Option<Value>,
+    error: Option<Value>,
+}
+
+impl MessageState {
+    fn on_event(&mut self, data: &str) -> Result<Option<TokenEvent>, UpstreamError> {
+        let event: Event = serde_json::from_str(data).map_err(|e| {
+            UpstreamError::Stream(format!(
+                "the upstream sent an event that is not a Messages API event: {e}"
+            ))
+        })?;
+        let count = |usage: Option<&Value>, key: &str| {
+            usage
+                .and_then(|u| u.get(key))
+                .and_then(Value::as_u64)
+                .map(|n| n as u32)
+        };
+        match event.kind.as_str() {
+            "message_start" => {
+                let usage = event.message.as_ref().and_then(|m| m.get("usage"));
+                self.input_tokens = count(usage, "input_tokens").unwrap_or(0);
+                self.output_tokens = count(usage, "output_tokens").unwrap_or(0);
+                Ok(None)
+            }
+            "content_block_start" => Ok(self.block_start(event.index, event.content_block)),
+            "content_block_delta" => Ok(self.block_delta(event.index, event.delta)),
+            "message_delta" => {
+                if let Some(reason) = event
+                    .delta
+                    .as_ref()
+                    .and_then(|d| d.get("stop_reason"))
+                    .and_then(Value::as_str)
+                {
+                    self.stop_reason = Some(finish_reason(reason));
+                }
+                if let Some(output) = count(event.usage.as_ref(), "output_tokens") {
+                    self.output_tokens = output;
+                }
+                if let Some(input) = count(event.usage.as_ref(), "input_tokens") {
+                    self.input_tokens = input;
+                }
+                Ok(None)
+            }
+            "message_stop" => {
+                self.stopped = true;
+                Ok(None)
+            }
+            "error" => {
+                let error = event.error.unwrap_or(Value::Null);
+                let kind = error.get("type").and_then(Value::as_str).unwrap_or("error");
+                Err(UpstreamError::Stream(format!(
+                    "the upstream reported {kind}: {}",
+                    error_message(&error)
+                )))
+            }
+            // ping, content_block_stop, and kinds added after this was written.
+            _ => Ok(None),
+        }
+    }
+
+    fn block_start(&mut self, index: u64, block: Option<Value>) -> Option<TokenEvent> {
+        let block = block?;
+        match block.get("type").and_then(Value::as_str) {
+            Some("tool_use") => {
+                let call = self.tool_blocks.len();
+                self.tool_blocks.push((index, call));
+                Some(TokenEvent::ToolCalls(json!([{
+                    "index": call,
+                    "id": block.get("id").cloned().unwrap_or(Value::Null),
+                    "type": "function",
+                    "function": {"name": block.get("name").cloned().unwrap_or(Value::Null), "arguments": ""},
+                }])))
+            }
+            Some("text") => block
+                .get("text")
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+                .map(|t| TokenEvent::Token(t.to_owned())),
+            _ => None,
+        }
+    }
+
+    fn block_delta(&mut self, index: u64, delta: Option<Value>) -> Option<TokenEvent> {
+        let delta = delta?;
+        match delta.get("type").and_then(Value::as_str) {
+            Some("text_delta") => delta
+                .get("text")
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+                .map(|t| TokenEvent::Token(t.to_owned())),
+            Some("input_json_delta") => {
+                let call = self
+                    .tool_blocks
+                    .iter()
+                    .find(|(block, _)| *block == index)?
+                    .1;
+                let piece = delta
+                    .get("partial_json")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                Some(TokenEvent::ToolCalls(
+                    json!([{"index": call, "function": {"arguments": piece}}]),
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    fn into_terminal(self) -> TokenEvent {
+        match (self.stopped, self.stop_reason) {
+            (true, reason) => TokenEvent::Done(Finish {
+                finish_reason: reason.unwrap_or_else(|| "stop".into()),
+                usage: Usage::new(self.input_tokens, self.output_tokens),
+            }),
+            (false, _) => TokenEvent::Error(UpstreamError::Stream(
+                "the upstream closed the stream before message_stop".into(),
+            )),
+        }
+    }
+}
+
+/// Anthropic's stop reasons in OpenAI's words.
+fn finish_reason(stop_reason: &str) -> String {
+    match stop_reason {
+        "end_turn" | "stop_sequence" => "stop",
+        "max_tokens" => "length",
+        "tool_use" => "tool_calls",
+        "refusal" => "content_filter",
+        other => other,
+    }
+    .to_owned()
+}

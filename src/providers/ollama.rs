@@ -1,0 +1,167 @@
+//! Provider `ollama`: Ollama's native `POST /api/chat` with `stream: true`.
+//!
+//! The response is NDJSON: one JSON object per line, each with a piece of
+//! `message.content`, and a last line with `done: true`, `done_reason`,
+//! `prompt_eval_count` and `eval_count` (the usage). A line with `error`
+//! ends the stream with that error. Lines are split with tokio-util's
+//! `LinesCodec`, bounded so a line without an end cannot grow memory.
+//! (Ollama also serves an OpenAI-compatible `/v1`; use provider `openai` with
+//! it for tool calls and the other OpenAI fields.)
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_stream::stream;
+use futures_util::{StreamExt, TryStreamExt};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use tokio_util::codec::{FramedRead, LinesCodec};
+use tokio_util::io::StreamReader;
+
+use super::upstream::{self, error_message};
+use super::{Provider, UpstreamError};
+use crate::config::{ModelConfig, Timeouts};
+use crate::generation::{Finish, GenRequest, TokenEvent, TokenStream, Usage};
+use crate::redact::Redactor;
+
+/// The longest NDJSON line accepted from Ollama.
+const MAX_LINE: usize = 1024 * 1024;
+
+pub struct Ollama {
+    client: reqwest::Client,
+    url: String,
+    api_key: Option<String>,
+    upstream_model: String,
+    connect_timeout: Duration,
+    redactor: Arc<Redactor>,
+}
+
+impl Ollama {
+    pub fn new(model: &ModelConfig, timeouts: &Timeouts) -> Ollama {
+        let base_url = model
+            .base_url
+            .as_deref()
+            .unwrap_or("http://127.0.0.1:11434");
+        Ollama {
+            client: upstream::client(timeouts),
+            url: format!("{}/api/chat", base_url.trim_end_matches('/')),
+            api_key: model.api_key.clone(),
+            upstream_model: model.upstream_model().to_owned(),
+            connect_timeout: timeouts.connect(),
+            redactor: Arc::new(Redactor::new(model.api_key.clone())),
+        }
+    }
+
+    fn request_body(&self, request: &GenRequest) -> Value {
+        let mut options = Map::new();
+        let settings = [
+            ("num_predict", request.max_tokens.map(Value::from)),
+            ("temperature", request.temperature.map(Value::from)),
+            ("top_p", request.top_p.map(Value::from)),
+            ("seed", request.seed.map(Value::from)),
+            (
+                "stop",
+                (!request.stop.is_empty()).then(|| Value::from(request.stop.clone())),
+            ),
+        ];
+        for (key, value) in settings {
+            if let Some(value) = value {
+                options.insert(key.into(), value);
+            }
+        }
+        let mut body = json!({
+            "model": self.upstream_model,
+            "messages": request.messages,
+            "stream": true,
+        });
+        if !options.is_empty() {
+            body["options"] = Value::Object(options);
+        }
+        body
+    }
+}
+
+#[derive(Deserialize)]
+struct Line {
+    message: Option<LineMessage>,
+    #[serde(default)]
+    done: bool,
+    done_reason: Option<String>,
+    prompt_eval_count: Option<u32>,
+    eval_count: Option<u32>,
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct LineMessage {
+    #[serde(default)]
+    content: String,
+}
+
+impl Provider for Ollama {
+    fn generate(&self, request: GenRequest) -> TokenStream {
+        let mut call = self
+            .client
+            .post(&self.url)
+            .json(&self.request_body(&request));
+        if let Some(key) = &self.api_key {
+            // For Ollama behind an authenticating proxy, or ollama.com.
+            call = call.bearer_auth(key);
+        }
+        let redactor = self.redactor.clone();
+        let connect_timeout = self.connect_timeout;
+        Box::pin(stream! {
+            let response = match upstream::send(call, connect_timeout, &redactor).await {
+                Ok(response) => response,
+                Err(err) => {
+                    yield TokenEvent::Error(err);
+                    return;
+                }
+            };
+            let body = StreamReader::new(response.bytes_stream().map_err(std::io::Error::other));
+            let mut lines = FramedRead::new(body, LinesCodec::new_with_max_length(MAX_LINE));
+            while let Some(line) = lines.next().await {
+                let line = match line {
+                    Ok(line) if line.trim().is_empty() => continue,
+                    Ok(line) => line,
+                    Err(err) => {
+                        let message = format!("the upstream stream broke off: {err}");
+                        yield TokenEvent::Error(UpstreamError::Stream(redactor.scrub(&message)));
+                        return;
+                    }
+                };
+                let line: Line = match serde_json::from_str(&line) {
+                    Ok(line) => line,
+                    Err(err) => {
+                        yield TokenEvent::Error(UpstreamError::Stream(format!(
+                            "the upstream sent a line that is not an Ollama chat chunk: {err}"
+                        )));
+                        return;
+                    }
+                };
+                if let Some(error) = line.error {
+                    let message = format!("the upstream reported an error: {}", error_message(&error));
+                    yield TokenEvent::Error(UpstreamError::Stream(redactor.scrub(&message)));
+                    return;
+                }
+                if let Some(message) = line.message.filter(|m| !m.content.is_empty()) {
+                    yield TokenEvent::Token(message.content);
+                }
+                if line.done {
+                    let finish_reason = match line.done_reason.as_deref() {
+                        Some("length") => "length",
+                        _ => "stop",
+                    };
+                    yield TokenEvent::Done(Finish {
+                        finish_reason: finish_reason.into(),
+                        usage: Usage::new(line.prompt_eval_count.unwrap_or(0), line.eval_count.unwrap_or(0)),
+                    });
+                    return;
+                }
+            }
+            yield TokenEvent::Error(UpstreamError::Stream(
+                "the upstream closed the stream before its done line".into(),
+            ));
+        })
+    }
+}

@@ -1,0 +1,119 @@
+//! What every HTTP upstream shares: the client, sending a streaming request
+//! and turning its failures into [`UpstreamError`]s with the provider's
+//! message, secrets scrubbed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use super::UpstreamError;
+use crate::config::Timeouts;
+use crate::redact::Redactor;
+
+/// How much of an upstream error body is read for its message.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// The HTTP client for streaming upstreams: a connect timeout, and no
+/// whole-request timeout (a stream may rightly run for minutes; the relay's
+/// deadlines govern it).
+pub fn client(timeouts: &Timeouts) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(timeouts.connect())
+        .tcp_nodelay(true)
+        .build()
+        .expect("the HTTP client's TLS backend initialises")
+}
+
+/// Sends a request; an error status becomes the upstream's error.
+pub async fn send(
+    call: reqwest::RequestBuilder,
+    connect_timeout: Duration,
+    redactor: &Arc<Redactor>,
+) -> Result<reqwest::Response, UpstreamError> {
+    let response = call
+        .send()
+        .await
+        .map_err(|err| send_error(&err, connect_timeout, redactor))?;
+    if response.status().is_success() {
+        Ok(response)
+    } else {
+        Err(status_error(response, redactor).await)
+    }
+}
+
+/// The body broke off mid-stream.
+pub fn broke(err: &reqwest::Error, redactor: &Redactor) -> UpstreamError {
+    let message = format!(
+        "the upstream connection failed mid-stream: {}",
+        describe(err)
+    );
+    UpstreamError::Stream(redactor.scrub(&message))
+}
+
+/// A failure to send the request or to read the response head.
+pub fn send_error(
+    err: &reqwest::Error,
+    connect_timeout: Duration,
+    redactor: &Redactor,
+) -> UpstreamError {
+    if err.is_connect() && err.is_timeout() {
+        return UpstreamError::ConnectTimeout(connect_timeout);
+    }
+    let message = format!("could not reach the upstream: {}", describe(err));
+    UpstreamError::Transport(redactor.scrub(&message))
+}
+
+/// An upstream error status, with the message from its body.
+pub async fn status_error(response: reqwest::Response, redactor: &Redactor) -> UpstreamError {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(Ok(bytes)) = stream.next().await {
+        body.extend_from_slice(&bytes);
+        if body.len() >= ERROR_BODY_LIMIT {
+            break;
+        }
+    }
+    let message = match serde_json::from_slice::<Value>(&body) {
+        Ok(json) => error_message(json.get("error").unwrap_or(&json)),
+        Err(_) => String::from_utf8_lossy(&body).chars().take(500).collect(),
+    };
+    UpstreamError::Status {
+        status,
+        message: redactor.scrub(message.trim()),
+        retry_after,
+    }
+}
+
+/// The human message in an OpenAI-style error object (or whatever it is).
+pub fn error_message(error: &Value) -> String {
+    match error {
+        Value::String(text) => text.clone(),
+        Value::Object(fields) => fields
+            .get("message")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| error.to_string()),
+        other => other.to_string(),
+    }
+}
+
+/// A transport error and its causes, without the URL (which may hold credentials).
+pub fn describe(err: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
