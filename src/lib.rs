@@ -18,6 +18,7 @@
 //! listener until a shutdown signal.
 
 pub mod auth;
+pub mod bench;
 pub mod config;
 pub mod error;
 pub mod frame;

@@ -36,6 +36,8 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:7800/readyz")]
         url: String,
     },
+    /// Load-test an SSE token endpoint (sluice's or any OpenAI-compatible one).
+    Bench(sluice::bench::BenchArgs),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -49,8 +51,10 @@ const CONFIG_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Health { url }) = &cli.command {
-        return health(url);
+    match cli.command {
+        Some(Command::Health { url }) => return health(&url),
+        Some(Command::Bench(args)) => return bench(args),
+        None => {}
     }
     init_logs(cli.log_format);
     let mut config = match &cli.config {
@@ -97,6 +101,27 @@ async fn health(url: &str) -> ExitCode {
     }
 }
 
+#[tokio::main]
+async fn bench(args: sluice::bench::BenchArgs) -> ExitCode {
+    raise_open_files_limit();
+    match sluice::bench::run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("sluice bench: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Thousands of streams need thousands of sockets: lift the soft limit on
+/// open files to the hard one.
+fn raise_open_files_limit() {
+    #[cfg(unix)]
+    if let Ok((_, hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        let _ = rlimit::setrlimit(rlimit::Resource::NOFILE, hard, hard);
+    }
+}
+
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "sluice=info".into());
@@ -109,6 +134,7 @@ fn init_logs(format: LogFormat) {
 
 #[tokio::main]
 async fn run(config: Config) -> std::io::Result<()> {
+    raise_open_files_limit();
     let listener = TcpListener::bind(config.listen).await.map_err(|e| {
         std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
     })?;

@@ -93,8 +93,8 @@ impl Provider for Mock {
             }
             let mut rng = fastrand::Rng::with_seed(seed_for(&request));
             let plan = Plan::new(&knobs, &request, &mut rng);
-            let pace = Pace::new(&knobs);
-            tokio::time::sleep(pace.ttft).await;
+            let mut pace = Pace::new(&knobs);
+            pace.first_token().await;
 
             let mut completion_tokens = 0u32;
             let total = plan.pieces.len();
@@ -186,11 +186,15 @@ fn truncate_to_tokens(pieces: &mut Vec<Piece>, limit: u32) -> bool {
     cut
 }
 
-/// The mock's timing.
+/// The mock's timing. Each token is due at a deadline reckoned from the
+/// previous deadline, not from when the previous token was written, so the
+/// pace does not drift by the timer's rounding (tokio's timer has 1 ms
+/// granularity) or by a slow reader.
 struct Pace {
     ttft: Duration,
     token_delay_ms: u64,
     jitter_ms: u64,
+    due: tokio::time::Instant,
 }
 
 impl Pace {
@@ -199,16 +203,25 @@ impl Pace {
             ttft: Duration::from_millis(knobs.ttft_ms.unwrap_or(DEFAULT_TTFT_MS)),
             token_delay_ms: knobs.token_delay_ms.unwrap_or(DEFAULT_TOKEN_DELAY_MS),
             jitter_ms: knobs.jitter_ms.unwrap_or(DEFAULT_JITTER_MS),
+            due: tokio::time::Instant::now(),
+        }
+    }
+
+    async fn first_token(&mut self) {
+        self.due += self.ttft;
+        if !self.ttft.is_zero() {
+            tokio::time::sleep_until(self.due).await;
         }
     }
 
     /// Waits the gap before the next token: `token_delay_ms`, spread by up to
     /// `jitter_ms` either way.
-    async fn between_tokens(&self, rng: &mut fastrand::Rng) {
+    async fn between_tokens(&mut self, rng: &mut fastrand::Rng) {
         let jitter = self.jitter_ms.min(self.token_delay_ms);
         let delay = self.token_delay_ms - jitter + rng.u64(0..=2 * jitter);
         if delay > 0 {
-            tokio::time::sleep(Duration::from_millis(delay)).await;
+            self.due += Duration::from_millis(delay);
+            tokio::time::sleep_until(self.due).await;
         }
     }
 }
