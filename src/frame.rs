@@ -117,14 +117,24 @@ impl Framer for NativeFrames {
     fn token(&mut self, token: &str) -> Bytes {
         let id = self.next_id;
         self.next_id += 1;
+        // The hot path: one allocation, the outgoing frame, built in place.
+        let mut out = Vec::with_capacity(token.len() + 40);
         match self.format {
             Format::Sse => {
-                let data = json!({ "token": token });
-                Bytes::from(format!("id: {id}\ndata: {data}\n\n"))
+                out.extend_from_slice(b"id: ");
+                out.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
+                out.extend_from_slice(b"\ndata: {\"token\":");
+                serde_json::to_writer(&mut out, token).expect("a string serialises");
+                out.extend_from_slice(b"}\n\n");
             }
-            Format::Ndjson => Bytes::from(format!("{}\n", json!({ "token": token }))),
-            Format::Text => Bytes::copy_from_slice(token.as_bytes()),
+            Format::Ndjson => {
+                out.extend_from_slice(b"{\"token\":");
+                serde_json::to_writer(&mut out, token).expect("a string serialises");
+                out.extend_from_slice(b"}\n");
+            }
+            Format::Text => out.extend_from_slice(token.as_bytes()),
         }
+        Bytes::from(out)
     }
 
     fn serving(&mut self, model: &str) {

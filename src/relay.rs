@@ -125,20 +125,30 @@ pub fn body(
             }
         };
         let beats = framer.heartbeat().is_some();
+        // One timer and one shutdown registration per stream, not per token:
+        // a write only notes the time, and the timer is moved on lazily.
+        let mut last_write = Instant::now();
+        let quiet = sleep_until(last_write + heartbeat);
+        tokio::pin!(quiet);
+        let shutdown = shutdown.cancelled_owned();
+        tokio::pin!(shutdown);
         loop {
             let event = match pending.take() {
                 Some(event) => event,
                 None => {
-                    let quiet_until = Instant::now() + heartbeat;
                     tokio::select! {
                         event = rest.next() => event.unwrap_or_else(|| TokenEvent::Error(ended_early_upstream())),
-                        () = sleep_until(quiet_until), if beats => {
-                            if let Some(beat) = framer.heartbeat() {
-                                yield Ok(beat);
+                        () = &mut quiet, if beats => {
+                            if Instant::now() >= last_write + heartbeat {
+                                if let Some(beat) = framer.heartbeat() {
+                                    yield Ok(beat);
+                                }
+                                last_write = Instant::now();
                             }
+                            quiet.as_mut().reset(last_write + heartbeat);
                             continue;
                         }
-                        () = shutdown.cancelled() => {
+                        () = &mut shutdown => {
                             meter.end(Ended::ShuttingDown);
                             yield Ok(framer.error(&shutting_down()));
                             if framer.aborts_on_error() {
@@ -154,10 +164,12 @@ pub fn body(
                 TokenEvent::Token(token) => {
                     meter.token();
                     yield Ok(framer.token(&token));
+                    last_write = Instant::now();
                 }
                 TokenEvent::ToolCalls(calls) => {
                     if let Some(frame) = framer.tool_calls(&calls) {
                         yield Ok(frame);
+                        last_write = Instant::now();
                     }
                 }
                 TokenEvent::Done(finish) => {

@@ -7,10 +7,15 @@
 //! upstream request. The idle clock only runs while the guard is waiting on
 //! the upstream: time spent waiting for a slow client to read does not count
 //! against the upstream.
+//!
+//! One timer per stream, re-armed lazily: each event only notes the time, and
+//! when the timer fires early (because events came since it was set) it is
+//! moved to the real deadline. Registering a fresh timer for every token cost
+//! more than relaying the token.
 
 use async_stream::stream;
 use futures_util::StreamExt;
-use tokio::time::{timeout_at, Instant};
+use tokio::time::{sleep_until, Instant};
 
 use crate::config::Timeouts;
 use crate::generation::{TokenEvent, TokenStream};
@@ -21,31 +26,50 @@ pub fn guard(mut inner: TokenStream, timeouts: &Timeouts) -> TokenStream {
     Box::pin(stream! {
         let started = Instant::now();
         let total_deadline = started + total;
-        let mut got_token = false;
-        loop {
-            let (deadline, timeout) = if got_token {
-                (Instant::now() + idle, UpstreamError::IdleTimeout(idle))
-            } else {
-                (started + first_token, UpstreamError::FirstTokenTimeout(first_token))
+        // When output last came; `None` until the first token.
+        let mut last_output: Option<Instant> = None;
+        let deadline = |last_output: Option<Instant>| {
+            let (at, err) = match last_output {
+                Some(last) => (last + idle, UpstreamError::IdleTimeout(idle)),
+                None => (started + first_token, UpstreamError::FirstTokenTimeout(first_token)),
             };
-            let (deadline, timeout) = if total_deadline <= deadline {
+            if total_deadline <= at {
                 (total_deadline, UpstreamError::TotalTimeout(total))
             } else {
-                (deadline, timeout)
-            };
-            match timeout_at(deadline, inner.next()).await {
-                Ok(Some(event)) => {
+                (at, err)
+            }
+        };
+        let timer = sleep_until(deadline(None).0);
+        tokio::pin!(timer);
+        loop {
+            tokio::select! {
+                event = inner.next() => {
+                    let Some(event) = event else { return };
                     let terminal = event.is_terminal();
-                    got_token |= event.is_output();
+                    let output = event.is_output();
                     yield event;
                     if terminal {
                         return;
                     }
+                    if output {
+                        // The idle clock starts when we wait on the upstream
+                        // again: a slow reader is not the upstream's silence.
+                        let first = last_output.is_none();
+                        last_output = Some(Instant::now());
+                        if first {
+                            // The idle deadline may come before the
+                            // first-token one the timer was set for.
+                            timer.as_mut().reset(deadline(last_output).0);
+                        }
+                    }
                 }
-                Ok(None) => return,
-                Err(_) => {
-                    yield TokenEvent::Error(timeout);
-                    return;
+                () = &mut timer => {
+                    let (at, err) = deadline(last_output);
+                    if Instant::now() >= at {
+                        yield TokenEvent::Error(err);
+                        return;
+                    }
+                    timer.as_mut().reset(at);
                 }
             }
         }

@@ -92,7 +92,7 @@ async fn usage_is_counted_locally_when_the_upstream_sends_none() {
     let (_fake, server) = setup("").await;
     let got = ask(&server, "up-no-usage").await;
     let usage = &got.terminal_json()["usage"];
-    let expected: u32 = TOKENS.iter().map(|t| sluice::tokenizer::count(t)).sum();
+    let expected = sluice::tokenizer::count(&TOKENS.concat());
     assert_eq!(usage["completion_tokens"], expected);
     assert_eq!(
         usage["prompt_tokens"],

@@ -123,9 +123,24 @@ impl Framer for ChatChunks {
         }
     }
 
+    /// The hot path: one allocation, the outgoing frame, built in place.
     fn token(&mut self, token: &str) -> Bytes {
-        let delta = format!(r#"{{"content":{}}}"#, json_string(token));
-        Bytes::from(self.delta(&delta, "null"))
+        if !self.sent_role {
+            let delta = format!(r#"{{"content":{}}}"#, json_string(token));
+            return Bytes::from(self.delta(&delta, "null"));
+        }
+        const OPEN: &str = r#"{"index":0,"delta":{"content":"#;
+        const CLOSE: &str = r#"},"logprobs":null,"finish_reason":null}"#;
+        let shape = &self.shape;
+        let mut out = Vec::with_capacity(
+            shape.prefix.len() + OPEN.len() + token.len() + 8 + CLOSE.len() + shape.suffix.len(),
+        );
+        out.extend_from_slice(shape.prefix.as_bytes());
+        out.extend_from_slice(OPEN.as_bytes());
+        serde_json::to_writer(&mut out, token).expect("a string serialises");
+        out.extend_from_slice(CLOSE.as_bytes());
+        out.extend_from_slice(shape.suffix.as_bytes());
+        Bytes::from(out)
     }
 
     fn tool_calls(&mut self, calls: &Value) -> Option<Bytes> {

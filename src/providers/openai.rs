@@ -141,8 +141,10 @@ impl Provider for OpenAi {
 struct StreamState {
     finish_reason: Option<String>,
     usage: Option<Usage>,
-    /// Completion tokens counted here, for upstreams that send no usage.
-    counted_tokens: u32,
+    /// The completion so far, counted with the tokenizer only at the end and
+    /// only if the upstream sent no usage (tokenizing each delta as it came
+    /// cost more CPU than relaying it).
+    completion: String,
     saw_done: bool,
 }
 
@@ -214,7 +216,7 @@ impl StreamState {
         };
         match (delta.content, delta.tool_calls) {
             (Some(content), _) if !content.is_empty() => {
-                self.counted_tokens += tokenizer::count(&content);
+                self.completion.push_str(&content);
                 Step::Token(content)
             }
             (_, Some(calls)) if !calls.is_null() => Step::ToolCalls(calls),
@@ -236,7 +238,7 @@ impl StreamState {
         let usage = self.usage.unwrap_or_else(|| {
             Usage::new(
                 tokenizer::prompt_tokens(&request.messages),
-                self.counted_tokens,
+                tokenizer::count(&self.completion),
             )
         });
         TokenEvent::Done(Finish {
