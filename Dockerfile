@@ -9,6 +9,8 @@ RUN apk add --no-cache musl-dev g++ cmake make perl
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# Cargo.toml names the benches; the manifest does not load without them.
+COPY benches ./benches
 RUN cargo build --release --locked --bin sluice \
     && cp target/release/sluice /sluice
 
