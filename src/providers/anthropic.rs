@@ -13,48 +13,30 @@
 //! tool-call deltas, which the OpenAI door relays and the native door skips;
 //! other delta kinds (thinking, citations) are ignored, never a crash.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use async_stream::stream;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::upstream::{self, error_message};
+use super::upstream::{self, error_message, Endpoint};
 use super::{Provider, UpstreamError};
 use crate::config::{ModelConfig, Timeouts};
 use crate::generation::{Finish, GenRequest, Role, TokenEvent, TokenStream, Usage};
 use crate::redact::Redactor;
-use crate::sse;
 
 const API_VERSION: &str = "2023-06-01";
 const DEFAULT_MAX_TOKENS: u32 = 4096;
 
 pub struct Anthropic {
-    client: reqwest::Client,
-    url: String,
-    api_key: Option<String>,
-    upstream_model: String,
+    endpoint: Endpoint,
     default_max_tokens: u32,
-    connect_timeout: Duration,
-    redactor: Arc<Redactor>,
 }
 
 impl Anthropic {
     pub fn new(model: &ModelConfig, timeouts: &Timeouts) -> Anthropic {
-        let base_url = model
-            .base_url
-            .as_deref()
-            .unwrap_or("https://api.anthropic.com");
         Anthropic {
-            client: upstream::client(timeouts),
-            url: format!("{}/v1/messages", base_url.trim_end_matches('/')),
-            api_key: model.api_key.clone(),
-            upstream_model: model.upstream_model().to_owned(),
+            endpoint: Endpoint::new(model, timeouts, "/v1/messages"),
             default_max_tokens: model.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
-            connect_timeout: timeouts.connect(),
-            redactor: Arc::new(Redactor::new(model.api_key.clone())),
         }
     }
 
@@ -72,7 +54,7 @@ impl Anthropic {
             .map(|m| json!({ "role": m.role, "content": m.content }))
             .collect();
         let mut body = json!({
-            "model": self.upstream_model,
+            "model": self.endpoint.upstream_model,
             "max_tokens": request.max_tokens.unwrap_or(self.default_max_tokens),
             "messages": messages,
             "stream": true,
@@ -97,54 +79,42 @@ impl Anthropic {
 impl Provider for Anthropic {
     fn generate(&self, request: GenRequest) -> TokenStream {
         let mut call = self
-            .client
-            .post(&self.url)
-            .header("anthropic-version", API_VERSION)
-            .json(&self.request_body(&request));
-        if let Some(key) = &self.api_key {
+            .endpoint
+            .post(&self.request_body(&request))
+            .header("anthropic-version", API_VERSION);
+        if let Some(key) = &self.endpoint.api_key {
             call = call.header("x-api-key", key);
         }
-        let redactor = self.redactor.clone();
-        let connect_timeout = self.connect_timeout;
+        let response = self.endpoint.send(call);
+        let redactor = self.endpoint.redactor.clone();
         Box::pin(stream! {
-            let response = match upstream::send(call, connect_timeout, &redactor).await {
+            let response = match response.await {
                 Ok(response) => response,
                 Err(err) => {
                     yield TokenEvent::Error(err);
                     return;
                 }
             };
-            let mut body = response.bytes_stream();
-            let mut decoder = sse::Decoder::new();
+            let events = upstream::sse_events(response, redactor.clone());
+            futures_util::pin_mut!(events);
             let mut state = MessageState::default();
-            loop {
-                let eof = match body.next().await {
-                    Some(Ok(bytes)) => {
-                        decoder.push(&bytes);
-                        false
-                    }
-                    Some(Err(err)) => {
-                        yield TokenEvent::Error(upstream::broke(&err, &redactor));
+            while let Some(event) = events.next().await {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(err) => {
+                        yield TokenEvent::Error(err);
                         return;
                     }
-                    None => {
-                        decoder.finish();
-                        true
-                    }
                 };
-                let mut ended = false;
-                while let Some(event) = decoder.next_event() {
-                    match state.on_event(&event.data) {
-                        Ok(Some(event)) => yield event,
-                        Ok(None) => {}
-                        Err(err) => {
-                            yield TokenEvent::Error(scrubbed(err, &redactor));
-                            return;
-                        }
+                match state.on_event(&event.data) {
+                    Ok(Some(event)) => yield event,
+                    Ok(None) => {}
+                    Err(err) => {
+                        yield TokenEvent::Error(scrubbed(err, &redactor));
+                        return;
                     }
-                    ended |= state.stopped;
                 }
-                if ended || eof {
+                if state.stopped {
                     break;
                 }
             }

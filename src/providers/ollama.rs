@@ -8,9 +8,6 @@
 //! (Ollama also serves an OpenAI-compatible `/v1`; use provider `openai` with
 //! it for tool calls and the other OpenAI fields.)
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use async_stream::stream;
 use futures_util::{StreamExt, TryStreamExt};
 use serde::Deserialize;
@@ -18,37 +15,22 @@ use serde_json::{json, Map, Value};
 use tokio_util::codec::{FramedRead, LinesCodec};
 use tokio_util::io::StreamReader;
 
-use super::upstream::{self, error_message};
+use super::upstream::{error_message, Endpoint};
 use super::{Provider, UpstreamError};
 use crate::config::{ModelConfig, Timeouts};
 use crate::generation::{Finish, GenRequest, TokenEvent, TokenStream, Usage};
-use crate::redact::Redactor;
 
 /// The longest NDJSON line accepted from Ollama.
 const MAX_LINE: usize = 1024 * 1024;
 
 pub struct Ollama {
-    client: reqwest::Client,
-    url: String,
-    api_key: Option<String>,
-    upstream_model: String,
-    connect_timeout: Duration,
-    redactor: Arc<Redactor>,
+    endpoint: Endpoint,
 }
 
 impl Ollama {
     pub fn new(model: &ModelConfig, timeouts: &Timeouts) -> Ollama {
-        let base_url = model
-            .base_url
-            .as_deref()
-            .unwrap_or("http://127.0.0.1:11434");
         Ollama {
-            client: upstream::client(timeouts),
-            url: format!("{}/api/chat", base_url.trim_end_matches('/')),
-            api_key: model.api_key.clone(),
-            upstream_model: model.upstream_model().to_owned(),
-            connect_timeout: timeouts.connect(),
-            redactor: Arc::new(Redactor::new(model.api_key.clone())),
+            endpoint: Endpoint::new(model, timeouts, "/api/chat"),
         }
     }
 
@@ -70,7 +52,7 @@ impl Ollama {
             }
         }
         let mut body = json!({
-            "model": self.upstream_model,
+            "model": self.endpoint.upstream_model,
             "messages": request.messages,
             "stream": true,
         });
@@ -100,18 +82,15 @@ struct LineMessage {
 
 impl Provider for Ollama {
     fn generate(&self, request: GenRequest) -> TokenStream {
-        let mut call = self
-            .client
-            .post(&self.url)
-            .json(&self.request_body(&request));
-        if let Some(key) = &self.api_key {
+        let mut call = self.endpoint.post(&self.request_body(&request));
+        if let Some(key) = &self.endpoint.api_key {
             // For Ollama behind an authenticating proxy, or ollama.com.
             call = call.bearer_auth(key);
         }
-        let redactor = self.redactor.clone();
-        let connect_timeout = self.connect_timeout;
+        let response = self.endpoint.send(call);
+        let redactor = self.endpoint.redactor.clone();
         Box::pin(stream! {
-            let response = match upstream::send(call, connect_timeout, &redactor).await {
+            let response = match response.await {
                 Ok(response) => response,
                 Err(err) => {
                     yield TokenEvent::Error(err);

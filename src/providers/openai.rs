@@ -7,44 +7,26 @@
 //! (or the end of the body), because the usage chunk comes after it. Usage is
 //! counted locally only when the upstream sends none.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use async_stream::stream;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::upstream::{self, error_message};
+use super::upstream::{self, error_message, Endpoint};
 use super::{Provider, UpstreamError};
 use crate::config::{ModelConfig, Timeouts};
 use crate::generation::{Finish, GenRequest, TokenEvent, TokenStream, Usage};
 use crate::redact::Redactor;
-use crate::sse;
 use crate::tokenizer;
 
 pub struct OpenAi {
-    client: reqwest::Client,
-    url: String,
-    api_key: Option<String>,
-    upstream_model: String,
-    connect_timeout: Duration,
-    redactor: Arc<Redactor>,
+    endpoint: Endpoint,
 }
 
 impl OpenAi {
     pub fn new(model: &ModelConfig, timeouts: &Timeouts) -> OpenAi {
-        let base_url = model
-            .base_url
-            .as_deref()
-            .unwrap_or("https://api.openai.com/v1");
         OpenAi {
-            client: upstream::client(timeouts),
-            url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
-            api_key: model.api_key.clone(),
-            upstream_model: model.upstream_model().to_owned(),
-            connect_timeout: timeouts.connect(),
-            redactor: Arc::new(Redactor::new(model.api_key.clone())),
+            endpoint: Endpoint::new(model, timeouts, "/chat/completions"),
         }
     }
 
@@ -56,7 +38,7 @@ impl OpenAi {
             Some(raw) => Value::from(raw.clone()),
             None => json!(request.messages),
         };
-        body.insert("model".into(), json!(self.upstream_model));
+        body.insert("model".into(), json!(self.endpoint.upstream_model));
         body.insert("messages".into(), messages);
         body.insert("stream".into(), json!(true));
         body.insert("stream_options".into(), json!({ "include_usage": true }));
@@ -85,51 +67,43 @@ impl OpenAi {
 
 impl Provider for OpenAi {
     fn generate(&self, request: GenRequest) -> TokenStream {
-        let mut call = self
-            .client
-            .post(&self.url)
-            .json(&self.request_body(&request));
-        if let Some(key) = &self.api_key {
+        let mut call = self.endpoint.post(&self.request_body(&request));
+        if let Some(key) = &self.endpoint.api_key {
             call = call.bearer_auth(key);
         }
-        let redactor = self.redactor.clone();
-        let connect_timeout = self.connect_timeout;
+        let response = self.endpoint.send(call);
+        let redactor = self.endpoint.redactor.clone();
         Box::pin(stream! {
-            let response = match upstream::send(call, connect_timeout, &redactor).await {
+            let response = match response.await {
                 Ok(response) => response,
                 Err(err) => {
                     yield TokenEvent::Error(err);
                     return;
                 }
             };
-            let mut body = response.bytes_stream();
-            let mut decoder = sse::Decoder::new();
+            let events = upstream::sse_events(response, redactor.clone());
+            futures_util::pin_mut!(events);
             let mut state = StreamState::default();
-            let mut ended = false;
-            while !ended {
-                match body.next().await {
-                    Some(Ok(bytes)) => decoder.push(&bytes),
-                    Some(Err(err)) => {
-                        yield TokenEvent::Error(upstream::broke(&err, &redactor));
+            while let Some(event) = events.next().await {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(err) => {
+                        yield TokenEvent::Error(err);
                         return;
                     }
-                    None => {
-                        decoder.finish();
-                        ended = true;
+                };
+                match state.on_event(&event.data, &redactor) {
+                    Step::Token(token) => yield TokenEvent::Token(token),
+                    Step::ToolCalls(calls) => yield TokenEvent::ToolCalls(calls),
+                    Step::Continue => {}
+                    Step::Failed(err) => {
+                        yield TokenEvent::Error(err);
+                        return;
                     }
                 }
-                while let Some(event) = decoder.next_event() {
-                    match state.on_event(&event.data, &redactor) {
-                        Step::Token(token) => yield TokenEvent::Token(token),
-                        Step::ToolCalls(calls) => yield TokenEvent::ToolCalls(calls),
-                        Step::Continue => {}
-                        Step::Failed(err) => {
-                            yield TokenEvent::Error(err);
-                            return;
-                        }
-                    }
+                if state.saw_done {
+                    break;
                 }
-                ended |= state.saw_done;
             }
             yield state.into_terminal(&request);
         })

@@ -1,16 +1,100 @@
-//! What every HTTP upstream shares: the client, sending a streaming request
-//! and turning its failures into [`UpstreamError`]s with the provider's
+//! What every HTTP upstream shares: its endpoint (client, URL, key, the
+//! model name it knows), sending a streaming request, reading an SSE body as
+//! events, and turning failures into [`UpstreamError`]s with the provider's
 //! message, secrets scrubbed.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use async_stream::stream;
+use futures_util::{Stream, StreamExt};
 use serde_json::Value;
 
 use super::UpstreamError;
-use crate::config::Timeouts;
+use crate::config::{ModelConfig, Timeouts};
 use crate::redact::Redactor;
+use crate::sse;
+
+/// One configured upstream model's endpoint.
+pub struct Endpoint {
+    client: reqwest::Client,
+    url: String,
+    pub api_key: Option<String>,
+    /// The model name sent upstream.
+    pub upstream_model: String,
+    connect_timeout: Duration,
+    pub redactor: Arc<Redactor>,
+}
+
+impl Endpoint {
+    /// `path` is appended to the model's `base_url` (or its provider's default).
+    pub fn new(model: &ModelConfig, timeouts: &Timeouts, path: &str) -> Endpoint {
+        let base_url = model
+            .base_url
+            .as_deref()
+            .or(model.provider.default_base_url())
+            .unwrap_or_default();
+        Endpoint {
+            client: client(timeouts),
+            url: format!("{}{path}", base_url.trim_end_matches('/')),
+            api_key: model.api_key.clone(),
+            upstream_model: model.upstream_model().to_owned(),
+            connect_timeout: timeouts.connect(),
+            redactor: Arc::new(Redactor::new(model.api_key.clone())),
+        }
+    }
+
+    /// A POST of `body` to the endpoint, for the provider to add its headers to.
+    pub fn post(&self, body: &Value) -> reqwest::RequestBuilder {
+        self.client.post(&self.url).json(body)
+    }
+
+    /// Sends `call`; an error status becomes the upstream's error. The future
+    /// owns what it needs, so a provider's stream can hold it.
+    pub fn send(
+        &self,
+        call: reqwest::RequestBuilder,
+    ) -> impl Future<Output = Result<reqwest::Response, UpstreamError>> + Send + 'static {
+        let (connect_timeout, redactor) = (self.connect_timeout, self.redactor.clone());
+        async move { send(call, connect_timeout, &redactor).await }
+    }
+}
+
+/// An SSE response body as events, as they arrive: an event split across
+/// reads waits for its end, and a last event without a blank line is still
+/// delivered. A broken body is the last item.
+pub fn sse_events(
+    response: reqwest::Response,
+    redactor: Arc<Redactor>,
+) -> impl Stream<Item = Result<sse::Event, UpstreamError>> + Send {
+    stream! {
+        let mut body = response.bytes_stream();
+        let mut decoder = sse::Decoder::new();
+        loop {
+            let eof = match body.next().await {
+                Some(Ok(bytes)) => {
+                    decoder.push(&bytes);
+                    false
+                }
+                Some(Err(err)) => {
+                    yield Err(broke(&err, &redactor));
+                    return;
+                }
+                None => {
+                    decoder.finish();
+                    true
+                }
+            };
+            while let Some(event) = decoder.next_event() {
+                yield Ok(event);
+            }
+            if eof {
+                return;
+            }
+        }
+    }
+}
 
 /// How much of an upstream error body is read for its message.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
@@ -18,7 +102,7 @@ const ERROR_BODY_LIMIT: usize = 64 * 1024;
 /// The HTTP client for streaming upstreams: a connect timeout, and no
 /// whole-request timeout (a stream may rightly run for minutes; the relay's
 /// deadlines govern it).
-pub fn client(timeouts: &Timeouts) -> reqwest::Client {
+fn client(timeouts: &Timeouts) -> reqwest::Client {
     reqwest::Client::builder()
         .connect_timeout(timeouts.connect())
         .tcp_nodelay(true)
@@ -27,7 +111,7 @@ pub fn client(timeouts: &Timeouts) -> reqwest::Client {
 }
 
 /// Sends a request; an error status becomes the upstream's error.
-pub async fn send(
+async fn send(
     call: reqwest::RequestBuilder,
     connect_timeout: Duration,
     redactor: &Arc<Redactor>,
@@ -53,7 +137,7 @@ pub fn broke(err: &reqwest::Error, redactor: &Redactor) -> UpstreamError {
 }
 
 /// A failure to send the request or to read the response head.
-pub fn send_error(
+fn send_error(
     err: &reqwest::Error,
     connect_timeout: Duration,
     redactor: &Redactor,
@@ -66,7 +150,7 @@ pub fn send_error(
 }
 
 /// An upstream error status, with the message from its body.
-pub async fn status_error(response: reqwest::Response, redactor: &Redactor) -> UpstreamError {
+async fn status_error(response: reqwest::Response, redactor: &Redactor) -> UpstreamError {
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
@@ -106,7 +190,7 @@ pub fn error_message(error: &Value) -> String {
 }
 
 /// A transport error and its causes, without the URL (which may hold credentials).
-pub fn describe(err: &reqwest::Error) -> String {
+fn describe(err: &reqwest::Error) -> String {
     use std::error::Error as _;
     let mut text = err.to_string();
     let mut source = err.source();
