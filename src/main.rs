@@ -141,11 +141,16 @@ async fn run(config: Config) -> std::io::Result<()> {
     tracing::info!(
         "sluice listening on http://{} (models: {})",
         listener.local_addr()?,
-        sluice::providers::Models::from_config(&config)
-            .names()
-            .join(", ")
+        model_names(&config)
     );
     sluice::serve(listener, config, shutdown_signal()).await
+}
+
+/// The configured model names, sorted, without building their providers.
+fn model_names(config: &Config) -> String {
+    let mut names: Vec<&str> = config.models.iter().map(|m| m.name.as_str()).collect();
+    names.sort_unstable();
+    names.join(", ")
 }
 
 /// Ctrl-C or SIGTERM.

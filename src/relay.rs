@@ -100,6 +100,15 @@ pub fn response(started: Started, mut framer: impl Framer, relay: Relay) -> Resp
 /// The header naming the model that served (a fallback, perhaps).
 pub const SERVED_BY: &str = "x-sluice-model";
 
+/// Names the model that serves in a header (known before the response
+/// starts unless the first token took longer than a heartbeat).
+pub fn with_served_by(mut response: Response, model: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(model) {
+        response.headers_mut().insert(SERVED_BY, value);
+    }
+    response
+}
+
 /// The response body: the generation's frames, as `framer` writes them.
 pub fn body(
     started: Started,

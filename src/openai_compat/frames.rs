@@ -17,6 +17,8 @@ const DONE: &str = "data: [DONE]\n\n";
 
 /// The parts of a chunk that do not change within a stream.
 struct ChunkShape {
+    identity: Identity,
+    object: &'static str,
     /// `data: {"id":..,"object":..,"created":..,"model":..,"choices":[`
     prefix: String,
     /// `]}` or, with `include_usage`, `],"usage":null}` (OpenAI sends the
@@ -26,7 +28,21 @@ struct ChunkShape {
 }
 
 impl ChunkShape {
-    fn new(identity: &Identity, object: &str, include_usage: bool) -> ChunkShape {
+    fn new(identity: &Identity, object: &'static str, include_usage: bool) -> ChunkShape {
+        ChunkShape {
+            prefix: Self::prefix(identity, object),
+            identity: identity.clone(),
+            object,
+            suffix: if include_usage {
+                "],\"usage\":null}\n\n"
+            } else {
+                "]}\n\n"
+            },
+            include_usage,
+        }
+    }
+
+    fn prefix(identity: &Identity, object: &str) -> String {
         let head = json!({
             "id": identity.id,
             "object": object,
@@ -35,16 +51,14 @@ impl ChunkShape {
         })
         .to_string();
         // `{"id":...,"model":"m"}` -> `{"id":...,"model":"m","choices":[`
-        let prefix = format!("data: {},\"choices\":[", &head[..head.len() - 1]);
-        ChunkShape {
-            prefix,
-            suffix: if include_usage {
-                "],\"usage\":null}\n\n"
-            } else {
-                "]}\n\n"
-            },
-            include_usage,
-        }
+        format!("data: {},\"choices\":[", &head[..head.len() - 1])
+    }
+
+    /// Names another model; only for use before the first chunk, since
+    /// `model` is the same on every chunk of a stream.
+    fn rename(&mut self, model: &str) {
+        model.clone_into(&mut self.identity.model);
+        self.prefix = Self::prefix(&self.identity, self.object);
     }
 
     fn chunk(&self, choice: &str) -> String {
@@ -77,7 +91,6 @@ fn json_string(text: &str) -> String {
 
 /// `chat.completion.chunk` frames.
 pub struct ChatChunks {
-    identity: Identity,
     shape: ChunkShape,
     sent_role: bool,
 }
@@ -87,7 +100,6 @@ const CHAT_CHUNK: &str = "chat.completion.chunk";
 impl ChatChunks {
     pub fn new(identity: &Identity, include_usage: bool) -> ChatChunks {
         ChatChunks {
-            identity: identity.clone(),
             shape: ChunkShape::new(identity, CHAT_CHUNK, include_usage),
             sent_role: false,
         }
@@ -118,8 +130,7 @@ impl Framer for ChatChunks {
     /// `model` is the same on every chunk, so it can change only before the first.
     fn serving(&mut self, model: &str) {
         if !self.sent_role {
-            self.identity.model = model.to_owned();
-            self.shape = ChunkShape::new(&self.identity, CHAT_CHUNK, self.shape.include_usage);
+            self.shape.rename(model);
         }
     }
 
@@ -165,7 +176,6 @@ impl Framer for ChatChunks {
 
 /// `text_completion` frames, for the legacy `/v1/completions`.
 pub struct CompletionChunks {
-    identity: Identity,
     shape: ChunkShape,
     sent_any: bool,
 }
@@ -175,7 +185,6 @@ const TEXT_COMPLETION: &str = "text_completion";
 impl CompletionChunks {
     pub fn new(identity: &Identity, include_usage: bool) -> CompletionChunks {
         CompletionChunks {
-            identity: identity.clone(),
             shape: ChunkShape::new(identity, TEXT_COMPLETION, include_usage),
             sent_any: false,
         }
@@ -197,8 +206,7 @@ impl Framer for CompletionChunks {
 
     fn serving(&mut self, model: &str) {
         if !self.sent_any {
-            self.identity.model = model.to_owned();
-            self.shape = ChunkShape::new(&self.identity, TEXT_COMPLETION, self.shape.include_usage);
+            self.shape.rename(model);
         }
     }
 

@@ -14,7 +14,6 @@ use axum::{Extension, Json};
 use serde_json::{json, Value};
 
 use super::read_body;
-use super::stream::with_served_by;
 use crate::frame::Framer;
 use crate::observe::Tally;
 use crate::openai_compat::collect::{self, collect};
@@ -84,7 +83,10 @@ async fn respond(
             Kind::Chat => collect::chat_completion(&identity, collected),
             Kind::Completion => collect::text_completion(&identity, collected),
         };
-        return Ok(with_served_by(Json(object).into_response(), &served_by));
+        return Ok(relay::with_served_by(
+            Json(object).into_response(),
+            &served_by,
+        ));
     }
     let heartbeat = app.config.heartbeat();
     let started = relay::start(events, heartbeat).await?;
@@ -101,7 +103,7 @@ async fn respond(
         .served_by
         .clone()
         .unwrap_or_else(|| route.name.clone());
-    Ok(with_served_by(
+    Ok(relay::with_served_by(
         relay::response(started, framer, relay),
         &served_by,
     ))

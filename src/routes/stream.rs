@@ -9,7 +9,7 @@
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Extension;
 
@@ -75,7 +75,7 @@ async fn stream(
         .clone()
         .unwrap_or_else(|| route.name.clone());
     let framer = NativeFrames::new(format, route.name.clone());
-    Ok(with_served_by(
+    Ok(relay::with_served_by(
         relay::response(started, framer, relay),
         &served_by,
     ))
@@ -89,13 +89,4 @@ fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
 fn take_format(pairs: &mut Vec<(String, String)>) -> Option<String> {
     let at = pairs.iter().position(|(k, _)| k == "format")?;
     Some(pairs.remove(at).1)
-}
-
-/// Names the model that serves in a header (known before the response
-/// starts unless the first token took longer than a heartbeat).
-pub(super) fn with_served_by(mut response: Response, model: &str) -> Response {
-    if let Ok(value) = HeaderValue::from_str(model) {
-        response.headers_mut().insert(relay::SERVED_BY, value);
-    }
-    response
 }
