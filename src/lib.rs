@@ -19,6 +19,7 @@
 
 pub mod auth;
 pub mod bench;
+pub mod coalesce;
 pub mod config;
 pub mod error;
 pub mod frame;
@@ -94,8 +95,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     // Tokens are small writes that must leave at once: no Nagle delay.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
+    let listener = coalesce::CoalescingListener(listener).tap_io(|conn| {
+        let _ = conn.get_ref().set_nodelay(true);
     });
     metrics::install();
     tokio::task::spawn_blocking(tokenizer::warm_up);

@@ -257,6 +257,42 @@ async fn timeouts_apply_to_the_mock_too() {
 }
 
 #[tokio::test]
+async fn a_burst_of_tokens_reaches_the_client_before_the_upstream_goes_quiet() {
+    // Writes in a burst are coalesced; none may wait for the next write, which
+    // here comes only with the idle timeout's frame.
+    let (_fake, server) = setup("[timeouts]\nidle_ms = 3000\n").await;
+    let start = Instant::now();
+    let response = client()
+        .post(server.url("/v1/stream"))
+        .json(&json!({"model": "up-burst", "prompt": "x"}))
+        .send()
+        .await
+        .unwrap();
+    let chunks = timed_chunks(start, response).await;
+    let mut decoder = sluice::sse::Decoder::new();
+    let mut tokens = Vec::new();
+    let mut last_token_at = Duration::ZERO;
+    for (at, text) in &chunks {
+        decoder.push(text.as_bytes());
+        while let Some(event) = decoder.next_event() {
+            if event.event == "message" {
+                tokens.push(token_of(&event));
+                last_token_at = *at;
+            } else {
+                let error: serde_json::Value = serde_json::from_str(&event.data).unwrap();
+                assert_eq!(error["error"]["type"], "idle_timeout");
+                assert!(*at >= Duration::from_millis(2900), "{at:?}");
+            }
+        }
+    }
+    assert_eq!(tokens, TOKENS);
+    assert!(
+        last_token_at < Duration::from_millis(2000),
+        "the burst's last token waited for the idle timeout: {last_token_at:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_client_leaving_mid_stream_closes_the_upstream_connection() {
     let (fake, server) = setup("").await;
     let mut response = client()

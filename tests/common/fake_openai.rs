@@ -142,7 +142,9 @@ async fn chat(
         let mut sent = 0;
         for _ in 0..rounds {
             for token in TOKENS {
-                tokio::time::sleep(delay).await;
+                if m != "burst" {
+                    tokio::time::sleep(delay).await;
+                }
                 let frame = chunk(m, json!({"content": token}), Value::Null, include_usage);
                 if m == "crlf" {
                     // CRLF line ends, written in awkward little pieces.
@@ -171,6 +173,10 @@ async fn chat(
         if m == "no-finish" {
             watch.finish();
             return;
+        }
+        if m == "burst" {
+            // Every token at once, then silence with the stream left open.
+            std::future::pending::<()>().await;
         }
         yield Ok(Bytes::from(chunk(m, json!({}), json!("stop"), include_usage)));
         if include_usage && m != "no-usage" {
@@ -243,6 +249,7 @@ pub fn config_toml(base_url: &str, extra: &str) -> String {
         "no-blank-end",
         "no-finish",
         "tools",
+        "burst",
     ] {
         toml.push_str(&format!(
             "[[models]]\nname = \"up-{behaviour}\"\nprovider = \"openai\"\nbase_url = \"{base_url}\"\n\
