@@ -104,6 +104,7 @@ pub async fn serve(
     let (delay, grace) = (state.config.shutdown_delay(), state.config.shutdown_grace());
     let drain = state.drain.clone();
     let watcher = tokio::spawn(templates_watcher(state.templates.clone()));
+    let upkeep = tokio::spawn(metrics::upkeep());
     let (stop_accepting, accepting_stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         shutdown.await;
@@ -129,6 +130,7 @@ pub async fn serve(
         () = last_word => Ok(()),
     };
     watcher.abort();
+    upkeep.abort();
     result
 }
 

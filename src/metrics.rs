@@ -61,6 +61,20 @@ pub fn install() -> &'static PrometheusHandle {
     })
 }
 
+/// Folds histogram samples into their buckets once a second, for as long as
+/// it runs. The exporter queues every observation until then (one per relayed
+/// token, for the inter-token gap), so without this a server nobody scrapes
+/// grows by about 17 bytes per token (measured: 14 MB over 819,200 tokens).
+pub async fn upkeep() {
+    let handle = install();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
+    }
+}
+
 /// The Prometheus text exposition.
 pub fn render() -> String {
     let handle = install();
