@@ -85,17 +85,31 @@ pub fn compose(rng: &mut fastrand::Rng, prompt: &str, min_tokens: u32) -> String
     out.push_str("\n\n");
     out.push_str(pick(rng, CLOSERS));
     // Longer answers grow in the middle of the reply, the way real ones do.
-    while crate::tokenizer::count(&out) < min_tokens {
-        out.push_str("\n\n");
-        out.push_str(pick(rng, DEEPER));
-        out.push(' ');
-        paragraph(rng, &mut out, 3, 5);
-        if rng.bool() {
-            out.push_str("\n\n");
-            list(rng, &mut out);
+    // Only what is appended is counted (recounting the whole answer each time
+    // made `tokens = 100000` take 6 s of CPU); BPE merges across a join can
+    // make the sum overshoot, so one exact count confirms the length.
+    let mut counted = crate::tokenizer::count(&out);
+    while counted < min_tokens {
+        while counted < min_tokens {
+            let start = out.len();
+            go_deeper(rng, &mut out);
+            counted += crate::tokenizer::count(&out[start..]);
         }
+        counted = crate::tokenizer::count(&out);
     }
     out
+}
+
+/// One more paragraph, and now and then a list.
+fn go_deeper(rng: &mut fastrand::Rng, out: &mut String) {
+    out.push_str("\n\n");
+    out.push_str(pick(rng, DEEPER));
+    out.push(' ');
+    paragraph(rng, out, 3, 5);
+    if rng.bool() {
+        out.push_str("\n\n");
+        list(rng, out);
+    }
 }
 
 /// A few words naming what the prompt is about.
