@@ -60,6 +60,12 @@ impl Decoder {
                 bytes = &bytes[1..];
             }
         }
+        if self.started && self.buf.is_empty() {
+            // The usual case, whole lines in one read: no copy but the tail.
+            let rest = self.split_lines(bytes);
+            self.buf.extend_from_slice(&bytes[rest..]);
+            return;
+        }
         self.buf.extend_from_slice(bytes);
         if !self.started {
             const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -71,7 +77,10 @@ impl Decoder {
                 self.buf.drain(..BOM.len());
             }
         }
-        self.split_lines();
+        let buf = std::mem::take(&mut self.buf);
+        let rest = self.split_lines(&buf);
+        self.buf = buf;
+        self.buf.drain(..rest);
     }
 
     /// The next complete event, if any.
@@ -89,10 +98,11 @@ impl Decoder {
         self.dispatch();
     }
 
-    fn split_lines(&mut self) {
+    /// Processes every complete line in `buf`; returns where the incomplete
+    /// last line starts.
+    fn split_lines(&mut self, buf: &[u8]) -> usize {
         let mut start = 0;
-        let buf = std::mem::take(&mut self.buf);
-        while let Some(offset) = buf[start..].iter().position(|&b| b == b'\n' || b == b'\r') {
+        while let Some(offset) = memchr::memchr2(b'\n', b'\r', &buf[start..]) {
             let end = start + offset;
             self.process_line(&buf[start..end]);
             start = end + 1;
@@ -104,8 +114,7 @@ impl Decoder {
                 }
             }
         }
-        self.buf = buf;
-        self.buf.drain(..start);
+        start
     }
 
     fn process_line(&mut self, line: &[u8]) {
@@ -123,7 +132,11 @@ impl Decoder {
             }
             None => (line, &b""[..]),
         };
-        let value = String::from_utf8_lossy(value);
+        // Valid UTF-8 is the rule; `from_utf8` checks it faster than the lossy path.
+        let value = match std::str::from_utf8(value) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(value),
+        };
         match field {
             b"data" => {
                 self.data.push_str(&value);
