@@ -39,14 +39,26 @@ pub fn generate(
     let chain = models.chain(route);
     let limits = limits.clone();
     Box::pin(stream! {
+        // Kept for the attempts after this one; freed once one serves, since
+        // nothing is retried after the first token (a long stream should not
+        // hold a copy of its conversation for nothing).
+        let mut request = Some(request);
         let mut last_error = None;
         for (position, route) in chain.iter().enumerate() {
             for attempt in 0..=route.retries {
-                let mut events = attempt_on(route, request.clone(), &limits);
+                let last_try = attempt == route.retries && position + 1 == chain.len();
+                let this_try = match (&mut request, last_try) {
+                    (Some(_), true) => request.take(),
+                    (Some(request), false) => Some(request.clone()),
+                    (None, _) => None,
+                };
+                let Some(this_try) = this_try else { break };
+                let mut events = attempt_on(route, this_try, &limits);
                 let first = events.next().await;
                 let err = match first {
                     Some(TokenEvent::Error(err)) => err,
                     Some(event) => {
+                        drop(request.take());
                         yield TokenEvent::Serving(route.name.clone());
                         let terminal = event.is_terminal();
                         yield event;

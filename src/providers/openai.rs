@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::upstream::{self, error_message, Endpoint};
 use super::{Provider, UpstreamError};
 use crate::config::{ModelConfig, Timeouts};
-use crate::generation::{Finish, GenRequest, TokenEvent, TokenStream, Usage};
+use crate::generation::{Finish, GenRequest, Message, TokenEvent, TokenStream, Usage};
 use crate::redact::Redactor;
 use crate::tokenizer;
 
@@ -73,6 +73,9 @@ impl Provider for OpenAi {
         }
         let response = self.endpoint.send(call);
         let redactor = self.endpoint.redactor.clone();
+        // Only the conversation is needed from here on (to count usage when
+        // the upstream sends none); the rest of the request is freed.
+        let messages = request.messages;
         Box::pin(stream! {
             let response = match response.await {
                 Ok(response) => response,
@@ -105,7 +108,7 @@ impl Provider for OpenAi {
                     break;
                 }
             }
-            yield state.into_terminal(&request);
+            yield state.into_terminal(&messages);
         })
     }
 }
@@ -198,7 +201,7 @@ impl StreamState {
         }
     }
 
-    fn into_terminal(self, request: &GenRequest) -> TokenEvent {
+    fn into_terminal(self, messages: &[Message]) -> TokenEvent {
         let finish_reason = match (self.finish_reason, self.saw_done) {
             (Some(reason), _) => reason,
             // `[DONE]` without a finish_reason: some servers omit it.
@@ -211,7 +214,7 @@ impl StreamState {
         };
         let usage = self.usage.unwrap_or_else(|| {
             Usage::new(
-                tokenizer::prompt_tokens(&request.messages),
+                tokenizer::prompt_tokens(messages),
                 tokenizer::count(&self.completion),
             )
         });
