@@ -15,7 +15,8 @@
 //! - [`error`]: every client-facing error and its status, in one place.
 //!
 //! [`app`] builds the router (tests use it in-process); [`serve`] runs it on a
-//! listener until a shutdown signal.
+//! listener until a shutdown signal; [`server`] also runs it on one runtime
+//! per core, as the binary does.
 
 pub mod auth;
 pub mod bench;
@@ -33,19 +34,16 @@ pub mod redact;
 pub mod relay;
 pub mod request;
 pub mod routes;
+pub mod server;
 pub mod shutdown;
 pub mod sse;
 pub mod templates;
 pub mod timeouts;
 pub mod tokenizer;
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use axum::Router;
-use tokio::net::TcpListener;
 
 use crate::auth::Keys;
 use crate::config::Config;
@@ -54,7 +52,30 @@ use crate::providers::Models;
 use crate::shutdown::Drain;
 use crate::templates::Templates;
 
-/// What every handler shares: the config and what is built from it once.
+/// What every runtime shares: the config and what is built from it once.
+#[derive(Clone)]
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub keys: Arc<Keys>,
+    pub limits: Arc<Limits>,
+    pub templates: Arc<Templates>,
+    pub drain: Arc<Drain>,
+}
+
+impl Shared {
+    pub fn new(config: Config) -> Shared {
+        Shared {
+            keys: Arc::new(Keys::new(&config.auth.api_keys)),
+            limits: Arc::new(Limits::new(&config.limits)),
+            templates: Arc::new(Templates::load(&config.prompts_dir)),
+            drain: Arc::default(),
+            config: Arc::new(config),
+        }
+    }
+}
+
+/// What every handler shares: [`Shared`], and the providers with their
+/// upstream connection pools (one set per runtime).
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
@@ -67,13 +88,18 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: Config) -> AppState {
+        AppState::on(&Shared::new(config))
+    }
+
+    /// The state for one runtime on `shared`.
+    pub fn on(shared: &Shared) -> AppState {
         AppState {
-            models: Arc::new(Models::from_config(&config)),
-            keys: Arc::new(Keys::new(&config.auth.api_keys)),
-            limits: Arc::new(Limits::new(&config.limits)),
-            templates: Arc::new(Templates::load(&config.prompts_dir)),
-            drain: Arc::default(),
-            config: Arc::new(config),
+            models: Arc::new(Models::from_config(&shared.config)),
+            keys: shared.keys.clone(),
+            limits: shared.limits.clone(),
+            templates: shared.templates.clone(),
+            drain: shared.drain.clone(),
+            config: shared.config.clone(),
         }
     }
 }
@@ -83,81 +109,4 @@ pub fn app(config: Config) -> Router {
     routes::router(AppState::new(config))
 }
 
-/// Serves the app on `listener` until `shutdown` completes, then drains:
-/// `/readyz` turns 503 at once; new connections are refused after
-/// `shutdown_delay_secs`; streams in flight may finish for
-/// `shutdown_grace_secs`, after which the ones left end with a
-/// `shutting_down` error frame. Returns when every connection has closed (or a
-/// few seconds after the grace period, if a client will not read its last frame).
-pub async fn serve(
-    listener: TcpListener,
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    // Tokens are small writes that must leave at once: no Nagle delay.
-    let listener = coalesce::CoalescingListener(listener).tap_io(|conn| {
-        let _ = conn.get_ref().set_nodelay(true);
-    });
-    metrics::install();
-    tokio::task::spawn_blocking(tokenizer::warm_up);
-    let state = AppState::new(config);
-    let (delay, grace) = (state.config.shutdown_delay(), state.config.shutdown_grace());
-    let drain = state.drain.clone();
-    let watcher = tokio::spawn(templates_watcher(state.templates.clone()));
-    let upkeep = tokio::spawn(metrics::upkeep());
-    let (stop_accepting, accepting_stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        shutdown.await;
-        drain.start();
-        tokio::time::sleep(delay).await;
-        let _ = stop_accepting.send(());
-        tokio::time::sleep(grace).await;
-        drain.expire();
-    });
-    let expired = state.drain.expiry();
-    let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = accepting_stopped.await;
-    });
-    // After the grace period, streams get their final frame at once; a client
-    // that does not read it does not hold the process up for long.
-    let last_word = async move {
-        expired.cancelled().await;
-        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-    };
-    let result = tokio::select! {
-        result = served => result,
-        () = last_word => Ok(()),
-    };
-    watcher.abort();
-    upkeep.abort();
-    result
-}
-
-/// Re-reads the prompt templates when their files change, or on SIGHUP.
-async fn templates_watcher(templates: Arc<Templates>) {
-    let mut poll = tokio::time::interval(std::time::Duration::from_secs(1));
-    #[cfg(unix)]
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    loop {
-        #[cfg(unix)]
-        let hangup_received = async {
-            match hangup.as_mut() {
-                Some(signal) => signal.recv().await,
-                None => std::future::pending().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let hangup_received = std::future::pending::<Option<()>>();
-        tokio::select! {
-            _ = poll.tick() => {
-                let templates = templates.clone();
-                let _ = tokio::task::spawn_blocking(move || templates.reload_if_changed()).await;
-            }
-            Some(()) = hangup_received => {
-                let templates = templates.clone();
-                let _ = tokio::task::spawn_blocking(move || templates.reload()).await;
-            }
-        }
-    }
-}
+pub use server::serve;

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sluice::config::Config;
-use tokio::net::TcpListener;
 
 /// An LLM token-streaming proxy. With no config it serves the built-in mock
 /// model on 127.0.0.1:7800.
@@ -25,6 +24,10 @@ struct Cli {
     /// per line). `RUST_LOG` picks what is logged (default `sluice=info`).
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Serving threads, each with its own runtime and listening socket
+    /// (default: one per core).
+    #[arg(long, env = "SLUICE_THREADS")]
+    threads: Option<std::num::NonZeroUsize>,
 }
 
 #[derive(clap::Subcommand)]
@@ -70,7 +73,11 @@ fn main() -> ExitCode {
     if let Some(listen) = cli.listen {
         config.listen = listen;
     }
-    match run(config) {
+    let threads = cli
+        .threads
+        .or_else(|| std::thread::available_parallelism().ok())
+        .map_or(1, std::num::NonZeroUsize::get);
+    match run(config, threads) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("sluice: {err}");
@@ -132,18 +139,18 @@ fn init_logs(format: LogFormat) {
     }
 }
 
-#[tokio::main]
-async fn run(config: Config) -> std::io::Result<()> {
+fn run(config: Config, threads: usize) -> std::io::Result<()> {
     raise_open_files_limit();
-    let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+    let listeners = sluice::server::bind_per_core(config.listen, threads).map_err(|e| {
         std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
     })?;
     tracing::info!(
-        "sluice listening on http://{} (models: {})",
-        listener.local_addr()?,
-        model_names(&config)
+        "sluice listening on http://{} (models: {}; {} threads)",
+        listeners[0].local_addr()?,
+        model_names(&config),
+        listeners.len()
     );
-    sluice::serve(listener, config, shutdown_signal()).await
+    sluice::server::serve_per_core(listeners, config, shutdown_signal())
 }
 
 /// The configured model names, sorted, without building their providers.

@@ -7,17 +7,31 @@
 //! cannot go on gets a terminal frame, never a silent cut), and the process
 //! exits 0.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 #[derive(Default)]
 pub struct Drain {
     draining: AtomicBool,
+    stop_accepting: CancellationToken,
     expired: CancellationToken,
 }
 
 impl Drain {
+    /// The whole sequence: waits for `shutdown`, then not ready; after
+    /// `delay`, no new connections; after `grace` more, streams end.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>, delay: Duration, grace: Duration) {
+        shutdown.await;
+        self.start();
+        tokio::time::sleep(delay).await;
+        self.stop_accepting.cancel();
+        tokio::time::sleep(grace).await;
+        self.expire();
+    }
+
     /// Shutdown has begun: not ready any more.
     pub fn start(&self) {
         self.draining.store(true, Ordering::SeqCst);
@@ -30,6 +44,11 @@ impl Drain {
     /// The grace period is over: streams still running must end now.
     pub fn expire(&self) {
         self.expired.cancel();
+    }
+
+    /// A token that fires when listeners must stop accepting.
+    pub fn stopped_accepting(&self) -> CancellationToken {
+        self.stop_accepting.clone()
     }
 
     /// A token that fires when the grace period is over.

@@ -306,6 +306,23 @@ async fn sigterm_lets_a_stream_in_flight_finish_then_exits_0() {
 }
 
 #[tokio::test]
+async fn streams_on_every_serving_thread_finish_before_the_exit() {
+    let mut sluice = Sluice::start("shutdown_grace_secs = 10\n", &["--threads", "3"]);
+    // A client each, so each stream has its own connection, which the kernel
+    // hands to one of the three threads' sockets.
+    let mut streams = Vec::new();
+    for _ in 0..9 {
+        streams.push(slow_stream(&sluice, 10, 50).await);
+    }
+    sluice.terminate();
+    for stream in streams {
+        let got = rest_of(stream).await;
+        assert_eq!(got.terminal().event, "done", "{}", got.text);
+    }
+    assert_eq!(sluice.wait(Duration::from_secs(10)), Some(0));
+}
+
+#[tokio::test]
 async fn a_stream_past_the_grace_period_ends_with_shutting_down() {
     let mut sluice = Sluice::start("shutdown_grace_secs = 1\n", &[]);
     let stream = slow_stream(&sluice, 1000, 50).await;
