@@ -7,6 +7,8 @@
 //! Everything is picked with the caller's seeded RNG, so the same prompt and
 //! seed give the same text.
 
+use crate::tokenizer::{self, Piece};
+
 const OPENERS: &[&str] = &[
     "Great question! Here's a short answer about {topic}.",
     "Sure — let's walk through {topic} step by step.",
@@ -73,8 +75,8 @@ const DEEPER: &[&str] = &[
 ];
 
 /// A chat-style answer to `prompt` of at least `min_tokens` tokens (0: one
-/// natural answer).
-pub fn compose(rng: &mut fastrand::Rng, prompt: &str, min_tokens: u32) -> String {
+/// natural answer), cut into the pieces it is streamed in.
+pub fn compose(rng: &mut fastrand::Rng, prompt: &str, min_tokens: u32) -> Vec<Piece> {
     let mut out = pick(rng, OPENERS).replace("{topic}", &topic(prompt));
     out.push_str("\n\n");
     paragraph(rng, &mut out, 2, 3);
@@ -87,17 +89,24 @@ pub fn compose(rng: &mut fastrand::Rng, prompt: &str, min_tokens: u32) -> String
     // Longer answers grow in the middle of the reply, the way real ones do.
     // Only what is appended is counted (recounting the whole answer each time
     // made `tokens = 100000` take 6 s of CPU); BPE merges across a join can
-    // make the sum overshoot, so one exact count confirms the length.
-    let mut counted = crate::tokenizer::count(&out);
-    while counted < min_tokens {
+    // make the sum high, so the cut into pieces confirms the length.
+    let mut counted = if min_tokens > 0 {
+        tokenizer::count(&out)
+    } else {
+        0
+    };
+    loop {
         while counted < min_tokens {
             let start = out.len();
             go_deeper(rng, &mut out);
-            counted += crate::tokenizer::count(&out[start..]);
+            counted += tokenizer::count(&out[start..]);
         }
-        counted = crate::tokenizer::count(&out);
+        let pieces = tokenizer::pieces(&out);
+        counted = pieces.iter().map(|p| p.tokens).sum();
+        if counted >= min_tokens {
+            return pieces;
+        }
     }
-    out
 }
 
 /// One more paragraph, and now and then a list.

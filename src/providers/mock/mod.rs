@@ -147,14 +147,13 @@ struct Plan {
 
 impl Plan {
     fn new(knobs: &MockKnobs, request: &GenRequest, rng: &mut fastrand::Rng) -> Plan {
-        let text = match (&knobs.text, knobs.mode.unwrap_or_default()) {
-            (Some(text), _) => text.clone(),
-            (None, MockMode::Echo) => request.last_user_text().to_owned(),
+        let mut pieces = match (&knobs.text, knobs.mode.unwrap_or_default()) {
+            (Some(text), _) => tokenizer::pieces(text),
+            (None, MockMode::Echo) => tokenizer::pieces(request.last_user_text()),
             (None, MockMode::Lorem) => {
                 answer::compose(rng, request.last_user_text(), knobs.tokens.unwrap_or(0))
             }
         };
-        let mut pieces = tokenizer::pieces(&text);
         if let Some(wanted) = knobs.tokens {
             truncate_to_tokens(&mut pieces, wanted);
         }
