@@ -35,36 +35,51 @@ pub fn count(text: &str) -> u32 {
     saturating_u32(bpe().encode_ordinary(text).len())
 }
 
-/// Cuts `text` into the pieces a model would stream.
-pub fn pieces(text: &str) -> Vec<Piece> {
+/// Where a piece ends in its text, and how many BPE tokens it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cut {
+    /// Byte offset just past the piece (always on a character boundary).
+    pub end: usize,
+    /// BPE tokens in the piece (1, or more for a joined multi-byte character).
+    pub tokens: u32,
+}
+
+/// Where `text` is cut into the pieces a model would stream. Offsets instead
+/// of strings, so a planned answer costs 16 bytes per piece, not a `String`.
+pub fn cuts(text: &str) -> Vec<Cut> {
     let bpe = bpe();
-    let mut pieces = Vec::new();
-    let mut pending: Vec<u8> = Vec::new();
-    let mut pending_tokens = 0u32;
+    let mut cuts = Vec::new();
+    let mut end = 0;
+    let mut tokens = 0u32;
     for token in bpe.encode_ordinary(text) {
-        let bytes = bpe
+        end += bpe
             .decode_bytes(&[token])
-            .expect("a token the encoder produced decodes");
-        pending.extend_from_slice(&bytes);
-        pending_tokens += 1;
+            .expect("a token the encoder produced decodes")
+            .len();
+        tokens += 1;
         // A token that ends inside a multi-byte character waits for the rest.
-        if let Ok(text) = std::str::from_utf8(&pending) {
-            pieces.push(Piece {
-                text: text.to_owned(),
-                tokens: pending_tokens,
-            });
-            pending.clear();
-            pending_tokens = 0;
+        if text.is_char_boundary(end) {
+            cuts.push(Cut { end, tokens });
+            tokens = 0;
         }
     }
-    if !pending.is_empty() {
-        // Unreachable for text that came in as &str; kept lossless anyway.
-        pieces.push(Piece {
-            text: String::from_utf8_lossy(&pending).into_owned(),
-            tokens: pending_tokens,
-        });
-    }
-    pieces
+    cuts
+}
+
+/// Cuts `text` into the pieces a model would stream.
+pub fn pieces(text: &str) -> Vec<Piece> {
+    let mut start = 0;
+    cuts(text)
+        .into_iter()
+        .map(|cut| {
+            let piece = Piece {
+                text: text[start..cut.end].to_owned(),
+                tokens: cut.tokens,
+            };
+            start = cut.end;
+            piece
+        })
+        .collect()
 }
 
 /// Prompt tokens of a chat, counted the way OpenAI documents for its chat

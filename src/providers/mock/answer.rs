@@ -7,7 +7,7 @@
 //! Everything is picked with the caller's seeded RNG, so the same prompt and
 //! seed give the same text.
 
-use crate::tokenizer::{self, Piece};
+use crate::tokenizer::{self, Cut};
 
 const OPENERS: &[&str] = &[
     "Great question! Here's a short answer about {topic}.",
@@ -75,8 +75,8 @@ const DEEPER: &[&str] = &[
 ];
 
 /// A chat-style answer to `prompt` of at least `min_tokens` tokens (0: one
-/// natural answer), cut into the pieces it is streamed in.
-pub fn compose(rng: &mut fastrand::Rng, prompt: &str, min_tokens: u32) -> Vec<Piece> {
+/// natural answer), with where it is cut into the pieces it is streamed in.
+pub fn compose(rng: &mut fastrand::Rng, prompt: &str, min_tokens: u32) -> (String, Vec<Cut>) {
     let mut out = pick(rng, OPENERS).replace("{topic}", &topic(prompt));
     out.push_str("\n\n");
     paragraph(rng, &mut out, 2, 3);
@@ -101,10 +101,10 @@ pub fn compose(rng: &mut fastrand::Rng, prompt: &str, min_tokens: u32) -> Vec<Pi
             go_deeper(rng, &mut out);
             counted += tokenizer::count(&out[start..]);
         }
-        let pieces = tokenizer::pieces(&out);
-        counted = pieces.iter().map(|p| p.tokens).sum();
+        let cuts = tokenizer::cuts(&out);
+        counted = cuts.iter().map(|c| c.tokens).sum();
         if counted >= min_tokens {
-            return pieces;
+            return (out, cuts);
         }
     }
 }

@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use super::{Provider, UpstreamError};
 use crate::generation::{Finish, GenRequest, TokenEvent, TokenStream, Usage};
-use crate::tokenizer::{self, Piece};
+use crate::tokenizer::{self, Cut};
 
 const DEFAULT_TTFT_MS: u64 = 300;
 const DEFAULT_TOKEN_DELAY_MS: u64 = 30;
@@ -97,8 +97,9 @@ impl Provider for Mock {
             pace.first_token().await;
 
             let mut completion_tokens = 0u32;
-            let total = plan.pieces.len();
-            for (sent, piece) in plan.pieces.into_iter().enumerate() {
+            let total = plan.cuts.len();
+            let mut start = 0;
+            for (sent, cut) in plan.cuts.iter().enumerate() {
                 if let Some(failure) = failure_at(&knobs, sent) {
                     yield failure;
                     return;
@@ -106,8 +107,9 @@ impl Provider for Mock {
                 if sent > 0 {
                     pace.between_tokens(&mut rng).await;
                 }
-                completion_tokens += piece.tokens;
-                yield TokenEvent::Token(piece.text);
+                completion_tokens += cut.tokens;
+                yield TokenEvent::Token(plan.text[start..cut.end].to_owned());
+                start = cut.end;
             }
             // A failure asked for at or past the end still happens, in place of `done`.
             if let Some(failure) = [knobs.fail_after, knobs.drop_after]
@@ -139,49 +141,61 @@ fn failure_at(knobs: &MockKnobs, sent: usize) -> Option<TokenEvent> {
     }
 }
 
-/// What the mock will send: decided up front, so it is deterministic.
+/// What the mock will send: decided up front, so it is deterministic. The
+/// text is kept once, with where to cut it; each piece becomes a `String`
+/// only when it is sent (a plan of strings cost ~64 bytes per token held for
+/// the whole stream).
 struct Plan {
-    pieces: Vec<Piece>,
+    text: String,
+    cuts: Vec<Cut>,
     finish_reason: &'static str,
 }
 
 impl Plan {
     fn new(knobs: &MockKnobs, request: &GenRequest, rng: &mut fastrand::Rng) -> Plan {
-        let mut pieces = match (&knobs.text, knobs.mode.unwrap_or_default()) {
-            (Some(text), _) => tokenizer::pieces(text),
-            (None, MockMode::Echo) => tokenizer::pieces(request.last_user_text()),
+        let (text, mut cuts) = match (&knobs.text, knobs.mode.unwrap_or_default()) {
+            (Some(text), _) => (text.clone(), tokenizer::cuts(text)),
+            (None, MockMode::Echo) => {
+                let text = request.last_user_text();
+                (text.to_owned(), tokenizer::cuts(text))
+            }
             (None, MockMode::Lorem) => {
                 answer::compose(rng, request.last_user_text(), knobs.tokens.unwrap_or(0))
             }
         };
         if let Some(wanted) = knobs.tokens {
-            truncate_to_tokens(&mut pieces, wanted);
+            truncate_to_tokens(&mut cuts, wanted);
         }
         let mut finish_reason = "stop";
         if let Some(max) = request.max_tokens {
-            if truncate_to_tokens(&mut pieces, max) {
+            if truncate_to_tokens(&mut cuts, max) {
                 finish_reason = "length";
             }
         }
+        // Only what will be sent is kept.
+        let mut text = text;
+        text.truncate(cuts.last().map_or(0, |c| c.end));
+        text.shrink_to_fit();
         Plan {
-            pieces,
+            text,
+            cuts,
             finish_reason,
         }
     }
 }
 
 /// Keeps the leading pieces that fit in `limit` tokens; true if any were cut.
-fn truncate_to_tokens(pieces: &mut Vec<Piece>, limit: u32) -> bool {
+fn truncate_to_tokens(cuts: &mut Vec<Cut>, limit: u32) -> bool {
     let mut used = 0u32;
-    let keep = pieces
+    let keep = cuts
         .iter()
-        .take_while(|p| {
-            used += p.tokens;
+        .take_while(|c| {
+            used += c.tokens;
             used <= limit
         })
         .count();
-    let cut = keep < pieces.len();
-    pieces.truncate(keep);
+    let cut = keep < cuts.len();
+    cuts.truncate(keep);
     cut
 }
 
