@@ -140,12 +140,13 @@ async fn upstream_error_status_before_the_first_token_is_a_502_without_secrets()
 
 #[tokio::test]
 async fn an_unreachable_upstream_is_a_502() {
-    // A port that was just free: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port held by a socket that does not listen: connections are refused,
+    // and no other server can take the port meanwhile (a port that was merely
+    // free a moment ago was once handed to the sluice under test itself).
+    let holder = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let any_port: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    holder.bind(&any_port.into()).unwrap();
+    let port = holder.local_addr().unwrap().as_socket().unwrap().port();
     let toml = format!(
         "[[models]]\nname = \"gone\"\nprovider = \"openai\"\nbase_url = \"http://user:pw-SECRET@127.0.0.1:{port}/v1\"\n"
     );
