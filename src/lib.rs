@@ -74,16 +74,12 @@ impl Shared {
     }
 }
 
-/// What every handler shares: [`Shared`], and the providers with their
-/// upstream connection pools (one set per runtime).
+/// What every handler shares: [`Shared`] (reached through `Deref`), and the
+/// providers with their upstream connection pools, one set per runtime.
 #[derive(Clone)]
 pub struct AppState {
-    pub config: Arc<Config>,
+    shared: Shared,
     pub models: Arc<Models>,
-    pub keys: Arc<Keys>,
-    pub limits: Arc<Limits>,
-    pub templates: Arc<Templates>,
-    pub drain: Arc<Drain>,
 }
 
 impl AppState {
@@ -95,12 +91,16 @@ impl AppState {
     pub fn on(shared: &Shared) -> AppState {
         AppState {
             models: Arc::new(Models::from_config(&shared.config)),
-            keys: shared.keys.clone(),
-            limits: shared.limits.clone(),
-            templates: shared.templates.clone(),
-            drain: shared.drain.clone(),
-            config: shared.config.clone(),
+            shared: shared.clone(),
         }
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
     }
 }
 
