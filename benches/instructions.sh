@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# User-space instructions per relayed token, counted by valgrind's callgrind:
+# unlike CPU time on a shared machine, the count repeats (within ~0.5% run to
+# run), so it can judge a change that timing cannot see.
+#
+#   benches/instructions.sh [BINARY]      # default: target/release/sluice
+#
+# A sluice mock (the release binary) serves as the OpenAI upstream; BINARY runs
+# under callgrind as the proxy, with one serving thread. After a warm-up the
+# counters are zeroed, 16 streams of 400 tokens (one every 2 ms, so each token
+# crosses on its own, as in a chat) are relayed, and the total is divided by
+# the tokens the clients received. Needs valgrind (apt install valgrind).
+# Writes the profile to target/bench/callgrind.out for callgrind_annotate.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+MAIN="$ROOT/target/release/sluice"
+BIN=${1:-$MAIN}
+UP_PORT=18300
+PROXY_PORT=18301
+[ -x "$MAIN" ] || cargo build --release --locked --bin sluice --manifest-path "$ROOT/Cargo.toml"
+command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
+
+TMP=$(mktemp -d)
+cleanup() {
+  kill "${PROXY:-}" "${UPSTREAM:-}" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+printf '[limits]\nrequests_per_second = 0\n' >"$TMP/upstream.toml"
+cat >"$TMP/proxy.toml" <<EOF
+[limits]
+requests_per_second = 0
+[timeouts]
+idle_ms = 60000
+first_token_ms = 60000
+[[models]]
+name = "chat"
+provider = "openai"
+base_url = "http://127.0.0.1:$UP_PORT/v1"
+upstream_model = "mock:ttft_ms=0,token_delay_ms=2,tokens=400"
+retries = 0
+EOF
+
+"$MAIN" --listen 127.0.0.1:$UP_PORT --config "$TMP/upstream.toml" >/dev/null 2>&1 &
+UPSTREAM=$!
+valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.out" \
+  "$BIN" --listen 127.0.0.1:$PROXY_PORT --threads 1 --config "$TMP/proxy.toml" >/dev/null 2>"$TMP/valgrind.log" &
+PROXY=$!
+for _ in $(seq 1 200); do
+  "$MAIN" health --url http://127.0.0.1:$PROXY_PORT/healthz 2>/dev/null && break
+  sleep 0.3
+done
+
+BODY='{"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]}'
+URL=http://127.0.0.1:$PROXY_PORT/v1/chat/completions
+"$MAIN" bench --url "$URL" --body "$BODY" -c 2 -n 4 --json >/dev/null
+callgrind_control -z "$PROXY" >/dev/null 2>&1
+REPORT=$("$MAIN" bench --url "$URL" --body "$BODY" -c 4 -n 16 --json)
+callgrind_control -d "$PROXY" >/dev/null 2>&1
+sleep 1
+
+TOKENS=$(printf '%s' "$REPORT" | python3 -c 'import json, sys; print(json.load(sys.stdin)["tokens"])')
+PROFILE=$(ls -t "$TMP"/callgrind.out.* | head -1)
+INSTRUCTIONS=$(awk '/^(summary|totals):/ {n = $2} END {print n}' "$PROFILE")
+mkdir -p "$ROOT/target/bench"
+cp "$PROFILE" "$ROOT/target/bench/callgrind.out"
+echo "tokens $TOKENS, user instructions $INSTRUCTIONS, per token $((INSTRUCTIONS / TOKENS))"
