@@ -13,8 +13,6 @@
 //! tool-call deltas, which the OpenAI door relays and the native door skips;
 //! other delta kinds (thinking, citations) are ignored, never a crash.
 
-use async_stream::stream;
-use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -85,41 +83,11 @@ impl Provider for Anthropic {
         if let Some(key) = &self.endpoint.api_key {
             call = call.header("x-api-key", key);
         }
-        let response = self.endpoint.send(call);
-        let redactor = self.endpoint.redactor.clone();
-        Box::pin(stream! {
-            let response = match response.await {
-                Ok(response) => response,
-                Err(err) => {
-                    yield TokenEvent::Error(err);
-                    return;
-                }
-            };
-            let events = upstream::sse_events(response, redactor.clone());
-            futures_util::pin_mut!(events);
-            let mut state = MessageState::default();
-            while let Some(event) = events.next().await {
-                let event = match event {
-                    Ok(event) => event,
-                    Err(err) => {
-                        yield TokenEvent::Error(err);
-                        return;
-                    }
-                };
-                match state.on_event(&event.data) {
-                    Ok(Some(event)) => yield event,
-                    Ok(None) => {}
-                    Err(err) => {
-                        yield TokenEvent::Error(scrubbed(err, &redactor));
-                        return;
-                    }
-                }
-                if state.stopped {
-                    break;
-                }
-            }
-            yield state.into_terminal();
-        })
+        upstream::sse_generation(
+            self.endpoint.send(call),
+            self.endpoint.redactor.clone(),
+            MessageState::default(),
+        )
     }
 }
 
@@ -154,8 +122,34 @@ struct Event {
     error: Option<Value>,
 }
 
+impl upstream::SseState for MessageState {
+    fn on_event(
+        &mut self,
+        data: &str,
+        redactor: &Redactor,
+    ) -> Result<Option<TokenEvent>, UpstreamError> {
+        self.read(data).map_err(|err| scrubbed(err, redactor))
+    }
+
+    fn finished(&self) -> bool {
+        self.stopped
+    }
+
+    fn into_terminal(self) -> TokenEvent {
+        match (self.stopped, self.stop_reason) {
+            (true, reason) => TokenEvent::Done(Finish {
+                finish_reason: reason.unwrap_or_else(|| "stop".into()),
+                usage: Usage::new(self.input_tokens, self.output_tokens),
+            }),
+            (false, _) => TokenEvent::Error(UpstreamError::Stream(
+                "the upstream closed the stream before message_stop".into(),
+            )),
+        }
+    }
+}
+
 impl MessageState {
-    fn on_event(&mut self, data: &str) -> Result<Option<TokenEvent>, UpstreamError> {
+    fn read(&mut self, data: &str) -> Result<Option<TokenEvent>, UpstreamError> {
         let event: Event = serde_json::from_str(data).map_err(|e| {
             UpstreamError::Stream(format!(
                 "the upstream sent an event that is not a Messages API event: {e}"
@@ -255,18 +249,6 @@ impl MessageState {
                 ))
             }
             _ => None,
-        }
-    }
-
-    fn into_terminal(self) -> TokenEvent {
-        match (self.stopped, self.stop_reason) {
-            (true, reason) => TokenEvent::Done(Finish {
-                finish_reason: reason.unwrap_or_else(|| "stop".into()),
-                usage: Usage::new(self.input_tokens, self.output_tokens),
-            }),
-            (false, _) => TokenEvent::Error(UpstreamError::Stream(
-                "the upstream closed the stream before message_stop".into(),
-            )),
         }
     }
 }

@@ -7,8 +7,6 @@
 //! (or the end of the body), because the usage chunk comes after it. Usage is
 //! counted locally only when the upstream sends none.
 
-use async_stream::stream;
-use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -71,45 +69,17 @@ impl Provider for OpenAi {
         if let Some(key) = &self.endpoint.api_key {
             call = call.bearer_auth(key);
         }
-        let response = self.endpoint.send(call);
-        let redactor = self.endpoint.redactor.clone();
-        // Only the conversation is needed from here on (to count usage when
-        // the upstream sends none); the rest of the request is freed.
-        let messages = request.messages;
-        Box::pin(stream! {
-            let response = match response.await {
-                Ok(response) => response,
-                Err(err) => {
-                    yield TokenEvent::Error(err);
-                    return;
-                }
-            };
-            let events = upstream::sse_events(response, redactor.clone());
-            futures_util::pin_mut!(events);
-            let mut state = StreamState::default();
-            while let Some(event) = events.next().await {
-                let event = match event {
-                    Ok(event) => event,
-                    Err(err) => {
-                        yield TokenEvent::Error(err);
-                        return;
-                    }
-                };
-                match state.on_event(&event.data, &redactor) {
-                    Step::Token(token) => yield TokenEvent::Token(token),
-                    Step::ToolCalls(calls) => yield TokenEvent::ToolCalls(calls),
-                    Step::Continue => {}
-                    Step::Failed(err) => {
-                        yield TokenEvent::Error(err);
-                        return;
-                    }
-                }
-                if state.saw_done {
-                    break;
-                }
-            }
-            yield state.into_terminal(&messages);
-        })
+        let state = StreamState {
+            // Only the conversation is needed from here on (to count usage
+            // when the upstream sends none); the rest of the request is freed.
+            messages: request.messages,
+            ..StreamState::default()
+        };
+        upstream::sse_generation(
+            self.endpoint.send(call),
+            self.endpoint.redactor.clone(),
+            state,
+        )
     }
 }
 
@@ -123,13 +93,8 @@ struct StreamState {
     /// cost more CPU than relaying it).
     completion: String,
     saw_done: bool,
-}
-
-enum Step {
-    Token(String),
-    ToolCalls(Value),
-    Continue,
-    Failed(UpstreamError),
+    /// The conversation, for the prompt tokens when the upstream sends no usage.
+    messages: Vec<Message>,
 }
 
 #[derive(Deserialize)]
@@ -160,48 +125,56 @@ struct ChunkUsage {
     completion_tokens: u32,
 }
 
-impl StreamState {
-    fn on_event(&mut self, data: &str, redactor: &Redactor) -> Step {
+impl upstream::SseState for StreamState {
+    fn on_event(
+        &mut self,
+        data: &str,
+        redactor: &Redactor,
+    ) -> Result<Option<TokenEvent>, UpstreamError> {
         if data.trim() == "[DONE]" {
             self.saw_done = true;
-            return Step::Continue;
+            return Ok(None);
         }
         let chunk: Chunk = match serde_json::from_str(data) {
             Ok(chunk) => chunk,
             Err(err) => {
-                return Step::Failed(UpstreamError::Stream(format!(
+                return Err(UpstreamError::Stream(format!(
                     "the upstream sent a chunk that is not a chat.completion.chunk: {err}"
                 )));
             }
         };
         if let Some(error) = chunk.error {
             let message = format!("the upstream reported an error: {}", error_message(&error));
-            return Step::Failed(UpstreamError::Stream(redactor.scrub(&message)));
+            return Err(UpstreamError::Stream(redactor.scrub(&message)));
         }
         if let Some(usage) = chunk.usage {
             self.usage = Some(Usage::new(usage.prompt_tokens, usage.completion_tokens));
         }
         // sluice asks for one choice; any others (n > 1) are not relayed here.
         let Some(choice) = chunk.choices.into_iter().find(|c| c.index == 0) else {
-            return Step::Continue;
+            return Ok(None);
         };
         if let Some(reason) = choice.finish_reason {
             self.finish_reason = Some(reason);
         }
         let Some(delta) = choice.delta else {
-            return Step::Continue;
+            return Ok(None);
         };
         match (delta.content, delta.tool_calls) {
             (Some(content), _) if !content.is_empty() => {
                 self.completion.push_str(&content);
-                Step::Token(content)
+                Ok(Some(TokenEvent::Token(content)))
             }
-            (_, Some(calls)) if !calls.is_null() => Step::ToolCalls(calls),
-            _ => Step::Continue,
+            (_, Some(calls)) if !calls.is_null() => Ok(Some(TokenEvent::ToolCalls(calls))),
+            _ => Ok(None),
         }
     }
 
-    fn into_terminal(self, messages: &[Message]) -> TokenEvent {
+    fn finished(&self) -> bool {
+        self.saw_done
+    }
+
+    fn into_terminal(self) -> TokenEvent {
         let finish_reason = match (self.finish_reason, self.saw_done) {
             (Some(reason), _) => reason,
             // `[DONE]` without a finish_reason: some servers omit it.
@@ -214,7 +187,7 @@ impl StreamState {
         };
         let usage = self.usage.unwrap_or_else(|| {
             Usage::new(
-                tokenizer::prompt_tokens(messages),
+                tokenizer::prompt_tokens(&self.messages),
                 tokenizer::count(&self.completion),
             )
         });

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_stream::stream;
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::UpstreamError;
 use crate::config::{ModelConfig, Timeouts};
+use crate::generation::{TokenEvent, TokenStream};
 use crate::redact::Redactor;
 use crate::sse;
 
@@ -61,24 +62,51 @@ impl Endpoint {
     }
 }
 
-/// An SSE response body as events, as they arrive: an event split across
-/// reads waits for its end, and a last event without a blank line is still
-/// delivered. A broken body is the last item.
-pub fn sse_events(
-    response: reqwest::Response,
+/// What an SSE provider makes of its upstream's events.
+pub trait SseState: Send + 'static {
+    /// One event's `data`: a token event to relay, nothing, or a failure
+    /// (its message already scrubbed with `redactor`).
+    fn on_event(
+        &mut self,
+        data: &str,
+        redactor: &Redactor,
+    ) -> Result<Option<TokenEvent>, UpstreamError>;
+
+    /// The upstream said it is done: nothing after this is read.
+    fn finished(&self) -> bool;
+
+    /// The terminal event once the events have ended (or [`Self::finished`]).
+    fn into_terminal(self) -> TokenEvent;
+}
+
+/// A provider's token stream from its upstream's SSE response: the body is
+/// decoded as it arrives (an event split across reads waits for its end, a
+/// last event without a blank line still counts) and each event goes through
+/// `state`. A broken body ends the stream with an error. One generator from
+/// body bytes to token events, since every upstream token passes through it.
+pub fn sse_generation<S: SseState>(
+    response: impl Future<Output = Result<reqwest::Response, UpstreamError>> + Send + 'static,
     redactor: Arc<Redactor>,
-) -> impl Stream<Item = Result<sse::Event, UpstreamError>> + Send {
-    stream! {
+    mut state: S,
+) -> TokenStream {
+    Box::pin(stream! {
+        let response = match response.await {
+            Ok(response) => response,
+            Err(err) => {
+                yield TokenEvent::Error(err);
+                return;
+            }
+        };
         let mut body = response.bytes_stream();
         let mut decoder = sse::Decoder::new();
-        loop {
+        'read: loop {
             let eof = match body.next().await {
                 Some(Ok(bytes)) => {
                     decoder.push(&bytes);
                     false
                 }
                 Some(Err(err)) => {
-                    yield Err(broke(&err, &redactor));
+                    yield TokenEvent::Error(broke(&err, &redactor));
                     return;
                 }
                 None => {
@@ -87,13 +115,24 @@ pub fn sse_events(
                 }
             };
             while let Some(event) = decoder.next_event() {
-                yield Ok(event);
+                match state.on_event(&event.data, &redactor) {
+                    Ok(Some(event)) => yield event,
+                    Ok(None) => {}
+                    Err(err) => {
+                        yield TokenEvent::Error(err);
+                        return;
+                    }
+                }
+                if state.finished() {
+                    break 'read;
+                }
             }
             if eof {
-                return;
+                break;
             }
         }
-    }
+        yield state.into_terminal();
+    })
 }
 
 /// How much of an upstream error body is read for its message.
