@@ -131,4 +131,24 @@ impl GenRequest {
             .map(|m| m.content.as_str())
             .unwrap_or("")
     }
+
+    /// The sampling settings the request gives, under OpenAI's names
+    /// (`max_tokens`, `temperature`, `top_p`, `seed`, `stop`), for providers
+    /// that take them as they are or renamed.
+    pub fn sampling(&self) -> Map<String, Value> {
+        let settings = [
+            ("max_tokens", self.max_tokens.map(Value::from)),
+            ("temperature", self.temperature.map(Value::from)),
+            ("top_p", self.top_p.map(Value::from)),
+            ("seed", self.seed.map(Value::from)),
+            (
+                "stop",
+                (!self.stop.is_empty()).then(|| Value::from(self.stop.clone())),
+            ),
+        ];
+        settings
+            .into_iter()
+            .filter_map(|(key, value)| Some((key.to_owned(), value?)))
+            .collect()
+    }
 }

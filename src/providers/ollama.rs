@@ -11,7 +11,7 @@
 use async_stream::stream;
 use futures_util::{StreamExt, TryStreamExt};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tokio_util::codec::{FramedRead, LinesCodec};
 use tokio_util::io::StreamReader;
 
@@ -35,21 +35,9 @@ impl Ollama {
     }
 
     fn request_body(&self, request: &GenRequest) -> Value {
-        let mut options = Map::new();
-        let settings = [
-            ("num_predict", request.max_tokens.map(Value::from)),
-            ("temperature", request.temperature.map(Value::from)),
-            ("top_p", request.top_p.map(Value::from)),
-            ("seed", request.seed.map(Value::from)),
-            (
-                "stop",
-                (!request.stop.is_empty()).then(|| Value::from(request.stop.clone())),
-            ),
-        ];
-        for (key, value) in settings {
-            if let Some(value) = value {
-                options.insert(key.into(), value);
-            }
+        let mut options = request.sampling();
+        if let Some(max_tokens) = options.remove("max_tokens") {
+            options.insert("num_predict".into(), max_tokens);
         }
         let mut body = json!({
             "model": self.endpoint.upstream_model,

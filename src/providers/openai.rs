@@ -40,25 +40,12 @@ impl OpenAi {
         body.insert("messages".into(), messages);
         body.insert("stream".into(), json!(true));
         body.insert("stream_options".into(), json!({ "include_usage": true }));
+        let mut sampling = request.sampling();
         // Newer OpenAI models refuse `max_tokens` next to `max_completion_tokens`.
-        let max_tokens = request
-            .max_tokens
-            .filter(|_| !body.contains_key("max_completion_tokens"));
-        let optional = [
-            ("max_tokens", max_tokens.map(Value::from)),
-            ("temperature", request.temperature.map(Value::from)),
-            ("top_p", request.top_p.map(Value::from)),
-            ("seed", request.seed.map(Value::from)),
-            (
-                "stop",
-                (!request.stop.is_empty()).then(|| Value::from(request.stop.clone())),
-            ),
-        ];
-        for (key, value) in optional {
-            if let Some(value) = value {
-                body.insert(key.into(), value);
-            }
+        if body.contains_key("max_completion_tokens") {
+            sampling.remove("max_tokens");
         }
+        body.extend(sampling);
         Value::Object(body)
     }
 }
