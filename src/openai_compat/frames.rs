@@ -43,15 +43,15 @@ impl ChunkShape {
     }
 
     fn prefix(identity: &Identity, object: &str) -> String {
-        let head = json!({
-            "id": identity.id,
-            "object": object,
-            "created": identity.created,
-            "model": identity.model,
-        })
-        .to_string();
-        // `{"id":...,"model":"m"}` -> `{"id":...,"model":"m","choices":[`
-        format!("data: {},\"choices\":[", &head[..head.len() - 1])
+        // `{"created":..,"id":..,"model":..,"object":..` (keys in the sorted
+        // order serde_json writes a map in), then the start of `choices`.
+        format!(
+            "data: {{\"created\":{},\"id\":{},\"model\":{},\"object\":{},\"choices\":[",
+            identity.created,
+            json_string(&identity.id),
+            json_string(&identity.model),
+            json_string(object)
+        )
     }
 
     /// Names another model; only for use before the first chunk, since
