@@ -3,16 +3,24 @@
 # unlike CPU time on a shared machine, the count repeats (within ~0.5% run to
 # run), so it can judge a change that timing cannot see.
 #
-#   benches/instructions.sh [BINARY]      # default: target/release/sluice
+#   benches/instructions.sh [BINARY]             # default: target/release/sluice
+#   benches/instructions.sh --requests [BINARY]  # per one-token request instead
 #
 # A sluice mock (the release binary) serves as the OpenAI upstream; BINARY runs
 # under callgrind as the proxy, with one serving thread. After a warm-up the
 # counters are zeroed, 16 streams of 400 tokens (one every 2 ms, so each token
 # crosses on its own, as in a chat) are relayed, and the total is divided by
-# the tokens the clients received. Needs valgrind (apt install valgrind).
+# the tokens the clients received. With --requests: 400 one-token answers,
+# divided by 400 (what a request costs apart from its tokens). Needs valgrind
+# (apt install valgrind).
 # Writes the profile to target/bench/callgrind.out for callgrind_annotate.
 set -euo pipefail
 
+PER=token
+if [ "${1:-}" = "--requests" ]; then
+  PER=request
+  shift
+fi
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MAIN="$ROOT/target/release/sluice"
 BIN=${1:-$MAIN}
@@ -29,6 +37,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
+if [ "$PER" = token ]; then
+  UPSTREAM_MODEL="mock:ttft_ms=0,token_delay_ms=2,tokens=400" STREAMS=16
+else
+  UPSTREAM_MODEL="mock:ttft_ms=0,token_delay_ms=0,tokens=1" STREAMS=400
+fi
 printf '[limits]\nrequests_per_second = 0\n' >"$TMP/upstream.toml"
 cat >"$TMP/proxy.toml" <<EOF
 [limits]
@@ -40,7 +53,7 @@ first_token_ms = 60000
 name = "chat"
 provider = "openai"
 base_url = "http://127.0.0.1:$UP_PORT/v1"
-upstream_model = "mock:ttft_ms=0,token_delay_ms=2,tokens=400"
+upstream_model = "$UPSTREAM_MODEL"
 retries = 0
 EOF
 
@@ -58,7 +71,7 @@ BODY='{"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]}
 URL=http://127.0.0.1:$PROXY_PORT/v1/chat/completions
 "$MAIN" bench --url "$URL" --body "$BODY" -c 2 -n 4 --json >/dev/null
 callgrind_control -z "$PROXY" >/dev/null 2>&1
-REPORT=$("$MAIN" bench --url "$URL" --body "$BODY" -c 4 -n 16 --json)
+REPORT=$("$MAIN" bench --url "$URL" --body "$BODY" -c 4 -n "$STREAMS" --json)
 callgrind_control -d "$PROXY" >/dev/null 2>&1
 sleep 1
 
@@ -67,4 +80,8 @@ PROFILE=$(ls -t "$TMP"/callgrind.out.* | head -1)
 INSTRUCTIONS=$(awk '/^(summary|totals):/ {n = $2} END {print n}' "$PROFILE")
 mkdir -p "$ROOT/target/bench"
 cp "$PROFILE" "$ROOT/target/bench/callgrind.out"
-echo "tokens $TOKENS, user instructions $INSTRUCTIONS, per token $((INSTRUCTIONS / TOKENS))"
+if [ "$PER" = token ]; then
+  echo "tokens $TOKENS, user instructions $INSTRUCTIONS, per token $((INSTRUCTIONS / TOKENS))"
+else
+  echo "requests $STREAMS, user instructions $INSTRUCTIONS, per request $((INSTRUCTIONS / STREAMS))"
+fi
