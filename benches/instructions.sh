@@ -13,7 +13,8 @@
 # the tokens the clients received. With --requests: 400 one-token answers,
 # divided by 400 (what a request costs apart from its tokens). Needs valgrind
 # (apt install valgrind).
-# Writes the profile to target/bench/callgrind.out for callgrind_annotate.
+# Writes the profile to target/bench/callgrind-token.out (or -request.out)
+# for callgrind_annotate.
 set -euo pipefail
 
 PER=token
@@ -79,7 +80,7 @@ TOKENS=$(printf '%s' "$REPORT" | python3 -c 'import json, sys; print(json.load(s
 PROFILE=$(ls -t "$TMP"/callgrind.out.* | head -1)
 INSTRUCTIONS=$(awk '/^(summary|totals):/ {n = $2} END {print n}' "$PROFILE")
 mkdir -p "$ROOT/target/bench"
-cp "$PROFILE" "$ROOT/target/bench/callgrind.out"
+cp "$PROFILE" "$ROOT/target/bench/callgrind-$PER.out"
 if [ "$PER" = token ]; then
   echo "tokens $TOKENS, user instructions $INSTRUCTIONS, per token $((INSTRUCTIONS / TOKENS))"
 else
