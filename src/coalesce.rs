@@ -10,7 +10,7 @@
 //! `writev` per relayed token, while the upstream side needed one `recvfrom`
 //! per hundred).
 //!
-//! What: while a connection is in a burst (its previous write finished less
+//! What: while a connection is in a burst (its previous write went out less
 //! than [`BURST`] ago), a write is deferred with tokio's `yield_now`
 //! semantics: the task runs again only after the runtime has run every other
 //! ready task and polled the IO driver, by which time the upstream's next
@@ -55,7 +55,7 @@ impl axum::serve::Listener for CoalescingListener {
 /// A connection whose writes wait for ready tasks while it is in a burst.
 pub struct Coalesce<IO> {
     io: IO,
-    /// When the last write finished.
+    /// When the last write went out.
     last_write: Option<Instant>,
     /// Bytes offered at the last deferral (0: none deferred).
     deferred_len: usize,
@@ -89,10 +89,27 @@ impl<IO> Coalesce<IO> {
         }
     }
 
-    fn wrote<T>(&mut self, result: &Poll<io::Result<T>>) {
-        if result.is_ready() {
-            self.last_write = Some(Instant::now());
+    /// Writes with `write` unless the write should wait; one clock read
+    /// serves both the decision and the record of when the write went out.
+    fn write_or_wait<T>(
+        &mut self,
+        len: usize,
+        cx: &mut Context<'_>,
+        write: impl FnOnce(Pin<&mut IO>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>>
+    where
+        IO: Unpin,
+    {
+        let now = Instant::now();
+        if self.should_defer(len, now) {
+            wake_after_ready_tasks(cx);
+            return Poll::Pending;
         }
+        let result = write(Pin::new(&mut self.io), cx);
+        if result.is_ready() {
+            self.last_write = Some(now);
+        }
+        result
     }
 }
 
@@ -109,13 +126,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Coalesce<IO> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if self.should_defer(buf.len(), Instant::now()) {
-            wake_after_ready_tasks(cx);
-            return Poll::Pending;
-        }
-        let result = Pin::new(&mut self.io).poll_write(cx, buf);
-        self.wrote(&result);
-        result
+        self.write_or_wait(buf.len(), cx, |io, cx| io.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -124,13 +135,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Coalesce<IO> {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let len = bufs.iter().map(|b| b.len()).sum();
-        if self.should_defer(len, Instant::now()) {
-            wake_after_ready_tasks(cx);
-            return Poll::Pending;
-        }
-        let result = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
-        self.wrote(&result);
-        result
+        self.write_or_wait(len, cx, |io, cx| io.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
