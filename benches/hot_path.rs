@@ -5,9 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use sluice::frame::{Format, Framer, NativeFrames};
-use sluice::openai_compat::frames::ChatChunks;
-use sluice::openai_compat::Identity;
+use sluice::frames::{ChatChunks, Format, Framer, Identity, NativeFrames};
 use sluice::sse::Decoder;
 
 /// 256 OpenAI chunks as an upstream sends them.

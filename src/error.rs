@@ -7,12 +7,16 @@
 //! status and `{"error":{"type","message"}}`; after it, the same object rides
 //! in the stream's terminal error frame. Messages never carry secrets: upstream
 //! text is scrubbed by the providers before it gets here.
+//!
+//! What it may not do: depend on anything above `generation`. The doors pick
+//! the body's shape (`doors::openai::error` for OpenAI's); the status, type
+//! and message are decided here.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::providers::UpstreamError;
+use crate::generation::{InvalidField, UpstreamError};
 
 /// What went wrong, in the contract's vocabulary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,62 +165,55 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl std::error::Error for ApiError {}
+
+impl ApiError {
+    /// The error that ends streams still running when the grace period is over.
+    pub fn shutting_down() -> ApiError {
+        ApiError::new(
+            ErrorKind::ShuttingDown,
+            "the proxy is shutting down and the grace period for streams in flight is over",
+        )
+    }
+}
+
+impl From<InvalidField> for ApiError {
+    fn from(err: InvalidField) -> Self {
+        ApiError::invalid(err.field, err.message)
+    }
+}
+
+/// Every upstream failure's kind and status; the message is the error's own
+/// `Display`, which names the knob a timeout came from.
 impl From<UpstreamError> for ApiError {
     fn from(err: UpstreamError) -> Self {
-        match err {
-            UpstreamError::Status {
-                status,
-                message,
-                retry_after,
-            } => ApiError {
-                retry_after,
-                ..ApiError::new(
-                    ErrorKind::UpstreamError,
-                    format!("upstream answered {status}: {message}"),
-                )
-            },
+        let message = err.to_string();
+        let (kind, retry_after) = match err {
+            UpstreamError::Status { retry_after, .. } => (ErrorKind::UpstreamError, retry_after),
             UpstreamError::MockStatus {
                 status,
                 retry_after,
-            } => ApiError {
-                status,
-                retry_after,
-                ..ApiError::new(
-                    ErrorKind::for_status(status),
-                    format!("the mock was asked to fail with status {}", status.as_u16()),
-                )
-            },
-            UpstreamError::Transport(message) | UpstreamError::Stream(message) => {
-                ApiError::new(ErrorKind::UpstreamError, message)
+            } => {
+                // The mock's status is validated to 400-599 where it is set.
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                return ApiError {
+                    status,
+                    retry_after,
+                    ..ApiError::new(ErrorKind::for_status(status), message)
+                };
             }
-            UpstreamError::ConnectTimeout(after) => ApiError::new(
-                ErrorKind::ConnectTimeout,
-                format!(
-                    "could not connect to the upstream within timeouts.connect_ms ({} ms)",
-                    after.as_millis()
-                ),
-            ),
-            UpstreamError::FirstTokenTimeout(after) => ApiError::new(
-                ErrorKind::UpstreamTimeout,
-                format!(
-                    "no first token within timeouts.first_token_ms ({} ms)",
-                    after.as_millis()
-                ),
-            ),
-            UpstreamError::IdleTimeout(after) => ApiError::new(
-                ErrorKind::IdleTimeout,
-                format!(
-                    "the upstream sent nothing for timeouts.idle_ms ({} ms)",
-                    after.as_millis()
-                ),
-            ),
-            UpstreamError::TotalTimeout(after) => ApiError::new(
-                ErrorKind::TotalTimeout,
-                format!(
-                    "the generation ran past timeouts.total_ms ({} ms)",
-                    after.as_millis()
-                ),
-            ),
+            UpstreamError::Transport(_) | UpstreamError::Stream(_) => {
+                (ErrorKind::UpstreamError, None)
+            }
+            UpstreamError::ConnectTimeout(_) => (ErrorKind::ConnectTimeout, None),
+            UpstreamError::FirstTokenTimeout(_) => (ErrorKind::UpstreamTimeout, None),
+            UpstreamError::IdleTimeout(_) => (ErrorKind::IdleTimeout, None),
+            UpstreamError::TotalTimeout(_) => (ErrorKind::TotalTimeout, None),
+        };
+        ApiError {
+            retry_after,
+            ..ApiError::new(kind, message)
         }
     }
 }

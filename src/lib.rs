@@ -3,110 +3,70 @@
 //! A client POSTs a prompt; sluice asks an upstream model (or its built-in
 //! mock) and relays every token as its own Server-Sent Events frame the moment
 //! it exists, ending with one `done` or `error` frame. The external contract
-//! is `shared/API.md`; the request path, top to bottom:
+//! is `shared/API.md`. The request path, top to bottom, one folder or file
+//! each:
 //!
-//! - [`routes`]: the router and its layers; one file per front door.
-//! - [`request`]: parsing and validating a request into a [`generation::GenRequest`].
-//! - [`providers`]: where tokens come from (the mock, OpenAI-compatible
-//!   servers), each yielding a stream of [`generation::TokenEvent`]s.
-//! - [`timeouts`]: deadlines on that stream, the same for every provider.
-//! - [`relay`]: from token events to a response body, with heartbeats.
-//! - [`frame`]: the bytes of each frame, per wire format.
-//! - [`error`]: every client-facing error and its status, in one place.
+//! - `routes`: the router and its layers (request ids, CORS, the access
+//!   record, auth, rate and stream limits);
+//! - `doors`: one folder per front door (`native`, `openai`): its request
+//!   shape, its framers, its error shape;
+//! - `pipeline`: the one generation pipeline every door shares: failover
+//!   and deadlines, then the relay (streaming) or the collector (whole);
+//! - `models`: which configured model serves a request;
+//! - `providers`: where tokens come from (the mock, OpenAI-compatible
+//!   servers, Anthropic, Ollama);
+//! - `generation`: the floor: token events, the request a provider gets,
+//!   upstream errors, mock knobs. It imports nothing from the crate.
 //!
-//! [`app`] builds the router (tests use it in-process); [`serve`] runs it on a
-//! listener until a shutdown signal; [`server`] also runs it on one runtime
-//! per core, as the binary does.
+//! Beside the path: [`config`], `error` (every client-facing error and
+//! its status), `observe` (access log and metrics), `limits`, `auth`,
+//! `templates`, [`sse`] (the upstream SSE decoder), [`tokenizer`], and
+//! [`server`] (one runtime per core, graceful drain). [`bench`] is the
+//! `sluice bench` load generator.
+//!
+//! [`app`] builds the router (tests use it in-process); [`serve`] runs it on
+//! a listener until a shutdown signal.
 
-pub mod auth;
+#![forbid(unsafe_code)]
+
 pub mod bench;
-pub mod coalesce;
 pub mod config;
-pub mod error;
-pub mod frame;
-pub mod generation;
-pub mod limits;
-pub mod metrics;
-pub mod observe;
-pub mod openai_compat;
-pub mod providers;
-pub mod redact;
-pub mod relay;
-pub mod request;
-pub mod routes;
 pub mod server;
-pub mod shutdown;
 pub mod sse;
-pub mod templates;
-pub mod timeouts;
 pub mod tokenizer;
 
-use std::sync::Arc;
+mod auth;
+mod coalesce;
+mod doors;
+mod error;
+mod generation;
+mod limits;
+mod metrics;
+mod models;
+mod observe;
+mod parse;
+mod pipeline;
+mod providers;
+mod redact;
+mod routes;
+mod shutdown;
+mod state;
+mod templates;
 
 use axum::Router;
 
-use crate::auth::Keys;
-use crate::config::Config;
-use crate::limits::Limits;
-use crate::providers::Models;
-use crate::shutdown::Drain;
-use crate::templates::Templates;
+pub use config::Config;
+pub use server::serve;
 
-/// What every runtime shares: the config and what is built from it once.
-#[derive(Clone)]
-pub struct Shared {
-    pub config: Arc<Config>,
-    pub keys: Arc<Keys>,
-    pub limits: Arc<Limits>,
-    pub templates: Arc<Templates>,
-    pub drain: Arc<Drain>,
-}
-
-impl Shared {
-    pub fn new(config: Config) -> Shared {
-        Shared {
-            keys: Arc::new(Keys::new(&config.auth.api_keys)),
-            limits: Arc::new(Limits::new(&config.limits)),
-            templates: Arc::new(Templates::load(&config.prompts_dir)),
-            drain: Arc::default(),
-            config: Arc::new(config),
-        }
-    }
-}
-
-/// What every handler shares: [`Shared`] (reached through `Deref`), and the
-/// providers with their upstream connection pools, one set per runtime.
-#[derive(Clone)]
-pub struct AppState {
-    shared: Shared,
-    pub models: Arc<Models>,
-}
-
-impl AppState {
-    pub fn new(config: Config) -> AppState {
-        AppState::on(&Shared::new(config))
-    }
-
-    /// The state for one runtime on `shared`.
-    pub fn on(shared: &Shared) -> AppState {
-        AppState {
-            models: Arc::new(Models::from_config(&shared.config)),
-            shared: shared.clone(),
-        }
-    }
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-
-    fn deref(&self) -> &Shared {
-        &self.shared
-    }
+/// The frame builders, for `benches/hot_path.rs`: the native door's and the
+/// OpenAI door's, behind the trait the relay drives them through.
+pub mod frames {
+    pub use crate::doors::native::{Format, NativeFrames};
+    pub use crate::doors::openai::{ChatChunks, Identity};
+    pub use crate::pipeline::framer::Framer;
 }
 
 /// The whole HTTP application for a config.
 pub fn app(config: Config) -> Router {
-    routes::router(AppState::new(config))
+    routes::router(state::AppState::on(&state::Shared::new(config)))
 }
-
-pub use server::serve;

@@ -67,6 +67,24 @@ pub struct StreamPermit {
     client: ClientKey,
 }
 
+/// Where the gate leaves a request's [`StreamPermit`] for its handler (a
+/// request extension must be `Clone`): the handler takes it into the stream
+/// it starts, so the slot is held exactly as long as that stream. A request
+/// that ends before streaming frees it when its last clone goes.
+#[derive(Debug, Clone, Default)]
+pub struct PermitSlot(Arc<Mutex<Option<StreamPermit>>>);
+
+impl PermitSlot {
+    pub fn new(permit: StreamPermit) -> PermitSlot {
+        PermitSlot(Arc::new(Mutex::new(Some(permit))))
+    }
+
+    /// The permit, once.
+    pub fn take(&self) -> Option<StreamPermit> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
 impl Limits {
     pub fn new(config: &config::Limits) -> Limits {
         let rate = NonZeroU32::new(config.requests_per_second).map(|per_second| {
@@ -145,12 +163,14 @@ impl Limits {
         })
     }
 
-    /// Streams open now.
+    /// Streams open now (for the unit tests).
+    #[cfg(test)]
     pub fn open_streams(&self) -> usize {
         self.streams.open.load(Ordering::SeqCst)
     }
 
-    /// Clients the rate limiter holds state for.
+    /// Clients the rate limiter holds state for (for the unit tests).
+    #[cfg(test)]
     pub fn tracked_clients(&self) -> usize {
         self.rate.as_ref().map_or(0, |rate| rate.len())
     }

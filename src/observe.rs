@@ -1,10 +1,10 @@
 //! What happened to each request, for the access log and the metrics.
 //!
-//! A [`Tally`] is created per API request by the `observe` middleware and
-//! shared (it is an `Arc`) with the gate, the handler and the response body.
-//! When its last holder lets go, which is when the response body has been
-//! sent or dropped, it writes one access-log line and moves the request
-//! metrics. A [`StreamMeter`] is owned by a stream's body and counts its
+//! A [`Tally`] is created per API request by the `routes::record` middleware
+//! and shared (it is an `Arc`) with the gate, the handler and a stream's
+//! meter. When its last holder lets go (the middleware once the response is
+//! made, the meter when a stream's body ends or is dropped) it writes one
+//! access-log line and moves the request metrics. A [`StreamMeter`] is owned by a stream's body and counts its
 //! tokens on the hot path with metric handles fetched once per stream; it
 //! hands its totals to the tally when it is dropped.
 //!
@@ -12,12 +12,14 @@
 //! or as `key#N`, the position of their key in the config.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 
 use crate::error::ErrorKind;
-use crate::limits::{ClientKey, StreamPermit};
+use crate::limits::ClientKey;
 use crate::metrics as names;
 
 /// How a request ended.
@@ -76,8 +78,6 @@ struct State {
     ended: Option<Ended>,
     /// A generation was started (so leaving early cancels an upstream).
     generating: bool,
-    /// The stream slot, held as long as the response lives.
-    permit: Option<StreamPermit>,
 }
 
 impl Tally {
@@ -113,11 +113,6 @@ impl Tally {
         let mut state = self.state();
         state.status = Some(status);
         state.error = error;
-    }
-
-    /// Keeps the stream slot until the response is done with.
-    pub fn hold(&self, permit: StreamPermit) {
-        self.state().permit = Some(permit);
     }
 
     /// A meter for the stream this request serves.

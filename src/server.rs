@@ -26,7 +26,8 @@ use tokio::net::TcpListener;
 
 use crate::coalesce::CoalescingListener;
 use crate::config::Config;
-use crate::{metrics, routes, tokenizer, AppState, Shared};
+use crate::state::{AppState, Shared};
+use crate::{metrics, routes, tokenizer};
 
 /// How long a client that will not read its final frame may hold up the exit,
 /// after the grace period.

@@ -8,8 +8,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
+use super::args::BenchArgs;
 use super::stream::StreamResult;
-use super::BenchArgs;
 
 pub struct Report {
     pub streams: usize,

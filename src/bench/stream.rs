@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::BenchArgs;
+use super::args::BenchArgs;
 use crate::sse;
 
 /// How a stream ended.

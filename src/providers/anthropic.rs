@@ -17,9 +17,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::upstream::{self, error_message, Endpoint};
-use super::{Provider, UpstreamError};
+use super::Provider;
 use crate::config::{ModelConfig, Timeouts};
-use crate::generation::{Finish, GenRequest, Role, TokenEvent, TokenStream, Usage};
+use crate::generation::{Finish, GenRequest, Role, TokenEvent, TokenStream, UpstreamError, Usage};
 use crate::redact::Redactor;
 
 const API_VERSION: &str = "2023-06-01";

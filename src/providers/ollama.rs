@@ -16,9 +16,9 @@ use tokio_util::codec::{FramedRead, LinesCodec};
 use tokio_util::io::StreamReader;
 
 use super::upstream::{error_message, Endpoint};
-use super::{Provider, UpstreamError};
+use super::Provider;
 use crate::config::{ModelConfig, Timeouts};
-use crate::generation::{Finish, GenRequest, TokenEvent, TokenStream, Usage};
+use crate::generation::{Finish, GenRequest, TokenEvent, TokenStream, UpstreamError, Usage};
 
 /// The longest NDJSON line accepted from Ollama.
 const MAX_LINE: usize = 1024 * 1024;

@@ -11,9 +11,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::upstream::{self, error_message, Endpoint};
-use super::{Provider, UpstreamError};
+use super::Provider;
 use crate::config::{ModelConfig, Timeouts};
-use crate::generation::{Finish, GenRequest, Message, TokenEvent, TokenStream, Usage};
+use crate::generation::{
+    Finish, GenRequest, Message, TokenEvent, TokenStream, UpstreamError, Usage,
+};
 use crate::redact::Redactor;
 use crate::tokenizer;
 

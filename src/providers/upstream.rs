@@ -11,8 +11,8 @@ use async_stream::stream;
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use super::UpstreamError;
 use crate::config::{ModelConfig, Timeouts};
+use crate::generation::UpstreamError;
 use crate::generation::{TokenEvent, TokenStream};
 use crate::redact::Redactor;
 use crate::sse;

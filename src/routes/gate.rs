@@ -2,22 +2,22 @@
 //! limits, as two axum middlewares. Each answers in the shape of the door it
 //! guards (OpenAI's error shape on the OpenAI-compatible paths).
 //!
-//! The concurrency slot is held by the request's tally, which lives as long as
-//! the response body: a stream counts as open until its body ends or its
-//! client goes away.
+//! The concurrency slot is left in the request (a `PermitSlot`) for the
+//! handler, which moves it into the stream it starts: a stream counts as open
+//! until its body ends or its client goes away.
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
+use crate::doors::Door;
 use crate::error::{ApiError, ErrorKind};
-use crate::limits::ClientKey;
+use crate::limits::{ClientKey, PermitSlot};
 use crate::observe::{self, Tally};
-use crate::openai_compat::error::OpenAiError;
-use crate::AppState;
+use crate::state::AppState;
 
 /// Checks the API key when auth is on, and records who the client is.
 pub async fn authenticate(
@@ -30,7 +30,7 @@ pub async fn authenticate(
             Ok(key) => ClientKey::Key(key),
             Err(err) => {
                 observe::rejected("unauthorized");
-                return reject(request.uri().path(), err);
+                return reject(&request, err);
             }
         }
     } else {
@@ -53,7 +53,7 @@ pub async fn limit(State(app): State<AppState>, request: Request, next: Next) ->
         .unwrap_or(ClientKey::Unknown);
     if let Err(err) = app.limits.check_rate(client) {
         observe::rejected("rate");
-        return reject(request.uri().path(), err);
+        return reject(&request, err);
     }
     let permit = match app.limits.open_stream(client) {
         Ok(permit) => permit,
@@ -63,14 +63,11 @@ pub async fn limit(State(app): State<AppState>, request: Request, next: Next) ->
             } else {
                 "client_streams"
             });
-            return reject(request.uri().path(), err);
+            return reject(&request, err);
         }
     };
-    match request.extensions().get::<Tally>() {
-        // The tally lives as long as the response body.
-        Some(tally) => tally.hold(permit),
-        None => drop(permit),
-    }
+    let mut request = request;
+    request.extensions_mut().insert(PermitSlot::new(permit));
     next.run(request).await
 }
 
@@ -99,17 +96,7 @@ fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
     last.parse().ok()
 }
 
-/// An error in the shape of the door at `path`.
-pub fn reject(path: &str, err: ApiError) -> Response {
-    if is_openai_path(path) {
-        OpenAiError(err).into_response()
-    } else {
-        err.into_response()
-    }
-}
-
-fn is_openai_path(path: &str) -> bool {
-    ["/v1/chat/", "/v1/completions", "/v1/models"]
-        .iter()
-        .any(|prefix| path.starts_with(prefix))
+/// An error in the shape of the request's door.
+fn reject(request: &Request, err: ApiError) -> Response {
+    Door::of(request.extensions().get::<MatchedPath>()).reject(err)
 }

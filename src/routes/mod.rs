@@ -1,26 +1,33 @@
-//! The router: every endpoint, and the layers around them (request ids, CORS).
-//! Handlers live one front door per file.
+//! The router: every endpoint, and the layers around them. Handlers live in
+//! `doors` (one folder per front door) and, for operations, here.
+//!
+//! The layers, outermost first (in axum each `.layer()` or `.route_layer()`
+//! call wraps what was built before it, so the code lists them innermost
+//! first):
+//! 1. `SetRequestIdLayer`, `PropagateRequestIdLayer`: an `X-Request-Id` on
+//!    every request and response;
+//! 2. `CorsLayer`;
+//! 3. on the API routes, `record::record`: the request's access record;
+//! 4. `gate::authenticate`: the API key, when auth is on;
+//! 5. on the routes that start a generation, `gate::limit`: the rate limit and
+//!    a stream slot.
 
 mod gate;
-mod observe;
-mod openai;
 mod ops;
 mod prompts;
-mod stream;
+mod record;
 
-use axum::body::Body;
-use axum::http::header::CONTENT_LENGTH;
-use axum::http::{HeaderMap, HeaderName, Method, Uri};
+use axum::http::{HeaderName, Method, Uri};
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::config::Cors;
-use crate::error::{ApiError, ErrorKind};
-use crate::AppState;
+use crate::doors::{native, openai, paths};
+use crate::error::ApiError;
+use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -28,18 +35,18 @@ pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.config.cors);
     // Routes that start a generation: rate and concurrency limits apply.
     let generation = Router::new()
-        .route("/v1/stream", get(stream::get).post(stream::post))
-        .route("/v1/chat/completions", post(openai::chat_completions))
-        .route("/v1/completions", post(openai::completions))
+        .route(paths::STREAM, get(native::get).post(native::post))
+        .route(paths::CHAT_COMPLETIONS, post(openai::chat_completions))
+        .route(paths::COMPLETIONS, post(openai::completions))
         .route_layer(from_fn_with_state(state.clone(), gate::limit));
     // Every API route: auth when it is on.
     let api = Router::new()
         .merge(generation)
-        .route("/v1/models", get(openai::models))
-        .route("/v1/models/{*id}", get(openai::model))
-        .route("/v1/prompts", get(prompts::list))
+        .route(paths::MODELS, get(openai::models))
+        .route(paths::MODEL, get(openai::model))
+        .route(paths::PROMPTS, get(prompts::list))
         .route_layer(from_fn_with_state(state.clone(), gate::authenticate))
-        .route_layer(from_fn_with_state(state.clone(), observe::observe));
+        .route_layer(axum::middleware::from_fn(record::record));
     Router::new()
         .merge(api)
         .route("/healthz", get(ops::healthz))
@@ -76,33 +83,4 @@ fn cors_layer(config: &Cors) -> CorsLayer {
         .allow_headers(Any)
         .expose_headers([REQUEST_ID, HeaderName::from_static("retry-after")])
         .max_age(std::time::Duration::from_secs(600))
-}
-
-/// Reads the whole body, refusing more than `limit` bytes with a 413.
-async fn read_body(
-    body: Body,
-    headers: &HeaderMap,
-    limit: usize,
-) -> Result<bytes::Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            ErrorKind::PayloadTooLarge,
-            format!("the request body is larger than limits.max_body_bytes ({limit} bytes)"),
-        )
-    };
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.is::<LengthLimitError>() => Err(too_large()),
-        Err(err) => Err(ApiError::invalid(
-            "body",
-            format!("could not read the request body: {err}"),
-        )),
-    }
 }

@@ -6,7 +6,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
-use crate::AppState;
+use crate::state::AppState;
 
 /// 200 while the process serves.
 pub async fn healthz() -> &'static str {

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::AppState;
+use crate::state::AppState;
 
 pub async fn list(State(app): State<AppState>) -> Json<Value> {
     let data: Vec<Value> = app

@@ -14,61 +14,16 @@ mod answer;
 use std::time::Duration;
 
 use async_stream::stream;
-use axum::http::StatusCode;
-use serde::Deserialize;
 
-use super::{Provider, UpstreamError};
-use crate::generation::{Finish, GenRequest, TokenEvent, TokenStream, Usage};
+use super::Provider;
+use crate::generation::{
+    Finish, GenRequest, MockKnobs, MockMode, TokenEvent, TokenStream, UpstreamError, Usage,
+};
 use crate::tokenizer::{self, Cut};
 
 const DEFAULT_TTFT_MS: u64 = 300;
 const DEFAULT_TOKEN_DELAY_MS: u64 = 30;
 const DEFAULT_JITTER_MS: u64 = 0;
-/// Bound on the `tokens` knob, so that one request cannot make the mock plan
-/// an unbounded answer in memory.
-pub const MAX_TOKENS_KNOB: u32 = 100_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MockMode {
-    /// A made-up chat answer (the default).
-    #[default]
-    Lorem,
-    /// Stream back the final user message, after any template.
-    Echo,
-}
-
-/// The mock's knobs; each is optional so request values can override config values.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MockKnobs {
-    pub ttft_ms: Option<u64>,
-    pub token_delay_ms: Option<u64>,
-    pub jitter_ms: Option<u64>,
-    pub tokens: Option<u32>,
-    pub text: Option<String>,
-    pub mode: Option<MockMode>,
-    pub fail_after: Option<u32>,
-    pub error_status: Option<u16>,
-    pub drop_after: Option<u32>,
-}
-
-impl MockKnobs {
-    /// These knobs with every knob `over` sets taking its place.
-    pub fn overridden_by(&self, over: &MockKnobs) -> MockKnobs {
-        MockKnobs {
-            ttft_ms: over.ttft_ms.or(self.ttft_ms),
-            token_delay_ms: over.token_delay_ms.or(self.token_delay_ms),
-            jitter_ms: over.jitter_ms.or(self.jitter_ms),
-            tokens: over.tokens.or(self.tokens),
-            text: over.text.clone().or_else(|| self.text.clone()),
-            mode: over.mode.or(self.mode),
-            fail_after: over.fail_after.or(self.fail_after),
-            error_status: over.error_status.or(self.error_status),
-            drop_after: over.drop_after.or(self.drop_after),
-        }
-    }
-}
 
 /// A model served by the mock.
 pub struct Mock {
@@ -86,8 +41,7 @@ impl Provider for Mock {
         let knobs = self.defaults.overridden_by(&request.mock);
         Box::pin(stream! {
             if let Some(status) = knobs.error_status {
-                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                let retry_after = (status == StatusCode::TOO_MANY_REQUESTS).then_some(1);
+                let retry_after = (status == 429).then_some(1);
                 yield TokenEvent::Error(UpstreamError::MockStatus { status, retry_after });
                 return;
             }
@@ -253,4 +207,103 @@ fn seed_for(request: &GenRequest) -> u64 {
         .seed
         .unwrap_or(0)
         .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt;
+    use tokio::time::{Duration, Instant};
+
+    use super::*;
+    use crate::generation::{Message, Role};
+
+    fn request(knobs: MockKnobs) -> GenRequest {
+        GenRequest {
+            messages: vec![Message {
+                role: Role::User,
+                content: "hello".into(),
+            }],
+            mock: knobs,
+            ..GenRequest::default()
+        }
+    }
+
+    /// Paused time: the clock moves only when every task waits, so the gaps
+    /// seen here are the mock's own schedule, exactly.
+    #[tokio::test(start_paused = true)]
+    async fn tokens_come_at_their_deadlines_ttft_then_one_gap_each() {
+        let knobs = MockKnobs {
+            ttft_ms: Some(300),
+            token_delay_ms: Some(40),
+            tokens: Some(5),
+            ..MockKnobs::default()
+        };
+        let started = Instant::now();
+        let mut events = Mock::new(MockKnobs::default()).generate(request(knobs));
+        let mut at = Vec::new();
+        while let Some(event) = events.next().await {
+            if let TokenEvent::Token(_) = event {
+                at.push(started.elapsed());
+            }
+        }
+        let ms: Vec<u128> = at.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, [300, 340, 380, 420, 460]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn jitter_spreads_the_gaps_within_its_bound_and_keeps_the_pace() {
+        let knobs = MockKnobs {
+            ttft_ms: Some(0),
+            token_delay_ms: Some(50),
+            jitter_ms: Some(20),
+            tokens: Some(60),
+            ..MockKnobs::default()
+        };
+        let mut events = Mock::new(MockKnobs::default()).generate(request(knobs));
+        let mut last: Option<Instant> = None;
+        let mut gaps: Vec<u128> = Vec::new();
+        while let Some(event) = events.next().await {
+            if let TokenEvent::Token(_) = event {
+                let now = Instant::now();
+                if let Some(last) = last {
+                    gaps.push((now - last).as_millis());
+                }
+                last = Some(now);
+            }
+        }
+        assert!(gaps.len() >= 50, "{} gaps", gaps.len());
+        assert!(gaps.iter().all(|g| (30..=70).contains(g)), "{gaps:?}");
+        let distinct: std::collections::HashSet<_> = gaps.iter().collect();
+        assert!(distinct.len() > 5, "the gaps do not spread: {gaps:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_error_status_fails_at_once_and_a_cut_comes_after_its_tokens() {
+        let failing = MockKnobs {
+            error_status: Some(429),
+            ..MockKnobs::default()
+        };
+        let mut events = Mock::new(MockKnobs::default()).generate(request(failing));
+        assert_eq!(
+            events.next().await,
+            Some(TokenEvent::Error(UpstreamError::MockStatus {
+                status: 429,
+                retry_after: Some(1)
+            }))
+        );
+        assert_eq!(events.next().await, None);
+
+        let dropping = MockKnobs {
+            ttft_ms: Some(0),
+            token_delay_ms: Some(1),
+            drop_after: Some(3),
+            ..MockKnobs::default()
+        };
+        let events: Vec<_> = Mock::new(MockKnobs::default())
+            .generate(request(dropping))
+            .collect()
+            .await;
+        assert_eq!(events.len(), 4);
+        assert_eq!(events.last(), Some(&TokenEvent::Cut));
+    }
 }

@@ -1,0 +1,246 @@
+//! Configuration: the TOML file of section 6 of the contract, its defaults, and
+//! strict validation.
+//!
+//! sluice runs with no file at all (the mock on 127.0.0.1:7800). A file is
+//! parsed strictly: an unknown key, a wrong type, an unknown provider, a
+//! fallback or default model that does not exist, or an environment variable
+//! a model needs that is not set, stops start-up with a [`ConfigError`] that
+//! names the file and the key. Secrets read from the environment are resolved
+//! here, once, and never printed (`ModelConfig`'s `Debug` hides them).
+//!
+//! The parts: this file holds the file's shape and its defaults;
+//! [`ModelConfig`] one `[[models]]` entry (`model.rs`); the checks that need
+//! more than a type live in `validate.rs`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+mod model;
+mod validate;
+
+pub use model::{ModelConfig, ProviderKind};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7800";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub default_model: String,
+    pub heartbeat_secs: u64,
+    pub prompts_dir: PathBuf,
+    /// After SIGTERM/Ctrl-C, how long streams in flight may go on.
+    pub shutdown_grace_secs: u64,
+    /// After SIGTERM/Ctrl-C, how long to keep accepting (with `/readyz`
+    /// already 503) so a load balancer can notice before connections are refused.
+    pub shutdown_delay_secs: u64,
+    pub limits: Limits,
+    pub auth: Auth,
+    pub cors: Cors,
+    pub timeouts: Timeouts,
+    pub models: Vec<ModelConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: DEFAULT_LISTEN.parse().expect("a valid default address"),
+            default_model: "mock".into(),
+            heartbeat_secs: 15,
+            prompts_dir: "prompts".into(),
+            shutdown_grace_secs: 20,
+            shutdown_delay_secs: 0,
+            limits: Limits::default(),
+            auth: Auth::default(),
+            cors: Cors::default(),
+            timeouts: Timeouts::default(),
+            models: Vec::new(),
+        }
+        .with_builtin_mock()
+    }
+}
+
+/// Request limits. `max_body_bytes` is enforced by the front doors, the rest
+/// by the limits layer (`crate::limits`), per client: its API key when auth
+/// is on, else its address.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    /// Sustained requests per second per client; 0 turns rate limiting off.
+    pub requests_per_second: u32,
+    /// Requests a client may make at once before the rate applies.
+    pub burst: u32,
+    pub max_concurrent_streams: usize,
+    pub per_client_concurrent_streams: usize,
+    /// Take the client's address from the last `X-Forwarded-For` entry, for a
+    /// sluice behind a trusted reverse proxy. Off by default: clients could
+    /// otherwise pick their own rate-limit key.
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1024 * 1024,
+            requests_per_second: 50,
+            burst: 100,
+            max_concurrent_streams: 10_000,
+            per_client_concurrent_streams: 200,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+#[derive(Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    /// Client keys, sent as `Authorization: Bearer` or `x-api-key`. Empty (and
+    /// no `api_keys_env`): no auth.
+    pub api_keys: Vec<String>,
+    /// An environment variable holding more keys, comma-separated, so real
+    /// deployments keep them out of the file. Read once at start-up.
+    pub api_keys_env: Option<String>,
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Auth")
+            .field(
+                "api_keys",
+                &format_args!("[{} hidden]", self.api_keys.len()),
+            )
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cors {
+    /// `["*"]` allows any origin.
+    pub allow_origins: Vec<String>,
+}
+
+impl Default for Cors {
+    fn default() -> Self {
+        Cors {
+            allow_origins: vec!["*".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    pub connect_ms: u64,
+    pub first_token_ms: u64,
+    /// Longest silence between upstream tokens.
+    pub idle_ms: u64,
+    pub total_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect_ms: 5_000,
+            first_token_ms: 60_000,
+            idle_ms: 30_000,
+            total_ms: 600_000,
+        }
+    }
+}
+
+impl Timeouts {
+    pub fn connect(&self) -> Duration {
+        Duration::from_millis(self.connect_ms)
+    }
+    pub fn first_token(&self) -> Duration {
+        Duration::from_millis(self.first_token_ms)
+    }
+    pub fn idle(&self) -> Duration {
+        Duration::from_millis(self.idle_ms)
+    }
+    pub fn total(&self) -> Duration {
+        Duration::from_millis(self.total_ms)
+    }
+}
+
+/// A config problem, naming the file and the key.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: Option<PathBuf>,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.file {
+            Some(file) => write!(f, "config error in {}: ", file.display())?,
+            None => write!(f, "config error: ")?,
+        }
+        if self.key.is_empty() || self.key == "." {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "`{}`: {}", self.key, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and validates a config file, resolving model secrets from the
+    /// environment through `env`.
+    pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: Some(path.to_owned()),
+            key: String::new(),
+            message: format!("cannot read the file: {e}"),
+        })?;
+        Config::parse(&text, env).map_err(|mut e| {
+            e.file = Some(path.to_owned());
+            e
+        })
+    }
+
+    /// Parses and validates config text (no file named in errors).
+    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let deserializer = toml::Deserializer::parse(text).map_err(|e| ConfigError {
+            file: None,
+            key: String::new(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let config: Config =
+            serde_path_to_error::deserialize(deserializer).map_err(|e| ConfigError {
+                file: None,
+                key: e.path().to_string(),
+                message: e.inner().message().to_string(),
+            })?;
+        config.with_builtin_mock().validated(env)
+    }
+
+    /// `mock` exists in every config that does not define it itself.
+    fn with_builtin_mock(mut self) -> Config {
+        if !self.models.iter().any(|m| m.name == "mock") {
+            self.models.push(ModelConfig::builtin_mock());
+        }
+        self
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    pub fn shutdown_delay(&self) -> Duration {
+        Duration::from_secs(self.shutdown_delay_secs)
+    }
+
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_secs)
+    }
+}

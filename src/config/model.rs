@@ -1,0 +1,198 @@
+//! One `[[models]]` entry: which provider serves a model name, where, with
+//! which key, retries and fallbacks, and (for the mock) its knobs.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+use crate::generation::{MockKnobs, MockMode};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Mock,
+    /// OpenAI and every OpenAI-compatible server.
+    Openai,
+    /// Anthropic's Messages API.
+    Anthropic,
+    /// Ollama's native `/api/chat`.
+    Ollama,
+}
+
+impl ProviderKind {
+    /// Where the provider lives when `base_url` is not given.
+    pub fn default_base_url(self) -> Option<&'static str> {
+        match self {
+            ProviderKind::Mock => None,
+            ProviderKind::Openai => Some("https://api.openai.com/v1"),
+            ProviderKind::Anthropic => Some("https://api.anthropic.com"),
+            ProviderKind::Ollama => Some("http://127.0.0.1:11434"),
+        }
+    }
+}
+
+/// One `[[models]]` entry. The mock's knobs sit directly in the entry, as the
+/// contract shows them; other providers reject them.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub name: String,
+    pub provider: ProviderKind,
+    pub base_url: Option<String>,
+    pub api_key_env: Option<String>,
+    /// The model name sent upstream; defaults to `name`.
+    pub upstream_model: Option<String>,
+    /// Models tried in order when this one fails before its first token.
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+    /// Retries of this model before its first token (connect error, 5xx,
+    /// 429/529, first-token timeout). Default 1 for upstreams; 0 for the mock,
+    /// whose failures are asked for.
+    pub retries: Option<u32>,
+    /// `max_tokens` sent when the client gives none, for providers that
+    /// require one (Anthropic). Default 4096.
+    pub default_max_tokens: Option<u32>,
+
+    pub ttft_ms: Option<u64>,
+    pub token_delay_ms: Option<u64>,
+    pub jitter_ms: Option<u64>,
+    pub tokens: Option<u32>,
+    pub text: Option<String>,
+    pub mode: Option<MockMode>,
+    pub fail_after: Option<u32>,
+    pub error_status: Option<u16>,
+    pub drop_after: Option<u32>,
+
+    /// The upstream key, read from `api_key_env` at load time.
+    #[serde(skip)]
+    pub api_key: Option<String>,
+}
+
+impl fmt::Debug for ModelConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModelConfig")
+            .field("name", &self.name)
+            .field("provider", &self.provider)
+            .field("base_url", &self.base_url)
+            .field("upstream_model", &self.upstream_model)
+            .field("fallbacks", &self.fallbacks)
+            .field("api_key", &self.api_key.as_ref().map(|_| "[hidden]"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl ModelConfig {
+    pub(super) fn builtin_mock() -> ModelConfig {
+        ModelConfig {
+            name: "mock".into(),
+            provider: ProviderKind::Mock,
+            base_url: None,
+            api_key_env: None,
+            upstream_model: None,
+            fallbacks: Vec::new(),
+            retries: None,
+            default_max_tokens: None,
+            ttft_ms: None,
+            token_delay_ms: None,
+            jitter_ms: None,
+            tokens: None,
+            text: None,
+            mode: None,
+            fail_after: None,
+            error_status: None,
+            drop_after: None,
+            api_key: None,
+        }
+    }
+
+    /// The mock knobs this entry sets (the route's defaults; a request may override them).
+    pub fn mock_knobs(&self) -> MockKnobs {
+        MockKnobs {
+            ttft_ms: self.ttft_ms,
+            token_delay_ms: self.token_delay_ms,
+            jitter_ms: self.jitter_ms,
+            tokens: self.tokens,
+            text: self.text.clone(),
+            mode: self.mode,
+            fail_after: self.fail_after,
+            error_status: self.error_status,
+            drop_after: self.drop_after,
+        }
+    }
+
+    /// Retries before the first token: `retries`, else 1 for upstreams and 0
+    /// for the mock.
+    pub fn retries(&self) -> u32 {
+        self.retries
+            .unwrap_or(if self.provider == ProviderKind::Mock {
+                0
+            } else {
+                1
+            })
+    }
+
+    pub fn upstream_model(&self) -> &str {
+        self.upstream_model.as_deref().unwrap_or(&self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::generation::{MockKnobs, MockMode};
+
+    /// The knob fields are listed twice (here, flat, as the contract shows
+    /// them, and in `MockKnobs`): every one of them must arrive.
+    #[test]
+    fn every_mock_knob_in_a_models_entry_reaches_the_mock() {
+        let config = Config::parse(
+            r#"
+            [[models]]
+            name = "m"
+            provider = "mock"
+            ttft_ms = 1
+            token_delay_ms = 2
+            jitter_ms = 3
+            tokens = 4
+            text = "five"
+            mode = "echo"
+            fail_after = 6
+            error_status = 507
+            drop_after = 8
+            "#,
+            |_| None,
+        )
+        .unwrap();
+        let knobs = config
+            .models
+            .iter()
+            .find(|m| m.name == "m")
+            .unwrap()
+            .mock_knobs();
+        assert_eq!(
+            knobs,
+            MockKnobs {
+                ttft_ms: Some(1),
+                token_delay_ms: Some(2),
+                jitter_ms: Some(3),
+                tokens: Some(4),
+                text: Some("five".into()),
+                mode: Some(MockMode::Echo),
+                fail_after: Some(6),
+                error_status: Some(507),
+                drop_after: Some(8),
+            }
+        );
+    }
+
+    #[test]
+    fn a_models_entry_is_held_to_the_same_knob_bounds_as_a_request() {
+        let err = Config::parse(
+            "[[models]]\nname = \"m\"\nprovider = \"mock\"\ntokens = 100001\n",
+            |_| None,
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "models[0].tokens");
+        assert!(err.message.contains("at most 100000"), "{}", err.message);
+    }
+}

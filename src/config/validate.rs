@@ -1,0 +1,179 @@
+//! The checks a config needs beyond its types: names that must exist,
+//! values that must be at least 1, origins, URLs, and the secrets read from
+//! the environment. Each failure is a [`ConfigError`] naming its key.
+
+use super::{Config, ConfigError};
+
+impl Config {
+    /// The config, checked, with model secrets read through `env`.
+    pub(super) fn validated(
+        mut self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        if !self.models.iter().any(|m| m.name == self.default_model) {
+            return Err(error(
+                "default_model",
+                format!("no model named `{}` is configured", self.default_model),
+            ));
+        }
+        if self.heartbeat_secs == 0 {
+            return Err(error("heartbeat_secs", "must be at least 1"));
+        }
+        self.validate_limits()?;
+        self.resolve_auth(&env)?;
+        self.validate_cors()?;
+        self.validate_models(&env)?;
+        Ok(self)
+    }
+
+    fn validate_cors(&self) -> Result<(), ConfigError> {
+        for (i, origin) in self.cors.allow_origins.iter().enumerate() {
+            if origin != "*" && !is_origin(origin) {
+                return Err(error(
+                    format!("cors.allow_origins[{i}]"),
+                    format!(
+                        "`{origin}` is not an origin such as \"http://localhost:5173\" (or \"*\")"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Names, fallbacks, knobs, URLs and keys of every `[[models]]` entry;
+    /// fills in each upstream's default `base_url` and its key.
+    fn validate_models(
+        &mut self,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        let names: Vec<String> = self.models.iter().map(|m| m.name.clone()).collect();
+        for (i, model) in self.models.iter_mut().enumerate() {
+            let key = |field: &str| format!("models[{i}].{field}");
+            if names.iter().filter(|n| **n == model.name).count() > 1 {
+                return Err(error(
+                    key("name"),
+                    format!("model `{}` is defined twice", model.name),
+                ));
+            }
+            if let Some(fallback) = model.fallbacks.iter().find(|f| !names.contains(f)) {
+                return Err(error(
+                    key("fallbacks"),
+                    format!("no model named `{fallback}` is configured"),
+                ));
+            }
+            if model.fallbacks.contains(&model.name) {
+                return Err(error(
+                    key("fallbacks"),
+                    "a model cannot fall back to itself",
+                ));
+            }
+            let knobs = model.mock_knobs();
+            knobs
+                .validate()
+                .map_err(|bad| error(key(&bad.field), bad.message))?;
+            if let Some(default_url) = model.provider.default_base_url() {
+                if !knobs.is_empty() {
+                    return Err(error(
+                        key("provider"),
+                        "mock knobs (ttft_ms, text, ...) only apply to provider \"mock\"",
+                    ));
+                }
+                let base_url = model.base_url.get_or_insert_with(|| default_url.into());
+                if reqwest::Url::parse(base_url).is_err() {
+                    return Err(error(key("base_url"), format!("`{base_url}` is not a URL")));
+                }
+            }
+            if model.default_max_tokens == Some(0) {
+                return Err(error(key("default_max_tokens"), "must be at least 1"));
+            }
+            if let Some(var) = &model.api_key_env {
+                match env(var) {
+                    Some(value) if !value.is_empty() => model.api_key = Some(value),
+                    _ => {
+                        return Err(error(
+                            key("api_key_env"),
+                            format!("environment variable {var} is not set"),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        let limits = &self.limits;
+        let checks = [
+            ("limits.max_body_bytes", limits.max_body_bytes == 0),
+            (
+                "limits.max_concurrent_streams",
+                limits.max_concurrent_streams == 0,
+            ),
+            (
+                "limits.per_client_concurrent_streams",
+                limits.per_client_concurrent_streams == 0,
+            ),
+            (
+                "limits.burst",
+                limits.requests_per_second > 0 && limits.burst == 0,
+            ),
+        ];
+        match checks.into_iter().find(|(_, bad)| *bad) {
+            Some((key, _)) => Err(error(key, "must be at least 1")),
+            None => Ok(()),
+        }
+    }
+
+    /// Adds the keys from `auth.api_keys_env`; empty keys are refused, since
+    /// an empty bearer token would then open the door.
+    fn resolve_auth(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(var) = &self.auth.api_keys_env {
+            let Some(value) = env(var) else {
+                return Err(error(
+                    "auth.api_keys_env",
+                    format!("environment variable {var} is not set"),
+                ));
+            };
+            let keys: Vec<String> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if keys.is_empty() {
+                return Err(error(
+                    "auth.api_keys_env",
+                    format!("environment variable {var} holds no keys"),
+                ));
+            }
+            self.auth.api_keys.extend(keys);
+        }
+        if let Some(i) = self.auth.api_keys.iter().position(|k| k.trim().is_empty()) {
+            return Err(error(format!("auth.api_keys[{i}]"), "must not be empty"));
+        }
+        Ok(())
+    }
+}
+
+/// `scheme://host[:port]` with nothing after it, as browsers send `Origin`.
+fn is_origin(text: &str) -> bool {
+    match reqwest::Url::parse(text) {
+        Ok(url) => {
+            url.has_host()
+                && url.path() == "/"
+                && !text.ends_with('/')
+                && url.query().is_none()
+                && axum::http::HeaderValue::from_str(text).is_ok()
+        }
+        Err(_) => false,
+    }
+}
+
+/// A problem with `key`; the file is named by [`Config::load`].
+fn error(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        file: None,
+        key: key.into(),
+        message: message.into(),
+    }
+}

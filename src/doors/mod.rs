@@ -1,0 +1,260 @@
+//! The front doors: each parses its own request shape into a [`GenRequest`],
+//! picks its [`Framer`] and answers errors in its own shape; everything
+//! between is the one pipeline ([`stream`] and [`collect`] here, over
+//! `crate::pipeline`).
+//!
+//! A new door is one folder beside `native/` and `openai/`: its request
+//! parsing, its framers, its error body, and handlers that end in [`stream`]
+//! or [`collect`]; plus a [`Door`] variant and a route.
+//!
+//! What it may not do: reach into another door's folder, or copy the
+//! pipeline's steps.
+
+pub mod native;
+pub mod openai;
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
+use axum::http::header::CONTENT_LENGTH;
+use axum::http::request::Parts;
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::Deserialize;
+
+use crate::error::{ApiError, ErrorKind};
+use crate::generation::GenRequest;
+use crate::limits::PermitSlot;
+use crate::models::ModelRoute;
+use crate::observe::Tally;
+use crate::pipeline::collect::Collected;
+use crate::pipeline::framer::Framer;
+use crate::pipeline::relay::{self, StreamContext};
+use crate::pipeline::{collect as collector, failover};
+use crate::state::AppState;
+
+/// The routes of the API, by door.
+pub mod paths {
+    pub const STREAM: &str = "/v1/stream";
+    pub const CHAT_COMPLETIONS: &str = "/v1/chat/completions";
+    pub const COMPLETIONS: &str = "/v1/completions";
+    pub const MODELS: &str = "/v1/models";
+    pub const MODEL: &str = "/v1/models/{*id}";
+    pub const PROMPTS: &str = "/v1/prompts";
+}
+
+/// Which front door a request came in by: its metric label and error shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Door {
+    Native,
+    OpenAiChat,
+    OpenAiCompletions,
+    Models,
+    Prompts,
+    /// No API route matched (a 404), or an operations endpoint.
+    Other,
+}
+
+impl Door {
+    /// The door of a route, as axum matched it.
+    pub fn of(route: Option<&MatchedPath>) -> Door {
+        match route.map(MatchedPath::as_str) {
+            Some(paths::STREAM) => Door::Native,
+            Some(paths::CHAT_COMPLETIONS) => Door::OpenAiChat,
+            Some(paths::COMPLETIONS) => Door::OpenAiCompletions,
+            Some(paths::MODELS | paths::MODEL) => Door::Models,
+            Some(paths::PROMPTS) => Door::Prompts,
+            Some(_) | None => Door::Other,
+        }
+    }
+
+    /// The door of a request on its way in.
+    pub fn of_parts(parts: &Parts) -> Door {
+        Door::of(parts.extensions.get::<MatchedPath>())
+    }
+
+    /// The metric and access-log label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Door::Native => "native",
+            Door::OpenAiChat => "openai_chat",
+            Door::OpenAiCompletions => "openai_completions",
+            Door::Models => "models",
+            Door::Prompts => "prompts",
+            Door::Other => "other",
+        }
+    }
+
+    /// `err` in this door's error shape.
+    pub fn reject(self, err: ApiError) -> Response {
+        match self {
+            Door::OpenAiChat | Door::OpenAiCompletions | Door::Models => {
+                openai::error::OpenAiError(err).into_response()
+            }
+            Door::Native | Door::Prompts | Door::Other => err.into_response(),
+        }
+    }
+}
+
+/// A request body read whole, refusing more than `limits.max_body_bytes`
+/// with a 413 in the door's error shape.
+pub struct LimitedBody(pub Bytes);
+
+impl FromRequest<AppState> for LimitedBody {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, app: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        let limit = app.config.limits.max_body_bytes;
+        let too_large = || {
+            ApiError::new(
+                ErrorKind::PayloadTooLarge,
+                format!("the request body is larger than limits.max_body_bytes ({limit} bytes)"),
+            )
+        };
+        let declared = parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let read = match declared {
+            Some(n) if n > limit as u64 => Err(too_large()),
+            _ => match Limited::new(body, limit).collect().await {
+                Ok(collected) => Ok(LimitedBody(collected.to_bytes())),
+                Err(err) if err.is::<LengthLimitError>() => Err(too_large()),
+                Err(err) => Err(ApiError::invalid(
+                    "body",
+                    format!("could not read the request body: {err}"),
+                )),
+            },
+        };
+        read.map_err(|err| Door::of_parts(&parts).reject(err))
+    }
+}
+
+/// What the gate admitted a generation with: the request's record, and the
+/// stream slot the gate took for it.
+pub struct Admission {
+    pub tally: Tally,
+    pub slot: PermitSlot,
+}
+
+impl FromRequestParts<AppState> for Admission {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        match parts.extensions.get::<Tally>() {
+            Some(tally) => Ok(Admission {
+                tally: tally.clone(),
+                slot: parts
+                    .extensions
+                    .get::<PermitSlot>()
+                    .cloned()
+                    .unwrap_or_default(),
+            }),
+            None => Err(Door::of_parts(parts).reject(ApiError::new(
+                ErrorKind::Internal,
+                "the request was routed past the record middleware",
+            ))),
+        }
+    }
+}
+
+/// `stop`: one sequence or several, in both doors' requests.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Stop {
+    pub fn into_vec(stop: Option<Stop>) -> Vec<String> {
+        match stop {
+            None => Vec::new(),
+            Some(Stop::One(one)) => vec![one],
+            Some(Stop::Many(many)) => many,
+        }
+    }
+}
+
+/// The header naming the model that serves (a fallback, perhaps).
+pub const SERVED_BY: &str = "x-sluice-model";
+
+fn with_served_by(mut response: Response, model: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(model) {
+        response.headers_mut().insert(SERVED_BY, value);
+    }
+    response
+}
+
+/// Resolves the model and notes it in the request's record.
+fn resolve(
+    app: &AppState,
+    tally: &Tally,
+    model: Option<&str>,
+    request: &mut GenRequest,
+) -> Result<Arc<ModelRoute>, ApiError> {
+    let route = app.models.resolve(model, request)?;
+    tally.set_model(&route.name);
+    Ok(route)
+}
+
+/// The pipeline for a streaming door: resolve the model, choose the attempt
+/// that serves, and relay it through the framer `framer_for` makes for the
+/// route's name.
+pub async fn stream(
+    app: &AppState,
+    admission: Admission,
+    model: Option<&str>,
+    mut request: GenRequest,
+    framer_for: impl FnOnce(&str) -> Box<dyn Framer>,
+) -> Result<Response, ApiError> {
+    let route = resolve(app, &admission.tally, model, &mut request)?;
+    let choice = failover::choose(
+        app.models.chain(&route),
+        request,
+        app.config.timeouts.clone(),
+    );
+    let heartbeat = app.config.heartbeat();
+    let started = relay::start(choice, heartbeat).await?;
+    // Unknown until the first token when it took longer than a heartbeat.
+    let served_by = started
+        .served_by
+        .clone()
+        .unwrap_or_else(|| route.name.clone());
+    let context = StreamContext {
+        heartbeat,
+        meter: admission.tally.meter(&route.name, started.upstream_ttft),
+        shutdown: app.drain.expiry(),
+        permit: admission.slot.take(),
+    };
+    let response = relay::response(started, framer_for(&route.name), context);
+    Ok(with_served_by(response, &served_by))
+}
+
+/// The pipeline for a non-streaming answer: the generation run to its end,
+/// for the door to make one object of (see [`served_by`]).
+pub async fn collect(
+    app: &AppState,
+    admission: Admission,
+    model: Option<&str>,
+    mut request: GenRequest,
+) -> Result<Collected, ApiError> {
+    let route = resolve(app, &admission.tally, model, &mut request)?;
+    let _slot = admission.slot.take();
+    let choice = failover::choose(
+        app.models.chain(&route),
+        request,
+        app.config.timeouts.clone(),
+    );
+    let meter = admission.tally.meter(&route.name, None);
+    collector::collect(choice, meter, app.drain.expiry()).await
+}
+
+/// A whole answer's response, naming the model that served it.
+pub fn served_by(response: impl IntoResponse, collected: &Collected) -> Response {
+    with_served_by(response.into_response(), &collected.served_by)
+}

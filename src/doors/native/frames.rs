@@ -1,0 +1,154 @@
+//! The native door's wire formats: how one token event becomes bytes on the
+//! client socket.
+//!
+//! Three formats carry the same generation:
+//! - `Sse` (the default): `id:` + `data: {"token":...}` per token, then one
+//!   `event: done` or `event: error` frame; `: keep-alive` comments in silences.
+//! - `Ndjson`: one JSON object per line, tokens then `{"done":..}` or `{"error":..}`.
+//! - `Text`: the bare token text, for a `curl -N` typewriter.
+//!
+//! Every front door writes a generation through a `Framer`; this is the
+//! native door's, [`NativeFrames`].
+
+use axum::http::header::ACCEPT;
+use axum::http::HeaderMap;
+use bytes::Bytes;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::generation::Finish;
+use crate::pipeline::framer::{Framer, HEARTBEAT};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Sse,
+    Ndjson,
+    Text,
+}
+
+impl Format {
+    /// `?format=` wins; then the `Accept` header; SSE when neither says.
+    pub fn negotiate(query_format: Option<&str>, headers: &HeaderMap) -> Result<Format, ApiError> {
+        if let Some(name) = query_format {
+            return match name {
+                "sse" => Ok(Format::Sse),
+                "ndjson" => Ok(Format::Ndjson),
+                "text" => Ok(Format::Text),
+                other => Err(ApiError::invalid(
+                    "format",
+                    format!("unknown format `{other}`: expected sse, ndjson or text"),
+                )),
+            };
+        }
+        let accept = headers
+            .get_all(ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(",");
+        Ok(if accept.contains("text/event-stream") {
+            Format::Sse
+        } else if accept.contains("application/x-ndjson") {
+            Format::Ndjson
+        } else if accept.contains("text/plain") {
+            Format::Text
+        } else {
+            Format::Sse
+        })
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Sse => "text/event-stream",
+            Format::Ndjson => "application/x-ndjson",
+            Format::Text => "text/plain; charset=utf-8",
+        }
+    }
+}
+
+/// The native door's frames (section 1): `id`s count tokens from 0.
+pub struct NativeFrames {
+    format: Format,
+    model: String,
+    next_id: u64,
+}
+
+impl NativeFrames {
+    pub fn new(format: Format, model: String) -> NativeFrames {
+        NativeFrames {
+            format,
+            model,
+            next_id: 0,
+        }
+    }
+}
+
+impl Framer for NativeFrames {
+    fn content_type(&self) -> &'static str {
+        self.format.content_type()
+    }
+
+    fn token(&mut self, token: &str) -> Bytes {
+        let id = self.next_id;
+        self.next_id += 1;
+        // The hot path: one allocation, the outgoing frame, built in place.
+        let mut out = Vec::with_capacity(token.len() + 40);
+        match self.format {
+            Format::Sse => {
+                out.extend_from_slice(b"id: ");
+                out.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
+                out.extend_from_slice(b"\ndata: {\"token\":");
+                serde_json::to_writer(&mut out, token).expect("a string serialises");
+                out.extend_from_slice(b"}\n\n");
+            }
+            Format::Ndjson => {
+                out.extend_from_slice(b"{\"token\":");
+                serde_json::to_writer(&mut out, token).expect("a string serialises");
+                out.extend_from_slice(b"}\n");
+            }
+            Format::Text => out.extend_from_slice(token.as_bytes()),
+        }
+        Bytes::from(out)
+    }
+
+    fn serving(&mut self, model: &str) {
+        model.clone_into(&mut self.model);
+    }
+
+    fn done(&mut self, finish: &Finish) -> Bytes {
+        let done = json!({
+            "finish_reason": finish.finish_reason,
+            "model": self.model,
+            "usage": finish.usage,
+        });
+        match self.format {
+            Format::Sse => Bytes::from(format!("event: done\ndata: {done}\n\n")),
+            Format::Ndjson => Bytes::from(format!("{}\n", json!({ "done": done }))),
+            Format::Text => Bytes::new(),
+        }
+    }
+
+    fn error(&mut self, error: &ApiError) -> Bytes {
+        let body = error.body();
+        match self.format {
+            Format::Sse => Bytes::from(format!("event: error\ndata: {body}\n\n")),
+            Format::Ndjson => Bytes::from(format!("{body}\n")),
+            // Plain text has no frames: the message is printed for the person
+            // at the terminal, and the relay then aborts the response so that
+            // programs see a failed transfer, not a complete text.
+            Format::Text => Bytes::from(format!("\n[sluice error] {error}\n")),
+        }
+    }
+
+    /// NDJSON and plain text have no comment syntax, so they get none.
+    fn heartbeat(&self) -> Option<Bytes> {
+        match self.format {
+            Format::Sse => Some(Bytes::from_static(HEARTBEAT)),
+            Format::Ndjson | Format::Text => None,
+        }
+    }
+
+    fn aborts_on_error(&self) -> bool {
+        self.format == Format::Text
+    }
+}

@@ -1,0 +1,158 @@
+//! The native door's request: parsing it from JSON, form fields or query
+//! parameters, and validating it into a [`GenRequest`].
+//!
+//! All three inputs are turned into one JSON object and deserialized with the
+//! same strict type, so they accept the same fields and fail the same way: an
+//! unknown field is a 400 naming it (it catches `max_token`), a wrong type is a
+//! 400 naming the field's path (`mock.ttft_ms`).
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::doors::Stop;
+use crate::error::ApiError;
+use crate::generation::{GenRequest, Message, MockKnobs, Role};
+use crate::parse::{coerce, deserialize_strict, strict_pairs};
+use crate::templates::Templates;
+
+/// `POST /v1/stream` and `GET /v1/stream`, as the client wrote it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamRequest {
+    pub prompt: Option<String>,
+    pub messages: Option<Vec<Message>>,
+    pub system: Option<String>,
+    pub template: Option<String>,
+    pub vars: Option<Map<String, Value>>,
+    pub model: Option<String>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub seed: Option<u64>,
+    pub stop: Option<Stop>,
+    pub mock: Option<MockKnobs>,
+}
+
+impl StreamRequest {
+    /// A POST body: JSON whatever the Content-Type says, except a form body
+    /// (`application/x-www-form-urlencoded` not starting with `{`).
+    pub fn from_body(content_type: Option<&str>, body: &[u8]) -> Result<StreamRequest, ApiError> {
+        let is_form = content_type
+            .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"))
+            && !body.trim_ascii_start().starts_with(b"{");
+        if is_form {
+            return StreamRequest::from_pairs(strict_pairs(body, "body")?);
+        }
+        if body.trim_ascii().is_empty() {
+            return Err(ApiError::invalid(
+                "body",
+                "the request body is empty: send a JSON object such as {\"prompt\":\"hello\"}",
+            ));
+        }
+        // Syntax first (malformed, not UTF-8, nested past serde_json's depth
+        // limit: the body's fault), then the fields (a field's fault).
+        let json: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))?;
+        if !json.is_object() {
+            return Err(ApiError::invalid(
+                "body",
+                "the request body must be a JSON object",
+            ));
+        }
+        let request = deserialize_strict(json)?;
+        Ok(request)
+    }
+
+    /// Query parameters or form fields; `mock_<knob>` sets a mock knob.
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Result<StreamRequest, ApiError> {
+        let mut object = Map::new();
+        let mut mock = Map::new();
+        for (key, value) in pairs {
+            match key.strip_prefix("mock_") {
+                Some(knob) => mock.insert(knob.to_owned(), coerce(knob, value)),
+                None => object.insert(key.clone(), coerce(&key, value)),
+            };
+        }
+        if !mock.is_empty() {
+            object.insert("mock".into(), Value::Object(mock));
+        }
+        deserialize_strict(Value::Object(object))
+    }
+
+    /// Validates the request into what a provider needs, rendering its
+    /// template if it names one. Also returns the model to use: the request's,
+    /// else the template's (else the caller's default).
+    pub fn into_generation(
+        self,
+        templates: &Templates,
+    ) -> Result<(GenRequest, Option<String>), ApiError> {
+        let mut model = self.model.clone();
+        let mut system = self.system;
+        let mut prompt = self.prompt;
+        if let Some(name) = &self.template {
+            if prompt.as_deref().is_some_and(|p| p.trim().is_empty()) {
+                return Err(ApiError::invalid("prompt", "`prompt` must not be empty"));
+            }
+            let empty = Map::new();
+            let rendered = templates.render(
+                name,
+                prompt.as_deref(),
+                self.vars.as_ref().unwrap_or(&empty),
+            )?;
+            // The template's system prompt wins: it is the server's to set.
+            system = rendered.system.or(system);
+            model = model.or(rendered.model);
+            prompt = Some(rendered.user_message);
+        } else if self.vars.is_some() {
+            return Err(ApiError::invalid(
+                "vars",
+                "`vars` only applies with `template`",
+            ));
+        }
+        let mut messages = Vec::new();
+        if let Some(system) = system {
+            messages.push(Message {
+                role: Role::System,
+                content: system,
+            });
+        }
+        let had_messages = self.messages.is_some();
+        if let Some(given) = self.messages {
+            if given.is_empty() && prompt.is_none() {
+                return Err(ApiError::invalid(
+                    "messages",
+                    "`messages` must not be empty",
+                ));
+            }
+            messages.extend(given);
+        }
+        match prompt {
+            Some(prompt) if prompt.trim().is_empty() => {
+                return Err(ApiError::invalid("prompt", "`prompt` must not be empty"));
+            }
+            Some(prompt) => messages.push(Message {
+                role: Role::User,
+                content: prompt,
+            }),
+            None if !had_messages => {
+                return Err(ApiError::invalid(
+                    "prompt",
+                    "missing field `prompt` (or give `messages`)",
+                ));
+            }
+            None => {}
+        }
+        let generation = GenRequest {
+            messages,
+            max_tokens: self.max_tokens,
+            temperature: self.temperature,
+            top_p: self.top_p,
+            seed: self.seed,
+            stop: Stop::into_vec(self.stop),
+            mock: self.mock.unwrap_or_default(),
+            ..GenRequest::default()
+        };
+        generation.validate()?;
+        Ok((generation, model))
+    }
+}

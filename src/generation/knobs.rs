@@ -1,0 +1,90 @@
+//! The mock's knobs: the timing and failures a mock generation is asked for.
+//!
+//! They live here, beside the request that carries them, because three layers
+//! read them: config (a `[[models]]` entry's defaults), the front doors (a
+//! request's `mock` object, or knobs in the model name) and the mock itself.
+//! One [`MockKnobs::validate`] serves config and requests alike, so the rules
+//! cannot drift apart.
+
+use serde::Deserialize;
+
+use super::error::InvalidField;
+
+/// Bound on the `tokens` knob, so that one request cannot make the mock plan
+/// an unbounded answer in memory.
+pub const MAX_TOKENS_KNOB: u32 = 100_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MockMode {
+    /// A made-up chat answer (the default).
+    #[default]
+    Lorem,
+    /// Stream back the final user message, after any template.
+    Echo,
+}
+
+/// The mock's knobs; each is optional so request values can override config values.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MockKnobs {
+    pub ttft_ms: Option<u64>,
+    pub token_delay_ms: Option<u64>,
+    pub jitter_ms: Option<u64>,
+    pub tokens: Option<u32>,
+    pub text: Option<String>,
+    pub mode: Option<MockMode>,
+    pub fail_after: Option<u32>,
+    pub error_status: Option<u16>,
+    pub drop_after: Option<u32>,
+}
+
+impl MockKnobs {
+    /// These knobs with every knob `over` sets taking its place.
+    pub fn overridden_by(&self, over: &MockKnobs) -> MockKnobs {
+        MockKnobs {
+            ttft_ms: over.ttft_ms.or(self.ttft_ms),
+            token_delay_ms: over.token_delay_ms.or(self.token_delay_ms),
+            jitter_ms: over.jitter_ms.or(self.jitter_ms),
+            tokens: over.tokens.or(self.tokens),
+            text: over.text.clone().or_else(|| self.text.clone()),
+            mode: over.mode.or(self.mode),
+            fail_after: over.fail_after.or(self.fail_after),
+            error_status: over.error_status.or(self.error_status),
+            drop_after: over.drop_after.or(self.drop_after),
+        }
+    }
+
+    /// The knobs' own bounds. The error names the bare knob (`tokens`) and
+    /// says what is wrong after it (`must be at most ...`); the caller puts
+    /// it where the knob was written (`mock.tokens`, `models[0].tokens`).
+    pub fn validate(&self) -> Result<(), InvalidField> {
+        if self.error_status.is_some_and(|s| !(400..=599).contains(&s)) {
+            return Err(InvalidField::new(
+                "error_status",
+                "must be an HTTP error status (400-599)",
+            ));
+        }
+        if self.tokens.is_some_and(|n| n > MAX_TOKENS_KNOB) {
+            return Err(InvalidField::new(
+                "tokens",
+                format!("must be at most {MAX_TOKENS_KNOB}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`MockKnobs::validate`] for knobs a request set: the field is named
+    /// as the request's (`mock.tokens`).
+    pub fn validate_in_request(&self) -> Result<(), InvalidField> {
+        self.validate().map_err(|err| InvalidField {
+            message: format!("`mock.{}` {}", err.field, err.message),
+            field: format!("mock.{}", err.field),
+        })
+    }
+
+    /// True when no knob is set.
+    pub fn is_empty(&self) -> bool {
+        *self == MockKnobs::default()
+    }
+}

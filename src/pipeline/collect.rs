@@ -1,0 +1,150 @@
+//! Non-streaming answers: the serving generation run to its end and gathered
+//! into its text, tool calls and finish, for a door to build one object from.
+//! The same deadlines and shutdown grace as a stream, with no frames.
+
+use std::future::Future;
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio::time::{sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+
+use super::failover::{self, Serving};
+use crate::error::ApiError;
+use crate::generation::{Finish, TokenEvent, UpstreamError};
+use crate::observe::{Ended, StreamMeter};
+
+/// A finished generation.
+pub struct Collected {
+    /// The model that served (a fallback, perhaps).
+    pub served_by: String,
+    pub content: String,
+    /// Tool calls assembled from their deltas, in index order.
+    pub tool_calls: Vec<Value>,
+    pub finish: Finish,
+}
+
+/// Runs the chosen generation to its end. Any failure is the response's
+/// error, since nothing has been sent yet.
+pub async fn collect(
+    choice: impl Future<Output = Result<Serving, UpstreamError>>,
+    mut meter: StreamMeter,
+    shutdown: CancellationToken,
+) -> Result<Collected, ApiError> {
+    let result = tokio::select! {
+        result = gather(choice, &mut meter) => result,
+        () = shutdown.cancelled() => Err(ApiError::shutting_down()),
+    };
+    meter.end(match &result {
+        Ok(_) => Ended::Done,
+        Err(err) => Ended::Error(err.kind),
+    });
+    result
+}
+
+async fn gather(
+    choice: impl Future<Output = Result<Serving, UpstreamError>>,
+    meter: &mut StreamMeter,
+) -> Result<Collected, ApiError> {
+    let Serving {
+        model,
+        first,
+        mut rest,
+        mut deadlines,
+    } = choice.await?;
+    let mut content = String::new();
+    let mut tool_calls = Vec::new();
+    // One timer, moved on lazily, as in the relay.
+    let timer = sleep_until(deadlines.due().0);
+    tokio::pin!(timer);
+    let mut event = first;
+    loop {
+        match event {
+            TokenEvent::Token(token) => {
+                meter.token();
+                content.push_str(&token);
+            }
+            TokenEvent::ToolCalls(deltas) => merge_tool_calls(&mut tool_calls, &deltas),
+            TokenEvent::Done(finish) => {
+                return Ok(Collected {
+                    served_by: model,
+                    content,
+                    tool_calls,
+                    finish,
+                })
+            }
+            TokenEvent::Error(err) => {
+                failover::count_error(&model, &err);
+                return Err(err.into());
+            }
+            TokenEvent::Cut => {
+                return Err(UpstreamError::Stream("the generation was cut off".into()).into())
+            }
+        }
+        deadlines.on_output(Instant::now());
+        event = loop {
+            tokio::select! {
+                next = rest.next() => break next.unwrap_or(TokenEvent::Error(UpstreamError::ended_early())),
+                () = &mut timer => match deadlines.passed(Instant::now()) {
+                    Some(err) => break TokenEvent::Error(err),
+                    None => timer.as_mut().reset(deadlines.due().0),
+                },
+            }
+        };
+    }
+}
+
+/// Folds one `delta.tool_calls` array into the calls so far: `id`, `type` and
+/// the function's `name` arrive once, `arguments` arrive in pieces.
+fn merge_tool_calls(calls: &mut Vec<Value>, deltas: &Value) {
+    for delta in deltas.as_array().into_iter().flatten() {
+        let index = delta.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+        while calls.len() <= index {
+            calls.push(
+                json!({"id": "", "type": "function", "function": {"name": "", "arguments": ""}}),
+            );
+        }
+        let call = &mut calls[index];
+        for key in ["id", "type"] {
+            if let Some(value) = delta.get(key).filter(|v| v.is_string()) {
+                call[key] = value.clone();
+            }
+        }
+        if let Some(function) = delta.get("function").and_then(Value::as_object) {
+            for key in ["name", "arguments"] {
+                if let Some(piece) = function.get(key).and_then(Value::as_str) {
+                    let whole = call["function"][key].as_str().unwrap_or("").to_owned() + piece;
+                    call["function"][key] = Value::from(whole);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_call_deltas_merge_into_whole_calls() {
+        let mut calls = Vec::new();
+        merge_tool_calls(
+            &mut calls,
+            &json!([{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]),
+        );
+        merge_tool_calls(
+            &mut calls,
+            &json!([{"index":0,"function":{"arguments":"{\"city\":"}}]),
+        );
+        merge_tool_calls(
+            &mut calls,
+            &json!([{"index":0,"function":{"arguments":"\"Oslo\"}"}}]),
+        );
+        assert_eq!(
+            calls,
+            vec![
+                json!({"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Oslo\"}"}})
+            ]
+        );
+    }
+}

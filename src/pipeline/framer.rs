@@ -1,0 +1,42 @@
+//! What a front door gives the relay: how one token event becomes bytes.
+//!
+//! Framers only build bytes; when they are written is the relay's business.
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::generation::Finish;
+
+/// How one front door turns a generation's events into bytes.
+pub trait Framer: Send + 'static {
+    /// SSE, unless the format is another.
+    fn content_type(&self) -> &'static str {
+        "text/event-stream"
+    }
+    /// One token's frame.
+    fn token(&mut self, token: &str) -> Bytes;
+    /// An OpenAI `tool_calls` delta; `None` where the format cannot carry one.
+    fn tool_calls(&mut self, _calls: &Value) -> Option<Bytes> {
+        None
+    }
+    /// The model actually serving (a fallback, perhaps); told before the
+    /// first frame.
+    fn serving(&mut self, _model: &str) {}
+    /// The terminal frame(s) of a generation that finished; may be empty.
+    fn done(&mut self, finish: &Finish) -> Bytes;
+    /// The terminal frame of a generation that failed after the response began.
+    fn error(&mut self, error: &ApiError) -> Bytes;
+    /// A frame that keeps an idle connection alive, where the format has one.
+    fn heartbeat(&self) -> Option<Bytes> {
+        Some(Bytes::from_static(HEARTBEAT))
+    }
+    /// True when the format has no error frame a program can recognise, so a
+    /// failure must also abort the response.
+    fn aborts_on_error(&self) -> bool {
+        false
+    }
+}
+
+/// The SSE comment every SSE format sends in silences.
+pub const HEARTBEAT: &[u8] = b": keep-alive\n\n";

@@ -1,0 +1,20 @@
+//! The generation pipeline every front door shares, from a resolved model and
+//! request to a response body.
+//!
+//! Top to bottom:
+//! - [`failover::choose`] tries the model, its retries and its fallbacks until
+//!   one attempt yields its first event, each attempt under its own
+//!   [`deadlines::Deadlines`]; the winner is a [`failover::Serving`];
+//! - [`relay`] turns the serving generation into a streaming body through the
+//!   door's [`framer::Framer`], with heartbeats, the idle and total deadlines
+//!   and the shutdown grace, in one loop;
+//! - [`collect`] gathers it into one answer instead, for non-streaming doors.
+//!
+//! What it may not do: parse a request or pick an error body's shape (those
+//! are the doors'), or know a provider's wire format (the providers').
+
+pub mod collect;
+pub mod deadlines;
+pub mod failover;
+pub mod framer;
+pub mod relay;

@@ -1,0 +1,60 @@
+//! What the handlers share: [`Shared`], built once per process from the
+//! config, and [`AppState`], one per serving runtime (it adds the model table
+//! with that runtime's upstream connection pools).
+
+use std::sync::Arc;
+
+use crate::auth::Keys;
+use crate::config::Config;
+use crate::limits::Limits;
+use crate::models::ModelTable;
+use crate::shutdown::Drain;
+use crate::templates::Templates;
+
+/// What every runtime shares: the config and what is built from it once.
+#[derive(Clone)]
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub keys: Arc<Keys>,
+    pub limits: Arc<Limits>,
+    pub templates: Arc<Templates>,
+    pub drain: Arc<Drain>,
+}
+
+impl Shared {
+    pub fn new(config: Config) -> Shared {
+        Shared {
+            keys: Arc::new(Keys::new(&config.auth.api_keys)),
+            limits: Arc::new(Limits::new(&config.limits)),
+            templates: Arc::new(Templates::load(&config.prompts_dir)),
+            drain: Arc::default(),
+            config: Arc::new(config),
+        }
+    }
+}
+
+/// What every handler shares: [`Shared`] (reached through `Deref`), and the
+/// model table with its upstream connection pools, one per runtime.
+#[derive(Clone)]
+pub struct AppState {
+    shared: Shared,
+    pub models: Arc<ModelTable>,
+}
+
+impl AppState {
+    /// The state for one runtime on `shared`.
+    pub fn on(shared: &Shared) -> AppState {
+        AppState {
+            models: Arc::new(ModelTable::from_config(&shared.config)),
+            shared: shared.clone(),
+        }
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}

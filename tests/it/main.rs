@@ -1,0 +1,39 @@
+//! sluice's integration tests: one binary, so the harness and the fakes are
+//! compiled once. Every test starts the real server on 127.0.0.1 port 0 (or
+//! the real binary) and talks HTTP; upstreams are real local servers speaking
+//! each provider's wire format, with faults on demand.
+
+// The harness: `spawn` a sluice, `receive` its frames, and the fake
+// upstreams (OpenAI, Anthropic, Ollama).
+mod common;
+
+// The native door, `/v1/stream`: frames, request forms, formats, heartbeats.
+mod native_stream;
+// The mock's knobs and pacing, through the native door.
+mod mock;
+// The OpenAI-compatible door: chunk shapes, objects, errors, tool calls.
+mod openai_door;
+// The official OpenAI SDKs (Python, Node) against the OpenAI door.
+mod sdk_clients;
+
+// Provider `openai` against a fake upstream: timeouts, errors, hang-ups.
+mod openai_upstream;
+// Providers `anthropic` and `ollama`, retries and fallbacks.
+mod providers;
+
+// API keys, rate limits and stream limits.
+mod auth_and_limits;
+// Prompt templates.
+mod templates;
+// Every malformed request, on both doors.
+mod bad_input;
+
+// The real binary: config errors exit 2, metrics, access log, SIGTERM.
+mod config;
+mod operations;
+// Two replicas behind the shipped nginx config.
+mod behind_nginx;
+// `sluice bench`.
+mod bench_cli;
+// The upstream SSE decoder, split at every byte.
+mod sse_decoder;

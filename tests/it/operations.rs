@@ -1,0 +1,419 @@
+//! Operations: metrics after real streams, the JSON access log, readiness,
+//! and graceful shutdown of the real binary on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use serde_json::{json, Value};
+
+/// The value of a metric line `name{labels} value`, 0 when absent.
+fn metric(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name_and_labels)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn scrape(server: &Server) -> String {
+    let response = client().get(server.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    response.text().await.unwrap()
+}
+
+/// A config with a mock model of its own, so the metrics of parallel tests
+/// (one process, one recorder) do not mix.
+fn own_model(name: &str, extra: &str) -> sluice::config::Config {
+    config(&format!(
+        "default_model = \"{name}\"\n{extra}\n[[models]]\nname = \"{name}\"\nprovider = \"mock\"\nttft_ms = 20\ntoken_delay_ms = 5\n"
+    ))
+}
+
+#[tokio::test]
+async fn metrics_move_after_a_stream() {
+    let server = spawn(own_model("metered", "")).await;
+    let before = scrape(&server).await;
+    let got = post_json(&server, json!({"prompt": "hi", "mock": {"tokens": 7}})).await;
+    assert_eq!(got.terminal().event, "done");
+    let got = post_to(&server, "/v1/chat/completions", json!({"model": "metered", "messages": [{"role": "user", "content": "hi"}], "stream": true, "mock": {"tokens": 3}})).await;
+    assert_eq!(got.status, 200);
+    let after = scrape(&server).await;
+    let delta = |name: &str| metric(&after, name) - metric(&before, name);
+    assert_eq!(
+        delta(r#"sluice_tokens_relayed_total{model="metered"}"#),
+        10.0,
+        "{after}"
+    );
+    assert_eq!(
+        delta(r#"gen_ai_server_time_to_first_token_seconds_count{model="metered"}"#),
+        2.0
+    );
+    assert!(
+        metric(
+            &after,
+            r#"gen_ai_server_time_to_first_token_seconds_sum{model="metered"}"#
+        ) >= 0.04,
+        "two first tokens of at least 20 ms"
+    );
+    assert_eq!(
+        delta(r#"gen_ai_server_time_per_output_token_seconds_count{model="metered"}"#),
+        8.0,
+        "gaps between tokens"
+    );
+    assert_eq!(
+        delta(r#"sluice_streams_ended_total{model="metered",ended="done",error_type=""}"#),
+        2.0
+    );
+    assert_eq!(
+        delta(r#"sluice_requests_total{door="native",model="metered",status="200"}"#),
+        1.0
+    );
+    assert_eq!(
+        delta(r#"sluice_requests_total{door="openai_chat",model="metered",status="200"}"#),
+        1.0
+    );
+    assert_eq!(
+        delta(r#"sluice_proxy_overhead_seconds_count{model="metered"}"#),
+        2.0
+    );
+    assert!(after.contains("# TYPE gen_ai_server_time_to_first_token_seconds histogram"));
+}
+
+#[tokio::test]
+async fn metrics_say_how_streams_ended() {
+    let server = spawn(own_model("ending", "")).await;
+    let before = scrape(&server).await;
+    // An error mid-stream, a cut, and a client that leaves.
+    post_json(&server, json!({"prompt": "hi", "mock": {"fail_after": 2}})).await;
+    post_json(&server, json!({"prompt": "hi", "mock": {"drop_after": 2}})).await;
+    let mut leaving = client()
+        .post(server.url("/v1/stream"))
+        .json(&json!({"prompt": "hi", "mock": {"token_delay_ms": 50, "tokens": 500}}))
+        .send()
+        .await
+        .unwrap();
+    leaving.chunk().await.unwrap();
+    drop(leaving);
+    let gone = r#"sluice_streams_ended_total{model="ending",ended="client_gone",error_type=""}"#;
+    let mut after = String::new();
+    for _ in 0..50 {
+        after = scrape(&server).await;
+        if metric(&after, gone) >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let delta = |name: &str| metric(&after, name) - metric(&before, name);
+    assert_eq!(
+        delta(
+            r#"sluice_streams_ended_total{model="ending",ended="error",error_type="upstream_error"}"#
+        ),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(
+        delta(r#"sluice_streams_ended_total{model="ending",ended="cut",error_type=""}"#),
+        1.0
+    );
+    assert_eq!(delta(gone), 1.0);
+    assert_eq!(
+        delta(r#"sluice_upstream_cancellations_total{model="ending"}"#),
+        1.0
+    );
+    assert_eq!(
+        delta(r#"sluice_upstream_errors_total{model="ending",kind="stream"}"#),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn rejections_are_counted() {
+    let server = spawn(own_model(
+        "limited",
+        "[limits]\nrequests_per_second = 1\nburst = 1\n",
+    ))
+    .await;
+    let before = scrape(&server).await;
+    assert_eq!(
+        post_json(&server, json!({"prompt": "hi", "mock": {"tokens": 1}}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        post_json(&server, json!({"prompt": "hi"})).await.status,
+        429
+    );
+    let after = scrape(&server).await;
+    let name = r#"sluice_rejections_total{reason="rate"}"#;
+    assert!(
+        metric(&after, name) - metric(&before, name) >= 1.0,
+        "{after}"
+    );
+}
+
+// ------------------------------------------------------------ the real binary
+
+/// The release-or-debug `sluice` binary, running with a config file.
+struct Sluice {
+    child: Child,
+    base: String,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Sluice {
+    fn start(config_toml: &str, args: &[&str]) -> Sluice {
+        let path = std::env::temp_dir().join(format!(
+            "sluice-ops-{}-{}.toml",
+            std::process::id(),
+            fastrand()
+        ));
+        std::fs::write(&path, config_toml).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args([
+                "--config",
+                path.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(args)
+            .env("RUST_LOG", "sluice=info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("listening on http://") {
+                    let addr: String = line[at + 20..]
+                        .chars()
+                        .take_while(|c| !c.is_whitespace() && *c != '"')
+                        .collect();
+                    let _ = tx.send(addr);
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("sluice started");
+        Sluice {
+            child,
+            base: format!("http://{addr}"),
+            lines,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; its exit code.
+    fn wait(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("sluice did not exit within {within:?}");
+    }
+
+    fn log_lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Sluice {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn fastrand() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(Instant::now())
+}
+
+/// Starts a slow stream and returns it once its first token arrived.
+async fn slow_stream(sluice: &Sluice, tokens: u32, delay_ms: u64) -> reqwest::Response {
+    let mut response = client()
+        .post(sluice.url("/v1/stream"))
+        .json(&json!({"prompt": "hi", "mock": {"ttft_ms": 0, "token_delay_ms": delay_ms, "tokens": tokens}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut first = String::new();
+    while !first.contains("data:") {
+        first.push_str(&String::from_utf8_lossy(
+            &response.chunk().await.unwrap().unwrap(),
+        ));
+    }
+    response
+}
+
+async fn rest_of(mut response: reqwest::Response) -> Received {
+    let mut text = Vec::new();
+    while let Ok(Some(bytes)) = response.chunk().await {
+        text.extend_from_slice(&bytes);
+    }
+    let mut decoder = sluice::sse::Decoder::new();
+    decoder.push(&text);
+    decoder.finish();
+    let mut events = Vec::new();
+    while let Some(event) = decoder.next_event() {
+        events.push(event);
+    }
+    Received {
+        status: 200,
+        headers: Default::default(),
+        text: String::from_utf8(text).unwrap(),
+        events,
+        cut: false,
+    }
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_stream_in_flight_finish_then_exits_0() {
+    let mut sluice = Sluice::start("shutdown_grace_secs = 10\n", &[]);
+    let stream = slow_stream(&sluice, 20, 50).await;
+    sluice.terminate();
+    let got = rest_of(stream).await;
+    assert_eq!(got.terminal().event, "done", "{}", got.text);
+    assert_eq!(sluice.wait(Duration::from_secs(10)), Some(0));
+}
+
+#[tokio::test]
+async fn streams_on_every_serving_thread_finish_before_the_exit() {
+    let mut sluice = Sluice::start("shutdown_grace_secs = 10\n", &["--threads", "3"]);
+    // A client each, so each stream has its own connection, which the kernel
+    // hands to one of the three threads' sockets.
+    let mut streams = Vec::new();
+    for _ in 0..9 {
+        streams.push(slow_stream(&sluice, 10, 50).await);
+    }
+    sluice.terminate();
+    for stream in streams {
+        let got = rest_of(stream).await;
+        assert_eq!(got.terminal().event, "done", "{}", got.text);
+    }
+    assert_eq!(sluice.wait(Duration::from_secs(10)), Some(0));
+}
+
+#[tokio::test]
+async fn a_stream_past_the_grace_period_ends_with_shutting_down() {
+    let mut sluice = Sluice::start("shutdown_grace_secs = 1\n", &[]);
+    let stream = slow_stream(&sluice, 1000, 50).await;
+    let asked = Instant::now();
+    sluice.terminate();
+    let got = rest_of(stream).await;
+    assert_eq!(got.terminal().event, "error", "{}", got.text);
+    let error: Value = serde_json::from_str(&got.terminal().data).unwrap();
+    assert_eq!(error["error"]["type"], "shutting_down");
+    assert!(
+        asked.elapsed() >= Duration::from_millis(900),
+        "the stream had its grace period"
+    );
+    assert_eq!(sluice.wait(Duration::from_secs(10)), Some(0));
+}
+
+#[tokio::test]
+async fn readiness_flips_when_shutdown_begins() {
+    let mut sluice = Sluice::start("shutdown_delay_secs = 2\nshutdown_grace_secs = 5\n", &[]);
+    let ready = client().get(sluice.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    sluice.terminate();
+    let mut status = 200;
+    for _ in 0..50 {
+        status = client()
+            .get(sluice.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if status == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, 503, "not ready once shutdown began");
+    let health = client().get(sluice.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200, "still alive while draining");
+    assert_eq!(sluice.wait(Duration::from_secs(10)), Some(0));
+}
+
+#[tokio::test]
+async fn the_json_access_log_has_one_line_per_request_and_no_secrets() {
+    let toml = "[auth]\napi_keys = [\"sk-client-SECRET-42\"]\n[[models]]\nname = \"mock\"\nprovider = \"mock\"\nttft_ms = 5\ntoken_delay_ms = 1\n";
+    let sluice = Sluice::start(toml, &["--log-format", "json"]);
+    let response = client()
+        .post(sluice.url("/v1/stream"))
+        .bearer_auth("sk-client-SECRET-42")
+        .header("x-request-id", "req-abc-123")
+        .json(&json!({"prompt": "my private prompt text", "mock": {"tokens": 4}}))
+        .send()
+        .await
+        .unwrap();
+    let got = receive(response).await;
+    assert_eq!(got.terminal().event, "done");
+    let denied = client()
+        .post(sluice.url("/v1/stream"))
+        .json(&json!({"prompt": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 401);
+    let mut access = Vec::new();
+    for _ in 0..100 {
+        access = sluice
+            .log_lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| l["target"] == "sluice::access")
+            .collect::<Vec<_>>();
+        if access.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(access.len(), 2, "{:?}", sluice.log_lines());
+    let line = &access[0];
+    assert_eq!(line["request_id"], "req-abc-123");
+    assert_eq!(line["client"], "key#0");
+    assert_eq!(line["door"], "native");
+    assert_eq!(line["model"], "mock");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["tokens"], 4);
+    assert_eq!(line["ended"], "done");
+    assert!(line["ttft_ms"].as_f64().unwrap() >= 5.0, "{line}");
+    assert!(line["duration_ms"].as_f64().unwrap() >= line["ttft_ms"].as_f64().unwrap());
+    assert_eq!(access[1]["status"], 401);
+    assert_eq!(access[1]["error_type"], "unauthorized");
+    let all = sluice.log_lines().join("\n");
+    assert!(!all.contains("SECRET"), "a key reached the log");
+    assert!(
+        !all.contains("private prompt"),
+        "prompt text reached the log"
+    );
+}

@@ -1,0 +1,77 @@
+//! The official OpenAI SDKs (Python and Node) against the real server: the
+//! clients that chat UIs and agents actually use, so shape mistakes that a
+//! hand-written check could share with the code cannot hide.
+//!
+//! The SDKs come from PyPI and npm at pinned versions (`tests/sdk/install.sh`,
+//! which `.ci/run` runs). Without them these tests say so and pass, unless
+//! `SLUICE_REQUIRE_SDKS=1` (set by `.ci/run`), where a missing SDK fails.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::common::*;
+use tokio::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Whether `needed` exists; when it does not, a failure if SDKs are required.
+fn available(what: &str, needed: &Path) -> bool {
+    if needed.exists() {
+        return true;
+    }
+    let hint = format!(
+        "{what} is not installed ({} is missing): run tests/sdk/install.sh",
+        needed.display()
+    );
+    if std::env::var_os("SLUICE_REQUIRE_SDKS").is_some_and(|v| v == "1") {
+        panic!("{hint}");
+    }
+    eprintln!("skipped: {hint}");
+    false
+}
+
+/// Runs a client script against a fresh sluice and fails with its output.
+async fn run_client(program: &Path, script: &Path) {
+    let server = spawn(fast_mock_config()).await;
+    let mut command = Command::new(program);
+    command
+        .arg(script)
+        .env("SLUICE_BASE_URL", server.url("/v1"))
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(120), command.output())
+        .await
+        .expect("the SDK client finished within 120 s")
+        .expect("the SDK client started");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{} failed ({}):\n{stdout}\n{stderr}",
+        script.display(),
+        output.status
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}\n{stderr}");
+    eprintln!("{}", stdout.trim());
+}
+
+#[tokio::test]
+async fn the_python_openai_sdk_streams_and_raises_its_own_errors() {
+    let python = root().join("target/sdk-venv/bin/python");
+    if available("the Python openai SDK", &python) {
+        run_client(&python, &root().join("tests/sdk/openai_python.py")).await;
+    }
+}
+
+#[tokio::test]
+async fn the_node_openai_sdk_streams_and_raises_its_own_errors() {
+    let sdk = root().join("tests/sdk/node/node_modules/openai/package.json");
+    if available("the Node openai SDK", &sdk) {
+        run_client(
+            Path::new("node"),
+            &root().join("tests/sdk/node/openai_node.mjs"),
+        )
+        .await;
+    }
+}
