@@ -23,6 +23,10 @@
 //! What it may not do: hold bytes across a wait for the network or a timer;
 //! it only lets tasks that are already runnable go first.
 
+// Real time on purpose: whether a write is part of a burst is a fact about
+// the socket's writes, which paused test time must not change.
+#![allow(clippy::disallowed_types)]
+
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;

@@ -21,7 +21,7 @@
 //! Beside the path: [`config`], `error` (every client-facing error and
 //! its status), `observe` (access log and metrics), `limits`, `auth`,
 //! `templates`, [`sse`] (the upstream SSE decoder), [`tokenizer`], and
-//! [`server`] (one runtime per core, graceful drain). [`bench`] is the
+//! [`server`] (one runtime per core, graceful drain). [`bench`](mod@bench) is the
 //! `sluice bench` load generator.
 //!
 //! [`app`] builds the router (tests use it in-process); [`serve`] runs it on

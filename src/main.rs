@@ -21,6 +21,9 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// still overrides it.
 #[cfg(not(target_env = "msvc"))]
 #[allow(non_upper_case_globals)]
+// The one unsafe attribute: jemalloc reads its options from this symbol,
+// which must have exactly this name and be defined once (only here).
+#[allow(unsafe_code)]
 #[export_name = "_rjem_malloc_conf"]
 pub static malloc_conf: &[u8] = b"percpu_arena:percpu\0";
 

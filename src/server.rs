@@ -16,6 +16,11 @@
 //! Shared by every runtime: config, keys, limits (so a global cap stays
 //! global), templates and the drain. Per runtime: the upstream clients.
 
+// The one place that spawns: the accept loops' runtimes, and the chores that
+// run once per process (template reloads, metrics upkeep, the drain), which
+// live as long as the server, not as long as a request.
+#![allow(clippy::disallowed_methods)]
+
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;

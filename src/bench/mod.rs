@@ -22,7 +22,9 @@ mod stream;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;

@@ -1,7 +1,9 @@
 //! One benchmark stream: send the request, read its events as they arrive,
 //! note when each content token came, and how the stream ended.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use serde::Deserialize;
 
@@ -107,7 +109,7 @@ impl Target {
         let sent = Instant::now();
         let deadline = hold_until.unwrap_or(sent + self.timeout);
         let mut meter = Meter::new(sent);
-        let end = match tokio::time::timeout_at(deadline.into(), self.read(&mut meter)).await {
+        let end = match tokio::time::timeout_at(deadline, self.read(&mut meter)).await {
             Ok(end) => end,
             Err(_) if hold_until.is_some() => End::HungUp,
             Err(_) => End::Timeout,

@@ -11,7 +11,7 @@
 //!    than the heartbeat.
 //! 2. [`body`] is one loop: wait for the next event, a timer or the end of
 //!    the shutdown grace ([`Step`]), then write what it calls for
-//!    ([`write`]): one frame per token the moment it arrives, a heartbeat
+//!    ([`write`](fn@write)): one frame per token the moment it arrives, a heartbeat
 //!    after every `heartbeat` of silence, and exactly one terminal frame. The
 //!    one timer serves both the heartbeat and the idle/total deadlines.
 //!

@@ -3,6 +3,10 @@
 //! the real binary) and talks HTTP; upstreams are real local servers speaking
 //! each provider's wire format, with faults on demand.
 
+// Tests spawn servers and fakes for as long as a test runs, and measure real
+// time across processes, so the library's rules on both do not apply here.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 // The harness: `spawn` a sluice, `receive` its frames, and the fake
 // upstreams (OpenAI, Anthropic, Ollama).
 mod common;

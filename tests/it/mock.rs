@@ -128,23 +128,22 @@ async fn ttft_and_token_delay_pace_the_stream() {
     assert!(tokens[0] >= Duration::from_millis(550), "ttft: {tokens:?}");
     for gap in tokens.windows(2).map(|w| w[1] - w[0]) {
         assert!(gap >= Duration::from_millis(90), "gap {gap:?}");
-        assert!(gap < Duration::from_secs(3), "gap {gap:?}");
     }
 }
 
+/// How the gaps spread is the mock's unit test, in paused time
+/// (`providers::mock::tests`); over HTTP the knob is taken and every token comes.
 #[tokio::test]
-async fn jitter_spreads_the_gaps_within_its_bound() {
+async fn the_jitter_knob_is_taken_over_http() {
     let server = spawn(fast_mock_config()).await;
-    let started = Instant::now();
     let got = stream(
         &server,
         json!({"tokens": 12, "token_delay_ms": 40, "jitter_ms": 40}),
     )
     .await;
-    let elapsed = started.elapsed();
+    assert_eq!(got.status, 200);
     assert_eq!(got.tokens().len(), 12);
-    // 11 gaps of 0..=80 ms: never more than 880 ms plus generous slack.
-    assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
+    assert_eq!(got.terminal().event, "done");
 }
 
 #[tokio::test]

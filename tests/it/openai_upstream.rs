@@ -271,6 +271,7 @@ async fn a_burst_of_tokens_reaches_the_client_before_the_upstream_goes_quiet() {
     let mut decoder = sluice::sse::Decoder::new();
     let mut tokens = Vec::new();
     let mut last_token_at = Duration::ZERO;
+    let mut error_at = None;
     for (at, text) in &chunks {
         decoder.push(text.as_bytes());
         while let Some(event) = decoder.next_event() {
@@ -281,13 +282,16 @@ async fn a_burst_of_tokens_reaches_the_client_before_the_upstream_goes_quiet() {
                 let error: serde_json::Value = serde_json::from_str(&event.data).unwrap();
                 assert_eq!(error["error"]["type"], "idle_timeout");
                 assert!(*at >= Duration::from_millis(2900), "{at:?}");
+                error_at = Some(*at);
             }
         }
     }
     assert_eq!(tokens, TOKENS);
+    let error_at = error_at.expect("the idle timeout ends the stream");
+    // The burst comes at once; the idle frame 3 s after its last token.
     assert!(
-        last_token_at < Duration::from_millis(2000),
-        "the burst's last token waited for the idle timeout: {last_token_at:?}"
+        error_at - last_token_at >= Duration::from_millis(2500),
+        "the burst's last token waited for the idle timeout: {last_token_at:?}, error at {error_at:?}"
     );
 }
 
@@ -306,18 +310,16 @@ async fn a_client_leaving_mid_stream_closes_the_upstream_connection() {
             &response.chunk().await.unwrap().unwrap(),
         ));
     }
-    let left = Instant::now();
     drop(response);
     assert!(
-        eventually(Duration::from_secs(1), || fake
+        eventually(Duration::from_secs(2), || fake
             .seen
             .cancelled
             .load(Ordering::SeqCst)
             == 1)
         .await,
-        "the upstream saw the hang-up within a second"
+        "the upstream saw the hang-up within two seconds"
     );
-    assert!(left.elapsed() < Duration::from_secs(1));
 }
 
 #[tokio::test]
@@ -335,17 +337,15 @@ async fn a_client_leaving_before_the_first_token_closes_the_upstream_connection(
         response = request => panic!("no response was due yet: {response:?}"),
         seen = upstream_has_it => assert!(seen, "the request reached the upstream"),
     }
-    let left = Instant::now();
     assert!(
-        eventually(Duration::from_secs(1), || fake
+        eventually(Duration::from_secs(2), || fake
             .seen
             .cancelled
             .load(Ordering::SeqCst)
             == 1)
         .await,
-        "the upstream saw the hang-up within a second"
+        "the upstream saw the hang-up within two seconds"
     );
-    assert!(left.elapsed() < Duration::from_secs(1));
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the official OpenAI SDKs that tests/sdk_clients.rs drives against
+# Installs the official OpenAI SDKs that tests/it/sdk_clients.rs drives against
 # sluice, at the versions pinned here, from PyPI and the npm registry:
 #   Python `openai` into target/sdk-venv, Node `openai` into tests/sdk/node/node_modules.
 # .ci/run calls this; run it once yourself to include the SDK tests in `cargo test`.

@@ -1,6 +1,6 @@
 """The official Python `openai` SDK against a running sluice.
 
-Run by tests/sdk_clients.rs with SLUICE_BASE_URL set (e.g. http://127.0.0.1:PORT/v1).
+Run by tests/it/sdk_clients.rs with SLUICE_BASE_URL set (e.g. http://127.0.0.1:PORT/v1).
 Each check is a plain function; the script exits non-zero on the first failure.
 """
 import os

@@ -226,11 +226,14 @@ async fn the_end_of_the_grace_period_ends_a_running_stream_with_shutting_down() 
     let shutdown = CancellationToken::new();
     let rest = paced(vec![(60_000, done())]);
     let cancel = shutdown.clone();
-    tokio::spawn(async move {
+    let grace_over = async move {
         sleep(Duration::from_millis(1_500)).await;
         cancel.cancel();
-    });
-    let (frames, _) = relay(choice(0, token("a"), rest, Timeouts::default()), shutdown).await;
+    };
+    let ((frames, _), ()) = tokio::join!(
+        relay(choice(0, token("a"), rest, Timeouts::default()), shutdown),
+        grace_over
+    );
     assert_eq!(
         frames,
         at(&[

@@ -1,5 +1,5 @@
 // The official Node `openai` SDK against a running sluice.
-// Run by tests/sdk_clients.rs with SLUICE_BASE_URL set; exits non-zero on failure.
+// Run by tests/it/sdk_clients.rs with SLUICE_BASE_URL set; exits non-zero on failure.
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 
