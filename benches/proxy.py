@@ -2,6 +2,7 @@
 """Side-by-side proxy benchmark: direct vs sluice vs nginx, one machine, one run.
 
     python3 benches/proxy.py            # builds, installs nginx if missing, runs, prints markdown
+    SLUICE_BASELINE=/tmp/sluice-old python3 benches/proxy.py   # also an older build, side by side
 
 Three paths to the same upstream (a sluice mock serving OpenAI chunks):
   direct  client -> upstream
@@ -19,7 +20,9 @@ Per path it measures the relaying process's CPU time per token (utime + stime fr
 /proc/PID/stat), RSS per held stream (VmRSS from /proc/PID/status), TTFT and ITL
 percentiles (from `sluice bench`), and for hang-ups whether the upstream saw the client
 leave and how many tokens it produced past the hang-up (from the upstream's /metrics).
-Only the standard library is used. Results are printed as markdown and written to
+With SLUICE_BASELINE set to another sluice binary, a fourth path,
+`sluice-before`, runs that binary with the same config, so a change is judged
+before and after in one run. Only the standard library is used. Results are printed as markdown and written to
 target/bench/results.md and results.json.
 """
 
@@ -38,7 +41,8 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "sluice")
 OUT = os.path.join(ROOT, "target", "bench")
-UPSTREAM, SLUICE, NGINX = 18000, 18001, 18002
+UPSTREAM, SLUICE, NGINX, BEFORE = 18000, 18001, 18002, 18003
+BASELINE = os.environ.get("SLUICE_BASELINE")
 TICK = os.sysconf("SC_CLK_TCK")
 
 WORKLOADS = {
@@ -201,7 +205,10 @@ def run():
     upstream = start([BIN, "--listen", f"127.0.0.1:{UPSTREAM}", "--config", os.path.join(tmp, "upstream.toml")])
     proxy = start([BIN, "--listen", f"127.0.0.1:{SLUICE}", "--config", os.path.join(tmp, "sluice.toml")])
     nginx_master = start([nginx, "-p", os.path.join(tmp, "nginx"), "-c", "nginx.conf", "-g", "daemon off; user root;"])
-    for port in (UPSTREAM, SLUICE):
+    before = None
+    if BASELINE:
+        before = start([BASELINE, "--listen", f"127.0.0.1:{BEFORE}", "--config", os.path.join(tmp, "sluice.toml")])
+    for port in (UPSTREAM, SLUICE) + ((BEFORE,) if before else ()):
         wait_port(port)
     time.sleep(0.5)
     nginx_pids = [nginx_master.pid] + children(nginx_master.pid)
@@ -210,6 +217,8 @@ def run():
         "sluice": (SLUICE, [proxy.pid], lambda w: w),
         "nginx": (NGINX, nginx_pids, lambda w: WORKLOADS[w][0]),
     }
+    if before:
+        paths["sluice-before"] = (BEFORE, [before.pid], lambda w: w)
     # Warm every path (connections, tokenizer) before measuring.
     for port, _, model in paths.values():
         bench(port, model("chat"), 20, 40)
@@ -344,6 +353,11 @@ def markdown(results):
               f"| CPU per token, firehose | {ratio(w['firehose']['sluice']['cpu_us_per_token'], w['firehose']['nginx']['cpu_us_per_token'])} "
               f"(sluice {w['firehose']['sluice']['cpu_us_per_token']} µs) | sluice ≤ 3 µs |",
               f"| RSS per held stream | {ratio(w['hold']['sluice']['rss_kib_per_stream'], w['hold']['nginx']['rss_kib_per_stream'])} | ≤ 1 |"]
+    if "sluice-before" in w["chat"]:
+        b = w["chat"]["sluice-before"]
+        lines += [f"| CPU per token, chat, sluice-before | {ratio(b['cpu_us_per_token'], n['cpu_us_per_token'])} | (the baseline) |",
+                  f"| CPU per token, firehose, sluice-before | sluice-before {w['firehose']['sluice-before']['cpu_us_per_token']} µs | (the baseline) |",
+                  f"| RSS per held stream, sluice-before | {ratio(w['hold']['sluice-before']['rss_kib_per_stream'], w['hold']['nginx']['rss_kib_per_stream'])} | (the baseline) |"]
     d1, s1 = w["chat-c1"]["direct"], w["chat-c1"]["sluice"]
     d, n100 = w["chat"]["direct"], w["chat"]["nginx"]
     lines += [f"| TTFT p99 added over direct, c=1 | sluice {round(s1['ttft_p99_ms'] - d1['ttft_p99_ms'], 3)} ms, "
