@@ -153,7 +153,7 @@ fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "sluice=info".into());
     // Colour only for people at a terminal: escape codes in a log file or a
-    // pipe are noise, and formatting them was 6% of a short request's CPU.
+    // pipe are noise, and formatting them was 6% of a short request's CPU (callgrind, commit de71ff0).
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stdout().is_terminal());

@@ -22,7 +22,7 @@ pub struct Endpoint {
     client: reqwest::Client,
     url: String,
     /// `url`, parsed once (reqwest would parse the string on every request:
-    /// 7% of a short request's CPU). `None` only if it does not parse, which
+    /// 7% of a short request's CPU under callgrind, commit 66c8530). `None` only if it does not parse, which
     /// config validation rules out; then reqwest reports it per request.
     parsed_url: Option<reqwest::Url>,
     pub api_key: Option<String>,

@@ -83,65 +83,15 @@ impl StreamRequest {
     /// template if it names one. Also returns the model to use: the request's,
     /// else the template's (else the caller's default).
     pub fn into_generation(
-        self,
+        mut self,
         templates: &Templates,
     ) -> Result<(GenRequest, Option<String>), ApiError> {
-        let mut model = self.model.clone();
-        let mut system = self.system;
-        let mut prompt = self.prompt;
-        if let Some(name) = &self.template {
-            if prompt.as_deref().is_some_and(|p| p.trim().is_empty()) {
-                return Err(ApiError::invalid("prompt", "`prompt` must not be empty"));
-            }
-            let empty = Map::new();
-            let rendered = templates.render(
-                name,
-                prompt.as_deref(),
-                self.vars.as_ref().unwrap_or(&empty),
-            )?;
-            // The template's system prompt wins: it is the server's to set.
-            system = rendered.system.or(system);
-            model = model.or(rendered.model);
-            prompt = Some(rendered.user_message);
-        } else if self.vars.is_some() {
-            return Err(ApiError::invalid(
-                "vars",
-                "`vars` only applies with `template`",
-            ));
-        }
-        let mut messages = Vec::new();
-        if let Some(system) = system {
-            messages.push(Message {
-                role: Role::System,
-                content: system,
-            });
-        }
-        let had_messages = self.messages.is_some();
-        if let Some(given) = self.messages {
-            if given.is_empty() && prompt.is_none() {
-                return Err(ApiError::invalid(
-                    "messages",
-                    "`messages` must not be empty",
-                ));
-            }
-            messages.extend(given);
-        }
-        match prompt {
-            Some(prompt) if prompt.trim().is_empty() => {
-                return Err(ApiError::invalid("prompt", "`prompt` must not be empty"));
-            }
-            Some(prompt) => messages.push(Message {
-                role: Role::User,
-                content: prompt,
-            }),
-            None if !had_messages => {
-                return Err(ApiError::invalid(
-                    "prompt",
-                    "missing field `prompt` (or give `messages`)",
-                ));
-            }
-            None => {}
-        }
+        let Turn {
+            system,
+            prompt,
+            model,
+        } = self.render(templates)?;
+        let messages = conversation(system, self.messages.take(), prompt)?;
         let generation = GenRequest {
             messages,
             max_tokens: self.max_tokens,
@@ -154,5 +104,89 @@ impl StreamRequest {
         };
         generation.validate()?;
         Ok((generation, model))
+    }
+
+    /// The system prompt, the user's turn and the model, after the template
+    /// if the request names one.
+    fn render(&self, templates: &Templates) -> Result<Turn, ApiError> {
+        let turn = Turn {
+            system: self.system.clone(),
+            prompt: self.prompt.clone(),
+            model: self.model.clone(),
+        };
+        let Some(name) = &self.template else {
+            if self.vars.is_some() {
+                return Err(ApiError::invalid(
+                    "vars",
+                    "`vars` only applies with `template`",
+                ));
+            }
+            return Ok(turn);
+        };
+        if turn.prompt.as_deref().is_some_and(|p| p.trim().is_empty()) {
+            return Err(ApiError::invalid("prompt", "`prompt` must not be empty"));
+        }
+        let empty = Map::new();
+        let rendered = templates.render(
+            name,
+            turn.prompt.as_deref(),
+            self.vars.as_ref().unwrap_or(&empty),
+        )?;
+        Ok(Turn {
+            // The template's system prompt wins: it is the server's to set.
+            system: rendered.system.or(turn.system),
+            prompt: Some(rendered.user_message),
+            model: turn.model.or(rendered.model),
+        })
+    }
+}
+
+/// What a template (or its absence) leaves of the request.
+struct Turn {
+    system: Option<String>,
+    prompt: Option<String>,
+    model: Option<String>,
+}
+
+/// The conversation: the system prompt, the given messages, the prompt as
+/// the last user message; either `messages` or `prompt` is needed.
+fn conversation(
+    system: Option<String>,
+    given: Option<Vec<Message>>,
+    prompt: Option<String>,
+) -> Result<Vec<Message>, ApiError> {
+    let mut messages = Vec::new();
+    if let Some(system) = system {
+        messages.push(Message {
+            role: Role::System,
+            content: system,
+        });
+    }
+    let had_messages = given.is_some();
+    if let Some(given) = given {
+        if given.is_empty() && prompt.is_none() {
+            return Err(ApiError::invalid(
+                "messages",
+                "`messages` must not be empty",
+            ));
+        }
+        messages.extend(given);
+    }
+    match prompt {
+        Some(prompt) if prompt.trim().is_empty() => {
+            Err(ApiError::invalid("prompt", "`prompt` must not be empty"))
+        }
+        Some(prompt) => {
+            messages.push(Message {
+                role: Role::User,
+                content: prompt,
+            });
+            Ok(messages)
+        }
+        None if !had_messages => Err(ApiError::invalid(
+            "prompt",
+            "missing field `prompt` (or give `messages`)",
+        )),
+        None => Ok(messages),
     }
 }

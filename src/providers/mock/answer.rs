@@ -88,7 +88,7 @@ pub fn compose(rng: &mut fastrand::Rng, prompt: &str, min_tokens: u32) -> (Strin
     out.push_str(pick(rng, CLOSERS));
     // Longer answers grow in the middle of the reply, the way real ones do.
     // Only what is appended is counted (recounting the whole answer each time
-    // made `tokens = 100000` take 6 s of CPU); BPE merges across a join can
+    // made `tokens = 100000` take 6 s of CPU, commit fde118f); BPE merges across a join can
     // make the sum high, so the cut into pieces confirms the length.
     let mut counted = if min_tokens > 0 {
         tokenizer::count(&out)
