@@ -40,6 +40,7 @@ mod coalesce;
 mod doors;
 mod error;
 mod generation;
+mod generations;
 mod limits;
 mod metrics;
 mod models;

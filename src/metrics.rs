@@ -22,6 +22,11 @@ pub const UPSTREAM_ERRORS: &str = "sluice_upstream_errors_total";
 pub const UPSTREAM_CANCELLED: &str = "sluice_upstream_cancellations_total";
 pub const REJECTED: &str = "sluice_rejections_total";
 pub const OVERHEAD: &str = "sluice_proxy_overhead_seconds";
+pub const GENERATIONS: &str = "sluice_generations_total";
+pub const GENERATIONS_RUNNING: &str = "sluice_generations_running";
+pub const WATCHERS: &str = "sluice_generation_watchers";
+pub const RESUMES: &str = "sluice_generation_resumes_total";
+pub const GENERATION_LOG_BYTES: &str = "sluice_generation_log_bytes";
 
 /// Seconds buckets from 1 ms to 60 s for time to first token.
 const TTFT_BUCKETS: &[f64] = &[
@@ -111,5 +116,23 @@ fn describe() {
         OVERHEAD,
         Unit::Seconds,
         "Time to first token at the client minus the upstream's own, by model."
+    );
+    describe_counter!(
+        GENERATIONS,
+        "Generations ended, by status: done, error, cancelled."
+    );
+    describe_gauge!(
+        GENERATIONS_RUNNING,
+        "Generations running now, watched or not."
+    );
+    describe_gauge!(WATCHERS, "Responses watching a generation's log now.");
+    describe_counter!(
+        RESUMES,
+        "Reconnects that resumed a generation (Last-Event-ID or ?after=)."
+    );
+    describe_gauge!(
+        GENERATION_LOG_BYTES,
+        Unit::Bytes,
+        "Bytes held by the logs of ended generations kept for reconnects."
     );
 }

@@ -35,6 +35,8 @@ pub enum Ended {
     ShuttingDown,
     /// Cut with no terminal frame (the mock's `drop_after`).
     Cut,
+    /// The generation was cancelled (`DELETE`, or no watcher for too long).
+    Cancelled,
 }
 
 impl Ended {
@@ -45,6 +47,7 @@ impl Ended {
             Ended::ClientGone => "client_gone",
             Ended::ShuttingDown => "shutting_down",
             Ended::Cut => "cut",
+            Ended::Cancelled => "cancelled",
         }
     }
 
@@ -152,7 +155,10 @@ impl Drop for Record {
         if state.generating {
             counter!(names::STREAMS_ENDED, "model" => model.to_owned(), "ended" => ended.label(), "error_type" => ended.error_type())
                 .increment(1);
-            if matches!(ended, Ended::ClientGone | Ended::ShuttingDown) {
+            if matches!(
+                ended,
+                Ended::ClientGone | Ended::ShuttingDown | Ended::Cancelled
+            ) {
                 counter!(names::UPSTREAM_CANCELLED, "model" => model.to_owned()).increment(1);
             }
         }

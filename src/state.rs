@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::auth::Keys;
 use crate::config::Config;
+use crate::generations::{GenerationStore, LocalStore};
 use crate::limits::Limits;
 use crate::models::ModelTable;
 use crate::shutdown::Drain;
@@ -19,6 +20,8 @@ pub struct Shared {
     pub limits: Arc<Limits>,
     pub templates: Arc<Templates>,
     pub drain: Arc<Drain>,
+    /// Generations, kept for reconnects and the generations API.
+    pub generations: Arc<dyn GenerationStore>,
 }
 
 impl Shared {
@@ -28,6 +31,7 @@ impl Shared {
             limits: Arc::new(Limits::new(&config.limits)),
             templates: Arc::new(Templates::load(&config.prompts_dir)),
             drain: Arc::default(),
+            generations: Arc::new(LocalStore::new(&config.streams)),
             config: Arc::new(config),
         }
     }

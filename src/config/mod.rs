@@ -42,6 +42,7 @@ pub struct Config {
     pub auth: Auth,
     pub cors: Cors,
     pub timeouts: Timeouts,
+    pub streams: Streams,
     pub models: Vec<ModelConfig>,
 }
 
@@ -58,6 +59,7 @@ impl Default for Config {
             auth: Auth::default(),
             cors: Cors::default(),
             timeouts: Timeouts::default(),
+            streams: Streams::default(),
             models: Vec::new(),
         }
         .with_builtin_mock()
@@ -166,6 +168,46 @@ impl Timeouts {
     }
     pub fn total(&self) -> Duration {
         Duration::from_millis(self.total_ms)
+    }
+}
+
+/// Generations as resources (`[streams]`, contract section 7).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Streams {
+    /// How long a `/v1/stream` generation runs on after its client leaves,
+    /// for a reconnect to resume it; 0 cancels it at once.
+    pub reconnect_grace_ms: u64,
+    /// How long a `POST /v1/generations` generation runs with no watcher.
+    pub abandon_ms: u64,
+    /// How long an ended generation's log stays readable.
+    pub retain_secs: u64,
+    /// The most the logs of ended generations may hold together; the oldest
+    /// are dropped first.
+    pub retain_max_bytes: usize,
+    /// The most one generation's log holds; past it its oldest frames are
+    /// dropped (a resume from before them is a 404).
+    pub max_log_bytes: usize,
+}
+
+impl Default for Streams {
+    fn default() -> Self {
+        Streams {
+            reconnect_grace_ms: 0,
+            abandon_ms: 30_000,
+            retain_secs: 300,
+            retain_max_bytes: 64 * 1024 * 1024,
+            max_log_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+impl Streams {
+    pub fn reconnect_grace(&self) -> Duration {
+        Duration::from_millis(self.reconnect_grace_ms)
+    }
+    pub fn abandon(&self) -> Duration {
+        Duration::from_millis(self.abandon_ms)
     }
 }
 

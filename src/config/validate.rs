@@ -117,6 +117,8 @@ impl Config {
                 "limits.burst",
                 limits.requests_per_second > 0 && limits.burst == 0,
             ),
+            ("streams.abandon_ms", self.streams.abandon_ms == 0),
+            ("streams.max_log_bytes", self.streams.max_log_bytes == 0),
         ];
         match checks.into_iter().find(|(_, bad)| *bad) {
             Some((key, _)) => Err(error(key, "must be at least 1")),

@@ -26,12 +26,13 @@ use serde::Deserialize;
 
 use crate::error::{ApiError, ErrorKind};
 use crate::generation::GenRequest;
-use crate::limits::PermitSlot;
+use crate::generations::{GenerationLog, Owner};
+use crate::limits::{ClientKey, PermitSlot};
 use crate::models::ModelRoute;
 use crate::observe::Tally;
 use crate::pipeline::collect::Collected;
 use crate::pipeline::framer::Framer;
-use crate::pipeline::relay::{self, StreamContext};
+use crate::pipeline::relay::{self, Choice, LogWriter, StreamContext};
 use crate::pipeline::{collect as collector, failover};
 use crate::state::AppState;
 
@@ -43,12 +44,17 @@ pub mod paths {
     pub const MODELS: &str = "/v1/models";
     pub const MODEL: &str = "/v1/models/{*id}";
     pub const PROMPTS: &str = "/v1/prompts";
+    pub const GENERATIONS: &str = "/v1/generations";
+    pub const GENERATION: &str = "/v1/generations/{id}";
+    pub const GENERATION_EVENTS: &str = "/v1/generations/{id}/events";
 }
 
 /// Which front door a request came in by: its metric label and error shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Door {
     Native,
+    /// The generations API (section 7): native shapes.
+    Generations,
     OpenAiChat,
     OpenAiCompletions,
     Models,
@@ -62,6 +68,9 @@ impl Door {
     pub fn of(route: Option<&MatchedPath>) -> Door {
         match route.map(MatchedPath::as_str) {
             Some(paths::STREAM) => Door::Native,
+            Some(paths::GENERATIONS | paths::GENERATION | paths::GENERATION_EVENTS) => {
+                Door::Generations
+            }
             Some(paths::CHAT_COMPLETIONS) => Door::OpenAiChat,
             Some(paths::COMPLETIONS) => Door::OpenAiCompletions,
             Some(paths::MODELS | paths::MODEL) => Door::Models,
@@ -79,6 +88,7 @@ impl Door {
     pub fn label(self) -> &'static str {
         match self {
             Door::Native => "native",
+            Door::Generations => "generations",
             Door::OpenAiChat => "openai_chat",
             Door::OpenAiCompletions => "openai_completions",
             Door::Models => "models",
@@ -93,7 +103,7 @@ impl Door {
             Door::OpenAiChat | Door::OpenAiCompletions | Door::Models => {
                 openai::error::OpenAiError(err).into_response()
             }
-            Door::Native | Door::Prompts | Door::Other => err.into_response(),
+            Door::Native | Door::Generations | Door::Prompts | Door::Other => err.into_response(),
         }
     }
 }
@@ -134,11 +144,23 @@ impl FromRequest<AppState> for LimitedBody {
     }
 }
 
-/// What the gate admitted a generation with: the request's record, and the
-/// stream slot the gate took for it.
+/// What the gate admitted a request with: the request's record, who the
+/// client is, and the stream slot the gate took for it (routes that start no
+/// generation have none).
 pub struct Admission {
     pub tally: Tally,
+    pub client: ClientKey,
     pub slot: PermitSlot,
+}
+
+impl Admission {
+    /// Whose generations this request may see: its key's, when auth is on.
+    pub fn owner(&self) -> Owner {
+        match self.client {
+            ClientKey::Key(key) => Some(key),
+            ClientKey::Addr(_) | ClientKey::Unknown => None,
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for Admission {
@@ -148,6 +170,11 @@ impl FromRequestParts<AppState> for Admission {
         match parts.extensions.get::<Tally>() {
             Some(tally) => Ok(Admission {
                 tally: tally.clone(),
+                client: parts
+                    .extensions
+                    .get::<ClientKey>()
+                    .copied()
+                    .unwrap_or(ClientKey::Unknown),
                 slot: parts
                     .extensions
                     .get::<PermitSlot>()
@@ -190,36 +217,48 @@ fn with_served_by(mut response: Response, model: &str) -> Response {
     response
 }
 
-/// Resolves the model and notes it in the request's record.
-fn resolve(
-    app: &AppState,
-    tally: &Tally,
-    model: Option<&str>,
-    request: &mut GenRequest,
-) -> Result<Arc<ModelRoute>, ApiError> {
-    let route = app.models.resolve(model, request)?;
-    tally.set_model(&route.name);
-    Ok(route)
+/// A request resolved to the model that serves it, ready for the pipeline.
+pub struct Planned {
+    pub route: Arc<ModelRoute>,
+    pub request: GenRequest,
 }
 
-/// The pipeline for a streaming door: resolve the model, choose the attempt
-/// that serves, and relay it through the framer `framer_for` makes for the
-/// route's name.
+impl Planned {
+    /// Resolves the model and notes it in the request's record.
+    pub fn new(
+        app: &AppState,
+        tally: &Tally,
+        model: Option<&str>,
+        mut request: GenRequest,
+    ) -> Result<Planned, ApiError> {
+        let route = app.models.resolve(model, &mut request)?;
+        tally.set_model(&route.name);
+        Ok(Planned { route, request })
+    }
+
+    /// The failover's choice of the attempt that serves.
+    pub fn choose(self, app: &AppState) -> Choice {
+        Box::pin(failover::choose(
+            app.models.chain(&self.route),
+            self.request,
+            app.config.timeouts.clone(),
+        ))
+    }
+}
+
+/// The pipeline for a streaming door: choose the attempt that serves, and
+/// relay it through the framer `framer_for` makes for the route's name,
+/// into `log` too when the generation is a resource.
 pub async fn stream(
     app: &AppState,
     admission: Admission,
-    model: Option<&str>,
-    mut request: GenRequest,
+    planned: Planned,
     framer_for: impl FnOnce(&str) -> Box<dyn Framer>,
+    log: Option<Arc<dyn GenerationLog>>,
 ) -> Result<Response, ApiError> {
-    let route = resolve(app, &admission.tally, model, &mut request)?;
-    let choice = failover::choose(
-        app.models.chain(&route),
-        request,
-        app.config.timeouts.clone(),
-    );
+    let route = planned.route.clone();
     let heartbeat = app.config.heartbeat();
-    let started = relay::start(choice, heartbeat).await?;
+    let started = relay::start(planned.choose(app), heartbeat).await?;
     // Unknown until the first token when it took longer than a heartbeat.
     let served_by = started
         .served_by
@@ -230,6 +269,7 @@ pub async fn stream(
         meter: admission.tally.meter(&route.name, started.upstream_ttft),
         shutdown: app.drain.expiry(),
         permit: admission.slot.take(),
+        log: log.map(LogWriter::new),
     };
     let response = relay::response(started, framer_for(&route.name), context);
     Ok(with_served_by(response, &served_by))
@@ -240,18 +280,11 @@ pub async fn stream(
 pub async fn collect(
     app: &AppState,
     admission: Admission,
-    model: Option<&str>,
-    mut request: GenRequest,
+    planned: Planned,
 ) -> Result<Collected, ApiError> {
-    let route = resolve(app, &admission.tally, model, &mut request)?;
     let _slot = admission.slot.take();
-    let choice = failover::choose(
-        app.models.chain(&route),
-        request,
-        app.config.timeouts.clone(),
-    );
-    let meter = admission.tally.meter(&route.name, None);
-    collector::collect(choice, meter, app.drain.expiry()).await
+    let meter = admission.tally.meter(&planned.route.name, None);
+    collector::collect(planned.choose(app), meter, app.drain.expiry()).await
 }
 
 /// A whole answer's response, naming the model that served it.

@@ -14,6 +14,11 @@ pub trait Framer: Send + 'static {
     fn content_type(&self) -> &'static str {
         "text/event-stream"
     }
+    /// What the body opens with, before any frame (the native door's
+    /// `retry:` line).
+    fn preamble(&self) -> Option<Bytes> {
+        None
+    }
     /// One token's frame.
     fn token(&mut self, token: &str) -> Bytes;
     /// An OpenAI `tool_calls` delta; `None` where the format cannot carry one.

@@ -8,13 +8,17 @@
 //! - [`relay`] turns the serving generation into a streaming body through the
 //!   door's [`framer::Framer`], with heartbeats, the idle and total deadlines
 //!   and the shutdown grace, in one loop;
-//! - [`collect`] gathers it into one answer instead, for non-streaming doors.
+//! - [`collect`] gathers it into one answer instead, for non-streaming doors;
+//! - [`detached`] runs the relay's body with no client, into a generation's
+//!   log, for generations that outlive their request.
 //!
 //! What it may not do: parse a request or pick an error body's shape (those
 //! are the doors'), or know a provider's wire format (the providers').
 
 pub mod collect;
 pub mod deadlines;
+pub mod detached;
 pub mod failover;
 pub mod framer;
 pub mod relay;
+mod source;

@@ -15,13 +15,21 @@
 //!    after every `heartbeat` of silence, and exactly one terminal frame. The
 //!    one timer serves both the heartbeat and the idle/total deadlines.
 //!
+//! When the generation is a resource (the native door's, contract section 7),
+//! the body also appends every frame it writes to the generation's log
+//! ([`LogWriter`]), so a reconnect can resume it, and it stops with a
+//! `cancelled` done frame when the generation is cancelled (`DELETE`).
+//!
 //! Cancellation is ownership: the body owns the generation, hyper owns the
 //! body, and when the client goes away hyper drops the body, which drops the
-//! generation and closes the upstream connection. Nothing is spawned.
+//! generation and closes the upstream connection. Nothing is spawned here; a
+//! generation that must outlive its client runs this same body in a task of
+//! its own (`pipeline::detached`).
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_stream::stream;
@@ -30,15 +38,16 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::HeaderValue;
 use axum::response::Response;
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::deadlines::Deadlines;
-use super::failover::{self, Serving};
+use super::failover::Serving;
 use super::framer::Framer;
+use super::source::{Next, Source};
 use crate::error::ApiError;
-use crate::generation::{TokenEvent, TokenStream, UpstreamError};
+use crate::generation::{Finish, TokenEvent, UpstreamError};
+use crate::generations::{Entry, GenerationLog, CANCELLED};
 use crate::limits::StreamPermit;
 use crate::observe::{Ended, StreamMeter};
 
@@ -47,12 +56,24 @@ pub type Choice = Pin<Box<dyn Future<Output = Result<Serving, UpstreamError>> + 
 
 /// A generation whose response may begin.
 pub struct Started {
-    generation: Generation,
+    source: Source,
     /// How long the generation took to give its first token, when it gave
     /// one within the window: the upstream's own time to first token.
     pub upstream_ttft: Option<Duration>,
     /// The model serving, when known before the response starts.
     pub served_by: Option<String>,
+}
+
+impl Started {
+    /// A generation whose choice is still to come, with no window waited
+    /// (the detached runner's: it has no status to answer).
+    pub fn waiting(choice: Choice) -> Started {
+        Started {
+            source: Source::Choosing(choice),
+            upstream_ttft: None,
+            served_by: None,
+        }
+    }
 }
 
 /// Waits for `choice`, up to `heartbeat`; a failure in that time is returned
@@ -67,11 +88,11 @@ pub async fn start(
         Ok(Ok(serving)) => Ok(Started {
             upstream_ttft: matches!(serving.first, TokenEvent::Token(_)).then(|| asked.elapsed()),
             served_by: Some(serving.model.clone()),
-            generation: Generation::from(serving),
+            source: Source::from(serving),
         }),
         Ok(Err(err)) => Err(err.into()),
         Err(_) => Ok(Started {
-            generation: Generation::Choosing(choice),
+            source: Source::Choosing(choice),
             upstream_ttft: None,
             served_by: None,
         }),
@@ -86,6 +107,44 @@ pub struct StreamContext {
     pub shutdown: CancellationToken,
     /// The stream slot, freed when the body ends or is dropped.
     pub permit: Option<StreamPermit>,
+    /// The generation's log, when the generation is a resource.
+    pub log: Option<LogWriter>,
+}
+
+/// Appends what a body writes to its generation's log. Dropped before the
+/// terminal frame (the client left, no one will read on), it ends the log
+/// with a `cancelled` done frame and the usage so far.
+pub struct LogWriter {
+    log: Arc<dyn GenerationLog>,
+    ended: bool,
+}
+
+impl LogWriter {
+    pub fn new(log: Arc<dyn GenerationLog>) -> LogWriter {
+        LogWriter { log, ended: false }
+    }
+
+    fn append(&mut self, entry: Entry) {
+        self.ended |= entry.is_terminal();
+        self.log.append(entry);
+    }
+
+    /// The finish of a generation stopped now.
+    fn cancelled(&self) -> Finish {
+        Finish {
+            finish_reason: CANCELLED.into(),
+            usage: self.log.usage_so_far(),
+        }
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        if !self.ended {
+            let finish = self.cancelled();
+            self.append(Entry::Done(finish));
+        }
+    }
 }
 
 /// A streaming response: status 200, the framer's content type, the headers
@@ -114,69 +173,101 @@ pub fn body(
         mut meter,
         shutdown,
         permit,
+        mut log,
     } = context;
-    let mut generation = started.generation;
+    let mut source = started.source;
+    // A token that is never cancelled when there is no log to cancel.
+    let stopping = log
+        .as_ref()
+        .map_or_else(CancellationToken::new, |l| l.log.stopping());
     stream! {
         let _slot = permit;
+        // Sent with the first frame, not as a write of its own.
+        let mut opening = framer.preamble();
         let beats = framer.heartbeat().is_some();
-        let choosing = matches!(generation, Generation::Choosing(_));
+        let choosing = matches!(source, Source::Choosing(_));
+        if let (false, Some(log)) = (choosing, &log) {
+            log.log.serving(source.model());
+        }
         if let (true, Some(beat)) = (choosing, framer.heartbeat()) {
-            yield Ok(beat);
+            yield Ok(opened(&mut opening, beat));
         }
         // One timer and one shutdown registration per stream, not per token:
         // a write only notes the time, and the timer is moved on lazily.
         let mut last_write = Instant::now();
-        let timer = sleep_until(generation.next_due(beats.then_some(last_write + heartbeat)));
+        let timer = sleep_until(source.next_due(beats.then_some(last_write + heartbeat)));
         tokio::pin!(timer);
         let shutdown = shutdown.cancelled_owned();
         tokio::pin!(shutdown);
+        let stopping = stopping.cancelled_owned();
+        tokio::pin!(stopping);
         loop {
             let step = tokio::select! {
-                next = generation.next() => Step::Event(next),
+                next = source.next() => Step::Event(next),
                 () = &mut timer => Step::Timer,
                 () = &mut shutdown => Step::Shutdown,
+                () = &mut stopping => Step::Cancelled,
             };
             let event = match step {
                 Step::Event(Next::Chosen(event)) => {
-                    framer.serving(generation.model());
+                    framer.serving(source.model());
+                    if let Some(log) = &log {
+                        log.log.serving(source.model());
+                    }
                     event
                 }
                 Step::Event(Next::Event(event)) => event,
                 Step::Timer => {
                     let now = Instant::now();
-                    if let Some(err) = generation.passed(now) {
+                    if let Some(err) = source.passed(now) {
                         TokenEvent::Error(err)
                     } else {
                         if beats && now >= last_write + heartbeat {
                             if let Some(beat) = framer.heartbeat() {
-                                yield Ok(beat);
+                                yield Ok(opened(&mut opening, beat));
                             }
                             last_write = now;
                         }
-                        timer.as_mut().reset(generation.next_due(beats.then_some(last_write + heartbeat)));
+                        timer.as_mut().reset(source.next_due(beats.then_some(last_write + heartbeat)));
                         continue;
                     }
                 }
                 Step::Shutdown => {
                     meter.end(Ended::ShuttingDown);
-                    yield Ok(framer.error(&ApiError::shutting_down()));
+                    let err = ApiError::shutting_down();
+                    yield Ok(opened(&mut opening, framer.error(&err)));
+                    if let Some(log) = &mut log {
+                        log.append(Entry::Error(err));
+                    }
                     if framer.aborts_on_error() {
                         flush_point().await;
                         yield Err(cut("the proxy is shutting down"));
                     }
                     return;
                 }
+                Step::Cancelled => {
+                    meter.end(Ended::Cancelled);
+                    if let Some(log) = &mut log {
+                        let finish = log.cancelled();
+                        let frame = framer.done(&finish);
+                        log.append(Entry::Done(finish));
+                        if !frame.is_empty() {
+                            yield Ok(opened(&mut opening, frame));
+                        }
+                    }
+                    return;
+                }
             };
             if let TokenEvent::Error(err) = &event {
-                generation.count_error(err);
+                source.count_error(err);
             }
-            let written = write(&mut *framer, &mut meter, event);
+            let written = write(&mut *framer, &mut meter, log.as_mut(), event);
             if let Some(frame) = written.frame {
-                yield Ok(frame);
+                yield Ok(opened(&mut opening, frame));
                 last_write = Instant::now();
             }
             match written.end {
-                None => generation.on_output(last_write),
+                None => source.on_output(last_write),
                 Some(End::Close) => return,
                 Some(End::Abort(why)) => {
                     flush_point().await;
@@ -195,108 +286,8 @@ enum Step {
     Timer,
     /// The shutdown grace period is over.
     Shutdown,
-}
-
-/// An event, and whether it is the first of the attempt just chosen.
-enum Next {
-    Chosen(TokenEvent),
-    Event(TokenEvent),
-}
-
-/// The generation a body relays: still being chosen, or serving.
-enum Generation {
-    Choosing(Choice),
-    Serving {
-        model: String,
-        /// The attempt's first event, until the body takes it.
-        first: Option<TokenEvent>,
-        rest: TokenStream,
-        deadlines: Deadlines,
-    },
-}
-
-impl From<Serving> for Generation {
-    fn from(serving: Serving) -> Generation {
-        Generation::Serving {
-            model: serving.model,
-            first: Some(serving.first),
-            rest: serving.rest,
-            deadlines: serving.deadlines,
-        }
-    }
-}
-
-impl Generation {
-    /// The next event. Cancel-safe: `select!` may drop it half way and call
-    /// again, since the choice and the stream keep their own state.
-    async fn next(&mut self) -> Next {
-        match self {
-            Generation::Choosing(choice) => match choice.as_mut().await {
-                Ok(serving) => {
-                    let mut generation = Generation::from(serving);
-                    let first = match &mut generation {
-                        Generation::Serving { first, .. } => first.take(),
-                        Generation::Choosing(_) => None,
-                    };
-                    *self = generation;
-                    Next::Chosen(first.unwrap_or(TokenEvent::Error(UpstreamError::ended_early())))
-                }
-                // Counted by the failover already.
-                Err(err) => Next::Event(TokenEvent::Error(err)),
-            },
-            Generation::Serving { first, rest, .. } => {
-                let event = match first.take() {
-                    Some(first) => Some(first),
-                    None => rest.next().await,
-                };
-                Next::Event(event.unwrap_or(TokenEvent::Error(UpstreamError::ended_early())))
-            }
-        }
-    }
-
-    /// When the timer must next fire: the deadline, or `beat` if sooner.
-    fn next_due(&self, beat: Option<Instant>) -> Instant {
-        let deadline = match self {
-            Generation::Serving { deadlines, .. } => Some(deadlines.due().0),
-            Generation::Choosing(_) => None,
-        };
-        match (deadline, beat) {
-            (Some(a), Some(b)) => a.min(b),
-            (Some(at), None) | (None, Some(at)) => at,
-            // Nothing to wake for: the failover runs its own deadlines.
-            (None, None) => Instant::now() + Duration::from_secs(86_400),
-        }
-    }
-
-    fn passed(&self, now: Instant) -> Option<UpstreamError> {
-        match self {
-            Generation::Serving { deadlines, .. } => deadlines.passed(now),
-            Generation::Choosing(_) => None,
-        }
-    }
-
-    fn on_output(&mut self, now: Instant) {
-        match self {
-            Generation::Serving { deadlines, .. } => deadlines.on_output(now),
-            Generation::Choosing(_) => {}
-        }
-    }
-
-    /// Counts a failure of the serving model (the failover counts the ones
-    /// before it serves).
-    fn count_error(&self, err: &UpstreamError) {
-        match self {
-            Generation::Serving { model, .. } => failover::count_error(model, err),
-            Generation::Choosing(_) => {}
-        }
-    }
-
-    fn model(&self) -> &str {
-        match self {
-            Generation::Serving { model, .. } => model,
-            Generation::Choosing(_) => "",
-        }
-    }
+    /// The generation was cancelled (`DELETE`, or abandoned).
+    Cancelled,
 }
 
 /// What one event makes the body write.
@@ -312,18 +303,26 @@ enum End {
     Abort(&'static str),
 }
 
-/// The frame for `event`, and whether the body ends with it.
-fn write(framer: &mut dyn Framer, meter: &mut StreamMeter, event: TokenEvent) -> Written {
-    let (frame, end) = match event {
+/// The frame for `event`, and whether the body ends with it; the event goes
+/// into the log too, when there is one.
+fn write(
+    framer: &mut dyn Framer,
+    meter: &mut StreamMeter,
+    log: Option<&mut LogWriter>,
+    event: TokenEvent,
+) -> Written {
+    let (frame, end, entry) = match event {
         TokenEvent::Token(token) => {
             meter.token();
-            (Some(framer.token(&token)), None)
+            let frame = framer.token(&token);
+            (Some(frame), None, Some(Entry::Token(token)))
         }
-        TokenEvent::ToolCalls(calls) => (framer.tool_calls(&calls), None),
+        TokenEvent::ToolCalls(calls) => (framer.tool_calls(&calls), None, None),
         TokenEvent::Done(finish) => {
             meter.end(Ended::Done);
             let frame = framer.done(&finish);
-            ((!frame.is_empty()).then_some(frame), Some(End::Close))
+            let frame = (!frame.is_empty()).then_some(frame);
+            (frame, Some(End::Close), Some(Entry::Done(finish)))
         }
         TokenEvent::Error(err) => {
             let err = ApiError::from(err);
@@ -332,17 +331,37 @@ fn write(framer: &mut dyn Framer, meter: &mut StreamMeter, event: TokenEvent) ->
                 true => End::Abort("the stream failed"),
                 false => End::Close,
             };
-            (Some(framer.error(&err)), Some(end))
+            (Some(framer.error(&err)), Some(end), Some(Entry::Error(err)))
         }
         TokenEvent::Cut => {
             meter.end(Ended::Cut);
-            (
-                None,
-                Some(End::Abort("the mock was asked to drop the connection")),
-            )
+            // The connection is cut with no terminal frame; the log, which a
+            // reconnect reads, says why the generation ended.
+            let err = ApiError::from(UpstreamError::Stream(
+                "the mock dropped the connection, as asked by drop_after".into(),
+            ));
+            let end = End::Abort("the mock was asked to drop the connection");
+            (None, Some(end), Some(Entry::Error(err)))
         }
     };
+    if let (Some(log), Some(entry)) = (log, entry) {
+        log.append(entry);
+    }
     Written { frame, end }
+}
+
+/// `frame`, after the body's opening (the framer's preamble) if it has not
+/// gone out yet.
+pub(crate) fn opened(opening: &mut Option<Bytes>, frame: Bytes) -> Bytes {
+    match opening.take() {
+        None => frame,
+        Some(opening) => {
+            let mut both = Vec::with_capacity(opening.len() + frame.len());
+            both.extend_from_slice(&opening);
+            both.extend_from_slice(&frame);
+            Bytes::from(both)
+        }
+    }
 }
 
 /// Returns `Pending` once. hyper flushes its write buffer whenever the body

@@ -21,7 +21,7 @@ use axum::http::{HeaderName, Method, Uri};
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
-use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::cors::{AllowHeaders, AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::config::Cors;
@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .route(paths::STREAM, get(native::get).post(native::post))
         .route(paths::CHAT_COMPLETIONS, post(openai::chat_completions))
         .route(paths::COMPLETIONS, post(openai::completions))
+        .route(paths::GENERATIONS, post(native::create))
         .route_layer(from_fn_with_state(state.clone(), gate::limit));
     // Every API route: auth when it is on.
     let api = Router::new()
@@ -45,6 +46,12 @@ pub fn router(state: AppState) -> Router {
         .route(paths::MODELS, get(openai::models))
         .route(paths::MODEL, get(openai::model))
         .route(paths::PROMPTS, get(prompts::list))
+        // Watching or stopping a generation starts none: no stream slot.
+        .route(
+            paths::GENERATION,
+            get(native::status).delete(native::cancel),
+        )
+        .route(paths::GENERATION_EVENTS, get(native::events))
         .route_layer(from_fn_with_state(state.clone(), gate::authenticate))
         .route_layer(axum::middleware::from_fn(record::record));
     Router::new()
@@ -79,8 +86,16 @@ fn cors_layer(config: &Cors) -> CorsLayer {
     };
     CorsLayer::new()
         .allow_origin(origins)
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers(Any)
-        .expose_headers([REQUEST_ID, HeaderName::from_static("retry-after")])
+        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        // Mirrored rather than `*`: a wildcard does not cover `Authorization`,
+        // and an `EventSource` reconnecting cross-origin sends `Last-Event-ID`.
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers([
+            REQUEST_ID,
+            HeaderName::from_static("retry-after"),
+            HeaderName::from_static("x-sluice-generation"),
+            HeaderName::from_static("x-sluice-model"),
+            axum::http::header::LOCATION,
+        ])
         .max_age(std::time::Duration::from_secs(600))
 }

@@ -22,9 +22,10 @@ async fn every_token_is_its_own_frame_with_a_distinct_id_then_one_done() {
         assert!(ids.insert(id), "ids are distinct");
         token_of(event);
     }
-    // Every token frame has its own id line, and no frame carries two tokens.
+    // Every frame, the terminal one too, has its own id line (`GEN:N`), and
+    // no frame carries two tokens.
     let id_lines = got.text.lines().filter(|l| l.starts_with("id: ")).count();
-    assert_eq!(id_lines, tokens.len());
+    assert_eq!(id_lines, tokens.len() + 1);
     assert_eq!(last.event, "done");
     assert_eq!(
         got.text.matches("event: ").count(),

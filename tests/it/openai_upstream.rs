@@ -211,7 +211,11 @@ async fn first_token_timeout_after_a_heartbeat_is_an_error_frame() {
     let (_fake, server) = setup("heartbeat_secs = 1\n[timeouts]\nfirst_token_ms = 1500\n").await;
     let got = ask(&server, "up-hang").await;
     assert_eq!(got.status, 200, "the response began with a heartbeat");
-    assert!(got.text.starts_with(": keep-alive\n\n"), "{}", got.text);
+    assert!(
+        got.text.starts_with("retry: 1000\n\n: keep-alive\n\n"),
+        "{}",
+        got.text
+    );
     assert_eq!(got.terminal().event, "error");
     assert_eq!(got.terminal_json()["error"]["type"], "upstream_timeout");
 }

@@ -70,43 +70,91 @@ impl Format {
 pub struct NativeFrames {
     format: Format,
     model: String,
+    /// `GEN:` for the ids of a generation's frames, empty for bare indexes.
+    id_prefix: String,
     next_id: u64,
 }
 
 impl NativeFrames {
+    /// Frames with bare indexes for ids (`0`, `1`, ...).
     pub fn new(format: Format, model: String) -> NativeFrames {
         NativeFrames {
             format,
             model,
+            id_prefix: String::new(),
             next_id: 0,
         }
     }
+
+    /// The frames of generation `id` from index `first` on: ids `GEN:N`,
+    /// the terminal frame's included (contract section 7).
+    pub fn of_generation(format: Format, model: String, id: &str, first: u64) -> NativeFrames {
+        NativeFrames {
+            format,
+            model,
+            id_prefix: format!("{id}:"),
+            next_id: first,
+        }
+    }
+
+    /// `id: GEN:N` and a newline, and the next index.
+    fn id_line(&mut self, out: &mut Vec<u8>) {
+        let id = self.next_id;
+        self.next_id += 1;
+        out.extend_from_slice(b"id: ");
+        out.extend_from_slice(self.id_prefix.as_bytes());
+        out.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
+        out.push(b'\n');
+    }
+
+    /// A terminal SSE frame: its id (when the frames are a generation's),
+    /// the event name and the data.
+    fn terminal(&mut self, event: &str, data: &serde_json::Value) -> Bytes {
+        let mut out = Vec::new();
+        if !self.id_prefix.is_empty() {
+            self.id_line(&mut out);
+        }
+        out.extend_from_slice(format!("event: {event}\ndata: {data}\n\n").as_bytes());
+        Bytes::from(out)
+    }
 }
+
+/// Every native SSE response opens with this: browsers reconnect after a
+/// second (their default is three), with `Last-Event-ID` (section 7).
+const RETRY: &[u8] = b"retry: 1000\n\n";
 
 impl Framer for NativeFrames {
     fn content_type(&self) -> &'static str {
         self.format.content_type()
     }
 
+    fn preamble(&self) -> Option<Bytes> {
+        match self.format {
+            Format::Sse => Some(Bytes::from_static(RETRY)),
+            Format::Ndjson | Format::Text => None,
+        }
+    }
+
     fn token(&mut self, token: &str) -> Bytes {
-        let id = self.next_id;
-        self.next_id += 1;
         // The hot path: one allocation, the outgoing frame, built in place.
-        let mut out = Vec::with_capacity(token.len() + 40);
+        let mut out = Vec::with_capacity(token.len() + self.id_prefix.len() + 40);
         match self.format {
             Format::Sse => {
-                out.extend_from_slice(b"id: ");
-                out.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
-                out.extend_from_slice(b"\ndata: {\"token\":");
+                self.id_line(&mut out);
+                out.extend_from_slice(b"data: {\"token\":");
                 serde_json::to_writer(&mut out, token).expect("a string serialises");
                 out.extend_from_slice(b"}\n\n");
             }
             Format::Ndjson => {
+                self.next_id += 1;
                 out.extend_from_slice(b"{\"token\":");
                 serde_json::to_writer(&mut out, token).expect("a string serialises");
                 out.extend_from_slice(b"}\n");
             }
-            Format::Text => out.extend_from_slice(token.as_bytes()),
+            Format::Text => {
+                self.next_id += 1;
+                out.extend_from_slice(token.as_bytes());
+            }
         }
         Bytes::from(out)
     }
@@ -122,7 +170,7 @@ impl Framer for NativeFrames {
             "usage": finish.usage,
         });
         match self.format {
-            Format::Sse => Bytes::from(format!("event: done\ndata: {done}\n\n")),
+            Format::Sse => self.terminal("done", &done),
             Format::Ndjson => Bytes::from(format!("{}\n", json!({ "done": done }))),
             Format::Text => Bytes::new(),
         }
@@ -131,7 +179,7 @@ impl Framer for NativeFrames {
     fn error(&mut self, error: &ApiError) -> Bytes {
         let body = error.body();
         match self.format {
-            Format::Sse => Bytes::from(format!("event: error\ndata: {body}\n\n")),
+            Format::Sse => self.terminal("error", &body),
             Format::Ndjson => Bytes::from(format!("{body}\n")),
             // Plain text has no frames: the message is printed for the person
             // at the terminal, and the relay then aborts the response so that

@@ -1,75 +1,20 @@
-//! The native front door: `POST /v1/stream` and `GET /v1/stream` (section 1
-//! of the contract).
+//! The native front door (sections 1 and 7 of the contract):
+//! `POST`/`GET /v1/stream` (`stream.rs`) and the generations API
+//! (`generations.rs`).
 //!
-//! A request goes: negotiate the format, read and parse the request (JSON,
-//! form fields or query parameters), render its template, then the shared
-//! pipeline with the native framer.
+//! Every native stream is a generation: its frames get `GEN:N` ids and go
+//! into its log (`resume.rs` makes, finds and resumes generations), so a
+//! reconnect with `Last-Event-ID` resumes it instead of starting another.
+//! Requests are parsed by `request.rs`, framed by `frames.rs`; a response that
+//! watches a log rather than relaying a generation is a `view.rs`.
 
 mod frames;
+mod generations;
 mod request;
-
-use axum::extract::{RawQuery, State};
-use axum::http::header::CONTENT_TYPE;
-use axum::http::HeaderMap;
-use axum::response::Response;
+mod resume;
+mod stream;
+mod view;
 
 pub use frames::{Format, NativeFrames};
-use request::StreamRequest;
-
-use super::{Admission, LimitedBody};
-use crate::error::ApiError;
-use crate::parse::strict_pairs;
-use crate::state::AppState;
-
-pub async fn post(
-    State(app): State<AppState>,
-    admission: Admission,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    LimitedBody(body): LimitedBody,
-) -> Result<Response, ApiError> {
-    let mut pairs = query_pairs(query.as_deref())?;
-    let format = Format::negotiate(take_format(&mut pairs).as_deref(), &headers)?;
-    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    // A POST with no body may carry its fields in the query string.
-    let request = if body.is_empty() && !pairs.is_empty() {
-        StreamRequest::from_pairs(pairs)?
-    } else {
-        StreamRequest::from_body(content_type, &body)?
-    };
-    stream(app, admission, request, format).await
-}
-
-pub async fn get(
-    State(app): State<AppState>,
-    admission: Admission,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let mut pairs = query_pairs(query.as_deref())?;
-    let format = Format::negotiate(take_format(&mut pairs).as_deref(), &headers)?;
-    stream(app, admission, StreamRequest::from_pairs(pairs)?, format).await
-}
-
-async fn stream(
-    app: AppState,
-    admission: Admission,
-    request: StreamRequest,
-    format: Format,
-) -> Result<Response, ApiError> {
-    let (generation, model) = request.into_generation(&app.templates)?;
-    super::stream(&app, admission, model.as_deref(), generation, |route| {
-        Box::new(NativeFrames::new(format, route.to_owned()))
-    })
-    .await
-}
-
-fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
-    strict_pairs(query.unwrap_or("").as_bytes(), "query")
-}
-
-/// `format` in the query picks the wire format; it is not a request field.
-fn take_format(pairs: &mut Vec<(String, String)>) -> Option<String> {
-    let at = pairs.iter().position(|(k, _)| k == "format")?;
-    Some(pairs.remove(at).1)
-}
+pub use generations::{cancel, create, events, status};
+pub use stream::{get, post};

@@ -12,6 +12,9 @@ use serde_json::{Map, Value};
 use crate::doors::Stop;
 use crate::error::ApiError;
 use crate::generation::{GenRequest, Message, MockKnobs, Role};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::HeaderMap;
+
 use crate::parse::{coerce, deserialize_strict, strict_pairs};
 use crate::templates::Templates;
 
@@ -188,5 +191,33 @@ fn conversation(
             "missing field `prompt` (or give `messages`)",
         )),
         None => Ok(messages),
+    }
+}
+
+/// The query string's `a=1&b=2` pairs.
+pub fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    strict_pairs(query.unwrap_or("").as_bytes(), "query")
+}
+
+/// Takes `key` out of the pairs: `format` picks the wire format and `after`
+/// the frame to resume after; neither is a request field.
+pub fn take(pairs: &mut Vec<(String, String)>, key: &str) -> Option<String> {
+    let at = pairs.iter().position(|(k, _)| k == key)?;
+    Some(pairs.remove(at).1)
+}
+
+impl StreamRequest {
+    /// A POST body: JSON or a form; with no body, the query string's fields.
+    pub fn from_post(
+        headers: &HeaderMap,
+        body: &[u8],
+        pairs: Vec<(String, String)>,
+    ) -> Result<StreamRequest, ApiError> {
+        let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        if body.is_empty() && !pairs.is_empty() {
+            StreamRequest::from_pairs(pairs)
+        } else {
+            StreamRequest::from_body(content_type, body)
+        }
     }
 }

@@ -29,7 +29,7 @@ pub use frames::{ChatChunks, CompletionChunks};
 pub use identity::Identity;
 use request::ParsedRequest;
 
-use super::{Admission, LimitedBody};
+use super::{Admission, LimitedBody, Planned};
 use crate::pipeline::framer::Framer;
 use crate::state::AppState;
 
@@ -83,8 +83,9 @@ async fn respond(
         include_usage,
         generation,
     } = parsed;
+    let planned = Planned::new(&app, &admission.tally, model.as_deref(), generation)?;
     if !stream {
-        let collected = super::collect(&app, admission, model.as_deref(), generation).await?;
+        let collected = super::collect(&app, admission, planned).await?;
         let identity = endpoint.identity(&collected.served_by);
         let object = match endpoint {
             Endpoint::Chat => objects::chat_completion(&identity, &collected),
@@ -92,16 +93,15 @@ async fn respond(
         };
         return Ok(super::served_by(Json(object), &collected));
     }
-    let response = super::stream(&app, admission, model.as_deref(), generation, |route| {
+    let framer_for = |route: &str| {
         let identity = endpoint.identity(route);
         let framer: Box<dyn Framer> = match endpoint {
             Endpoint::Chat => Box::new(ChatChunks::new(&identity, include_usage)),
             Endpoint::Completion => Box::new(CompletionChunks::new(&identity, include_usage)),
         };
         framer
-    })
-    .await?;
-    Ok(response)
+    };
+    Ok(super::stream(&app, admission, planned, framer_for, None).await?)
 }
 
 pub async fn models(State(app): State<AppState>) -> Json<Value> {

@@ -11,8 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::config::Timeouts;
-use crate::generation::{Finish, Usage};
+use crate::generation::{Finish, TokenStream, Usage};
 use crate::observe::Tally;
+use crate::pipeline::deadlines::Deadlines;
 
 const HEARTBEAT: Duration = Duration::from_secs(1);
 
@@ -91,6 +92,7 @@ async fn relay(choice: Choice, shutdown: CancellationToken) -> (Vec<(u128, Strin
         meter: Tally::new("test".into(), "native").meter("m", None),
         shutdown,
         permit: None,
+        log: None,
     };
     let body = body(started, Box::new(Words), context);
     tokio::pin!(body);

@@ -1,0 +1,129 @@
+//! The generations API (contract section 7): `POST /v1/generations` starts a
+//! generation and answers `201` at once; `GET .../GEN/events` watches it;
+//! `GET .../GEN` reports it; `DELETE .../GEN` stops it.
+//!
+//! A POSTed generation runs detached (`pipeline::detached`) until it ends,
+//! is cancelled, or has had no watcher for `streams.abandon_ms`; it holds its
+//! stream slot all that time, watched or not.
+
+use std::time::Duration;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header::LOCATION;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::frames::Format;
+use super::request::{query_pairs, take, StreamRequest};
+use super::resume::{self, last_event_id};
+use super::view;
+use crate::doors::{Admission, LimitedBody};
+use crate::error::ApiError;
+use crate::generations::Status;
+use crate::pipeline::detached::{self, Detached};
+use crate::state::AppState;
+
+/// How long `DELETE` waits for the generation's runner to write its
+/// `cancelled` frame, so that its answer shows the status it ended with.
+const CANCEL_WAIT: Duration = Duration::from_secs(2);
+
+/// `POST /v1/generations`: the body of `POST /v1/stream`.
+pub async fn create(
+    State(app): State<AppState>,
+    admission: Admission,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    LimitedBody(body): LimitedBody,
+) -> Result<Response, ApiError> {
+    let request = StreamRequest::from_post(&headers, &body, query_pairs(query.as_deref())?)?;
+    let (log, planned) = resume::create(&app, &admission, request)?;
+    let detached = Detached {
+        meter: admission.tally.meter(&planned.route.name, None),
+        shutdown: app.drain.expiry(),
+        permit: admission.slot.take(),
+        unwatched: app.config.streams.abandon(),
+    };
+    let model = planned.route.name.clone();
+    detached::spawn(planned.choose(&app), log.clone(), detached);
+    let id = log.id().to_string();
+    let body = json!({
+        "id": id,
+        "object": "generation",
+        "model": model,
+        "status": Status::Running.as_str(),
+        "events_url": format!("/v1/generations/{id}/events"),
+    });
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/generations/{id}")) {
+        response.headers_mut().insert(LOCATION, location);
+    }
+    Ok(view::with_generation(response, &id))
+}
+
+/// `GET /v1/generations/GEN`.
+pub async fn status(
+    State(app): State<AppState>,
+    admission: Admission,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let log = resume::find(&app, &admission, &id)?;
+    Ok(Json(log.snapshot().to_json()).into_response())
+}
+
+/// `DELETE /v1/generations/GEN`: stops it (the upstream request is closed)
+/// and answers as `GET` does; an ended generation is left as it is.
+pub async fn cancel(
+    State(app): State<AppState>,
+    admission: Admission,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let log = resume::find(&app, &admission, &id)?;
+    log.cancel();
+    let wait = async {
+        loop {
+            let changed = log.changed();
+            if log.snapshot().status != Status::Running {
+                return;
+            }
+            changed.await;
+        }
+    };
+    let _ = tokio::time::timeout(CANCEL_WAIT, wait).await;
+    Ok(Json(log.snapshot().to_json()).into_response())
+}
+
+/// `GET /v1/generations/GEN/events`: the log from its first frame, or after
+/// the frame `Last-Event-ID` (of this generation) or `?after=N` names.
+pub async fn events(
+    State(app): State<AppState>,
+    admission: Admission,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let mut pairs = query_pairs(query.as_deref())?;
+    let format = Format::negotiate(take(&mut pairs, "format").as_deref(), &headers)?;
+    let after_param = match take(&mut pairs, "after") {
+        Some(n) => Some(n.parse::<u64>().map_err(|_| {
+            ApiError::invalid("after", format!("`after` must be a frame index, not `{n}`"))
+        })?),
+        None => None,
+    };
+    if let Some((key, _)) = pairs.first() {
+        return Err(ApiError::invalid(
+            key.clone(),
+            format!("unknown query parameter `{key}`: expected format or after"),
+        ));
+    }
+    let log = resume::find(&app, &admission, &id)?;
+    let after = last_event_id(&headers)
+        .filter(|event| event.generation == id)
+        .map(|event| event.index)
+        .or(after_param);
+    match after {
+        Some(after) => resume::after(&app, log, after, format),
+        None => Ok(resume::watch(&app, log, None, format)),
+    }
+}

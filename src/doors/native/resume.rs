@@ -1,0 +1,95 @@
+//! What both native handler files do with generations: make one for a
+//! request, find one for a client, and answer a reconnect.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::frames::Format;
+use super::request::StreamRequest;
+use super::view;
+use crate::doors::{Admission, Planned};
+use crate::error::ApiError;
+use crate::generations::{EventId, GenerationLog, Status};
+use crate::state::AppState;
+
+/// The request as a new generation, and the plan to run it.
+pub fn create(
+    app: &AppState,
+    admission: &Admission,
+    request: StreamRequest,
+) -> Result<(Arc<dyn GenerationLog>, Planned), ApiError> {
+    let (generation, model) = request.into_generation(&app.templates)?;
+    let planned = Planned::new(app, &admission.tally, model.as_deref(), generation)?;
+    // Counted now, while the request still holds the prompt, for the usage of
+    // a generation cancelled part way.
+    let prompt_tokens = crate::tokenizer::prompt_tokens(&planned.request.messages);
+    let log = app
+        .generations
+        .create(admission.owner(), &planned.route.name, prompt_tokens);
+    Ok((log, planned))
+}
+
+/// The generation `id`, if this client may see it.
+pub fn find(
+    app: &AppState,
+    admission: &Admission,
+    id: &str,
+) -> Result<Arc<dyn GenerationLog>, ApiError> {
+    app.generations.find(id, admission.owner()).ok_or_else(|| {
+        ApiError::not_found(
+            "generation",
+            format!("generation `{id}` is unknown or has expired"),
+        )
+    })
+}
+
+/// `Last-Event-ID: GEN:N`; anything else is not a reconnect.
+pub fn last_event_id(headers: &HeaderMap) -> Option<EventId> {
+    let value = headers.get("last-event-id")?.to_str().ok()?;
+    EventId::parse(value)
+}
+
+/// A reconnect: the frames after `after`, then live ones; `204` when that
+/// frame was the terminal one (a browser's `EventSource` then stops), `404`
+/// when it is no longer kept.
+pub fn after(
+    app: &AppState,
+    log: Arc<dyn GenerationLog>,
+    after: u64,
+    format: Format,
+) -> Result<Response, ApiError> {
+    let snapshot = log.snapshot();
+    if snapshot.status != Status::Running && after + 1 >= snapshot.frames {
+        let response = StatusCode::NO_CONTENT.into_response();
+        return Ok(view::with_generation(response, &snapshot.id));
+    }
+    if let Err(gone) = log.read(Some(after)) {
+        return Err(ApiError::not_found(
+            "last-event-id",
+            format!(
+                "frame {after} of generation `{}` is no longer kept (the log starts at frame {})",
+                snapshot.id, gone.first_kept
+            ),
+        ));
+    }
+    metrics::counter!(crate::metrics::RESUMES).increment(1);
+    Ok(watch(app, log, Some(after), format))
+}
+
+/// A response watching `log` after frame `after`.
+pub fn watch(
+    app: &AppState,
+    log: Arc<dyn GenerationLog>,
+    after: Option<u64>,
+    format: Format,
+) -> Response {
+    view::watch(
+        log,
+        after,
+        format,
+        app.config.heartbeat(),
+        app.drain.expiry(),
+    )
+}

@@ -1,0 +1,86 @@
+//! `POST /v1/stream` and `GET /v1/stream`.
+//!
+//! A request goes: negotiate the format, then either resume the generation
+//! its `Last-Event-ID` names, or read and parse the request (JSON, form
+//! fields or query parameters), render its template, make it a generation,
+//! and run the shared pipeline with the native framer.
+
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+
+use super::frames::{Format, NativeFrames};
+use super::request::{query_pairs, take, StreamRequest};
+use super::resume::{self, last_event_id};
+use super::view;
+use crate::doors::{Admission, LimitedBody};
+use crate::error::ApiError;
+use crate::pipeline::detached::{self, Detached};
+use crate::pipeline::framer::Framer;
+use crate::state::AppState;
+
+pub async fn post(
+    State(app): State<AppState>,
+    admission: Admission,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    LimitedBody(body): LimitedBody,
+) -> Result<Response, ApiError> {
+    let mut pairs = query_pairs(query.as_deref())?;
+    let format = Format::negotiate(take(&mut pairs, "format").as_deref(), &headers)?;
+    if let Some(event) = last_event_id(&headers) {
+        let log = resume::find(&app, &admission, &event.generation)?;
+        return resume::after(&app, log, event.index, format);
+    }
+    let request = StreamRequest::from_post(&headers, &body, pairs)?;
+    stream(app, admission, request, format).await
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    admission: Admission,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let mut pairs = query_pairs(query.as_deref())?;
+    let format = Format::negotiate(take(&mut pairs, "format").as_deref(), &headers)?;
+    if let Some(event) = last_event_id(&headers) {
+        let log = resume::find(&app, &admission, &event.generation)?;
+        return resume::after(&app, log, event.index, format);
+    }
+    stream(app, admission, StreamRequest::from_pairs(pairs)?, format).await
+}
+
+/// A new generation, streamed to this client: relayed directly (its log
+/// written as the frames go out), or, with `streams.reconnect_grace_ms`, run
+/// detached so that it outlives this connection, and watched.
+async fn stream(
+    app: AppState,
+    admission: Admission,
+    request: StreamRequest,
+    format: Format,
+) -> Result<Response, ApiError> {
+    let (log, planned) = resume::create(&app, &admission, request)?;
+    let id = log.id().to_string();
+    let grace = app.config.streams.reconnect_grace();
+    if !grace.is_zero() {
+        let detached = Detached {
+            meter: admission.tally.meter(&planned.route.name, None),
+            shutdown: app.drain.expiry(),
+            permit: admission.slot.take(),
+            unwatched: grace,
+        };
+        detached::spawn(planned.choose(&app), log.clone(), detached);
+        return Ok(resume::watch(&app, log, None, format));
+    }
+    let framer_for = |route: &str| -> Box<dyn Framer> {
+        Box::new(NativeFrames::of_generation(
+            format,
+            route.to_owned(),
+            &id,
+            0,
+        ))
+    };
+    let response = crate::doors::stream(&app, admission, planned, framer_for, Some(log)).await?;
+    Ok(view::with_generation(response, &id))
+}

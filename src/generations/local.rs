@@ -1,0 +1,247 @@
+//! The in-process store: generations in a map, ended ones kept for
+//! `streams.retain_secs` or until their logs together pass
+//! `streams.retain_max_bytes`, oldest dropped first. Retention is enforced on
+//! every create, find and end (no task of its own).
+//!
+//! Shared by every serving runtime; a running log's lock is taken by its
+//! writer once per frame and by each watcher once per read.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::log::{self, Entry, Frames, Gone, Read, Snapshot, Status};
+use super::{GenId, GenerationLog, GenerationStore, Owner};
+use crate::config::Streams;
+use crate::generation::Usage;
+use crate::metrics as names;
+
+pub struct LocalStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    retain: Duration,
+    retain_max_bytes: usize,
+    max_log_bytes: usize,
+    logs: Mutex<HashMap<String, Arc<LocalLog>>>,
+    ended: Mutex<Retained>,
+}
+
+/// Ended generations, oldest first, with their logs' bytes.
+#[derive(Default)]
+struct Retained {
+    queue: VecDeque<(Instant, String, usize)>,
+    bytes: usize,
+}
+
+impl LocalStore {
+    pub fn new(config: &Streams) -> LocalStore {
+        LocalStore {
+            inner: Arc::new(Inner {
+                retain: Duration::from_secs(config.retain_secs),
+                retain_max_bytes: config.retain_max_bytes,
+                max_log_bytes: config.max_log_bytes,
+                logs: Mutex::default(),
+                ended: Mutex::default(),
+            }),
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Inner {
+    /// Drops the ended generations past their time or over the byte budget.
+    fn sweep(&self, now: Instant) {
+        let mut ended = lock(&self.ended);
+        let mut dropped = Vec::new();
+        while let Some((at, _, bytes)) = ended.queue.front() {
+            let (at, bytes) = (*at, *bytes);
+            if now < at + self.retain && ended.bytes <= self.retain_max_bytes {
+                break;
+            }
+            if let Some((_, id, _)) = ended.queue.pop_front() {
+                ended.bytes -= bytes;
+                dropped.push(id);
+            }
+        }
+        metrics::gauge!(names::GENERATION_LOG_BYTES).set(ended.bytes as f64);
+        drop(ended);
+        if !dropped.is_empty() {
+            let mut logs = lock(&self.logs);
+            for id in dropped {
+                logs.remove(&id);
+            }
+        }
+    }
+
+    fn retire(&self, id: &GenId, bytes: usize, status: Status) {
+        metrics::gauge!(names::GENERATIONS_RUNNING).decrement(1.0);
+        metrics::counter!(names::GENERATIONS, "status" => status.as_str()).increment(1);
+        let now = Instant::now();
+        {
+            let mut ended = lock(&self.ended);
+            ended.queue.push_back((now, id.to_string(), bytes));
+            ended.bytes += bytes;
+        }
+        self.sweep(now);
+    }
+}
+
+impl GenerationStore for LocalStore {
+    fn create(&self, owner: Owner, model: &str, prompt_tokens: u32) -> Arc<dyn GenerationLog> {
+        let now = Instant::now();
+        self.inner.sweep(now);
+        let log = Arc::new(LocalLog {
+            id: GenId::random(),
+            owner,
+            created: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            prompt_tokens,
+            state: Mutex::new(State {
+                model: model.to_owned(),
+                frames: Frames::new(self.inner.max_log_bytes),
+                watchers: 0,
+                unwatched_since: now,
+            }),
+            changed: Notify::new(),
+            stop: CancellationToken::new(),
+            store: Arc::downgrade(&self.inner),
+        });
+        metrics::gauge!(names::GENERATIONS_RUNNING).increment(1.0);
+        lock(&self.inner.logs).insert(log.id.to_string(), log.clone());
+        log
+    }
+
+    fn find(&self, id: &str, owner: Owner) -> Option<Arc<dyn GenerationLog>> {
+        self.inner.sweep(Instant::now());
+        let log = lock(&self.inner.logs).get(id).cloned()?;
+        (log.owner == owner).then_some(log as Arc<dyn GenerationLog>)
+    }
+}
+
+struct LocalLog {
+    id: GenId,
+    owner: Owner,
+    created: u64,
+    prompt_tokens: u32,
+    state: Mutex<State>,
+    changed: Notify,
+    stop: CancellationToken,
+    store: Weak<Inner>,
+}
+
+struct State {
+    model: String,
+    frames: Frames,
+    watchers: usize,
+    /// When the last watcher left (or the generation began).
+    unwatched_since: Instant,
+}
+
+impl GenerationLog for LocalLog {
+    fn id(&self) -> &GenId {
+        &self.id
+    }
+
+    fn model(&self) -> String {
+        lock(&self.state).model.clone()
+    }
+
+    fn serving(&self, model: &str) {
+        model.clone_into(&mut lock(&self.state).model);
+    }
+
+    fn append(&self, entry: Entry) -> u64 {
+        let (index, ended, bytes, status) = {
+            let mut state = lock(&self.state);
+            let (index, ended) = state.frames.push(entry);
+            (index, ended, state.frames.bytes(), state.frames.status())
+        };
+        self.changed.notify_waiters();
+        if ended {
+            if let Some(store) = self.store.upgrade() {
+                store.retire(&self.id, bytes, status);
+            }
+        }
+        index
+    }
+
+    fn read(&self, after: Option<u64>) -> Result<Read, Gone> {
+        lock(&self.state).frames.read(after)
+    }
+
+    fn changed(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(self.changed.notified())
+    }
+
+    fn cancel(&self) {
+        self.stop.cancel();
+    }
+
+    fn stopping(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    fn usage_so_far(&self) -> Usage {
+        let text = lock(&self.state).frames.text();
+        log::usage(self.prompt_tokens, &text)
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let state = lock(&self.state);
+        let text = state.frames.text();
+        let (finish_reason, usage, error) = match state.frames.terminal() {
+            Some(Entry::Done(finish)) => (Some(finish.finish_reason.clone()), finish.usage, None),
+            Some(Entry::Error(err)) => (
+                None,
+                log::usage(self.prompt_tokens, &text),
+                Some(err.clone()),
+            ),
+            Some(Entry::Token(_)) | None => (None, log::usage(self.prompt_tokens, &text), None),
+        };
+        Snapshot {
+            id: self.id.to_string(),
+            model: state.model.clone(),
+            status: state.frames.status(),
+            text,
+            finish_reason,
+            usage,
+            error,
+            created: self.created,
+            frames: state.frames.len(),
+        }
+    }
+
+    fn watchers_changed(&self, joined: bool) {
+        {
+            let mut state = lock(&self.state);
+            if joined {
+                state.watchers += 1;
+                metrics::gauge!(names::WATCHERS).increment(1.0);
+            } else {
+                state.watchers = state.watchers.saturating_sub(1);
+                metrics::gauge!(names::WATCHERS).decrement(1.0);
+                if state.watchers == 0 {
+                    state.unwatched_since = Instant::now();
+                }
+            }
+        }
+        self.changed.notify_waiters();
+    }
+
+    fn unwatched_for(&self) -> Option<Duration> {
+        let state = lock(&self.state);
+        (state.watchers == 0).then(|| state.unwatched_since.elapsed())
+    }
+}

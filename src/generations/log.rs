@@ -1,0 +1,262 @@
+//! A generation's frames and status, as the store keeps them: door-neutral
+//! entries (a token's text, the finish, the error), so each watcher frames
+//! them in its own format with ids from their index.
+
+use std::collections::VecDeque;
+
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::generation::{Finish, Usage};
+
+/// The finish reason of a generation stopped by `DELETE`, by its abandonment
+/// or by its client leaving.
+pub const CANCELLED: &str = "cancelled";
+
+/// One frame of a generation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    Token(String),
+    /// The terminal `done` frame.
+    Done(Finish),
+    /// The terminal `error` frame.
+    Error(ApiError),
+}
+
+impl Entry {
+    pub fn is_terminal(&self) -> bool {
+        match self {
+            Entry::Token(_) => false,
+            Entry::Done(_) | Entry::Error(_) => true,
+        }
+    }
+
+    /// What the entry holds in memory, for the log's bounds.
+    pub fn bytes(&self) -> usize {
+        const OVERHEAD: usize = std::mem::size_of::<Entry>();
+        OVERHEAD
+            + match self {
+                Entry::Token(text) => text.len(),
+                Entry::Done(finish) => finish.finish_reason.len(),
+                Entry::Error(err) => err.message.len(),
+            }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Running,
+    Done,
+    Error,
+    Cancelled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Done => "done",
+            Status::Error => "error",
+            Status::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Frames read from a log.
+#[derive(Debug)]
+pub struct Read {
+    /// The index of the first of `entries`.
+    pub first: u64,
+    pub entries: Vec<Entry>,
+    /// The terminal frame is among them or before them: nothing will follow.
+    pub ended: bool,
+}
+
+/// The frames asked for were dropped to keep the log within
+/// `streams.max_log_bytes`; the oldest kept is `first_kept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gone {
+    pub first_kept: u64,
+}
+
+/// A generation's status, as `GET /v1/generations/GEN` answers it.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub id: String,
+    pub model: String,
+    pub status: Status,
+    /// The answer so far (what the log still holds of it).
+    pub text: String,
+    /// Set once the generation is done (or cancelled).
+    pub finish_reason: Option<String>,
+    /// The final usage, or the usage so far while it runs.
+    pub usage: Usage,
+    pub error: Option<ApiError>,
+    /// Unix seconds.
+    pub created: u64,
+    /// Frames in the log; the terminal one is `frames - 1` once ended.
+    pub frames: u64,
+}
+
+impl Snapshot {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "object": "generation",
+            "model": self.model,
+            "status": self.status.as_str(),
+            "text": self.text,
+            "finish_reason": self.finish_reason,
+            "usage": self.usage,
+            "error": self.error.as_ref().map(|e| e.body()["error"].clone()),
+            "created": self.created,
+            "frames": self.frames,
+            "events_url": format!("/v1/generations/{}/events", self.id),
+        })
+    }
+}
+
+/// The entries of one log, bounded: past `max_bytes` the oldest are dropped.
+#[derive(Debug)]
+pub(super) struct Frames {
+    /// The index of `entries[0]`.
+    base: u64,
+    entries: VecDeque<Entry>,
+    bytes: usize,
+    max_bytes: usize,
+    ended: Option<Status>,
+}
+
+impl Frames {
+    pub(super) fn new(max_bytes: usize) -> Frames {
+        Frames {
+            base: 0,
+            entries: VecDeque::new(),
+            bytes: 0,
+            max_bytes,
+            ended: None,
+        }
+    }
+
+    pub(super) fn len(&self) -> u64 {
+        self.base + self.entries.len() as u64
+    }
+
+    pub(super) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub(super) fn status(&self) -> Status {
+        self.ended.unwrap_or(Status::Running)
+    }
+
+    /// Appends `entry` unless the log has ended; returns its index and
+    /// whether it ended the log.
+    pub(super) fn push(&mut self, entry: Entry) -> (u64, bool) {
+        if self.ended.is_some() {
+            return (self.len(), false);
+        }
+        let ends = match &entry {
+            Entry::Token(_) => None,
+            Entry::Done(finish) if finish.finish_reason == CANCELLED => Some(Status::Cancelled),
+            Entry::Done(_) => Some(Status::Done),
+            Entry::Error(_) => Some(Status::Error),
+        };
+        self.bytes += entry.bytes();
+        self.entries.push_back(entry);
+        // The terminal frame is never dropped: it is what a reconnect needs.
+        while self.bytes > self.max_bytes && self.entries.len() > 1 {
+            if let Some(dropped) = self.entries.pop_front() {
+                self.bytes -= dropped.bytes();
+                self.base += 1;
+            }
+        }
+        self.ended = ends;
+        (self.len() - 1, ends.is_some())
+    }
+
+    pub(super) fn read(&self, after: Option<u64>) -> Result<Read, Gone> {
+        let first = after.map_or(0, |n| n.saturating_add(1));
+        if first < self.base {
+            return Err(Gone {
+                first_kept: self.base,
+            });
+        }
+        let skip = (first - self.base) as usize;
+        Ok(Read {
+            first,
+            entries: self.entries.iter().skip(skip).cloned().collect(),
+            ended: self.ended.is_some(),
+        })
+    }
+
+    pub(super) fn text(&self) -> String {
+        self.entries
+            .iter()
+            .filter_map(|entry| match entry {
+                Entry::Token(text) => Some(text.as_str()),
+                Entry::Done(_) | Entry::Error(_) => None,
+            })
+            .collect()
+    }
+
+    pub(super) fn terminal(&self) -> Option<&Entry> {
+        self.entries.back().filter(|entry| entry.is_terminal())
+    }
+}
+
+/// The usage of a generation stopped part way: the prompt as counted when it
+/// began, the answer counted in what the log holds.
+pub(super) fn usage(prompt_tokens: u32, text: &str) -> Usage {
+    Usage::new(prompt_tokens, crate::tokenizer::count(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(text: &str) -> Entry {
+        Entry::Token(text.into())
+    }
+
+    #[test]
+    fn frames_are_read_from_any_index_and_nothing_follows_the_terminal_one() {
+        let mut frames = Frames::new(1 << 20);
+        assert_eq!(frames.push(token("a")), (0, false));
+        assert_eq!(frames.push(token("b")), (1, false));
+        let done = Entry::Done(Finish {
+            finish_reason: "stop".into(),
+            usage: Usage::default(),
+        });
+        assert_eq!(frames.push(done.clone()), (2, true));
+        assert!(!frames.push(token("late")).1);
+        assert_eq!(frames.len(), 3);
+        let read = frames.read(Some(0)).unwrap();
+        assert_eq!(
+            (read.first, read.entries, read.ended),
+            (1, vec![token("b"), done], true)
+        );
+        assert!(frames.read(Some(2)).unwrap().entries.is_empty());
+        assert_eq!(frames.status(), Status::Done);
+        assert_eq!(frames.text(), "ab");
+    }
+
+    #[test]
+    fn past_its_bound_the_log_drops_its_oldest_frames_but_never_the_terminal_one() {
+        let entry = std::mem::size_of::<Entry>();
+        let mut frames = Frames::new(3 * (entry + 1));
+        for text in ["a", "b", "c", "d", "e"] {
+            frames.push(token(text));
+        }
+        assert!(frames.bytes() <= 3 * (entry + 1));
+        assert_eq!(frames.read(None).unwrap_err(), Gone { first_kept: 2 });
+        assert_eq!(
+            frames.read(Some(1)).unwrap().entries,
+            [token("c"), token("d"), token("e")]
+        );
+        let err = Entry::Error(ApiError::shutting_down());
+        frames.push(err.clone());
+        assert_eq!(frames.terminal(), Some(&err));
+        assert_eq!(frames.status(), Status::Error);
+    }
+}
