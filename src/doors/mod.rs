@@ -31,8 +31,9 @@ use crate::limits::{ClientKey, PermitSlot};
 use crate::models::ModelRoute;
 use crate::observe::Tally;
 use crate::pipeline::collect::Collected;
+use crate::pipeline::failover::Choice;
 use crate::pipeline::framer::Framer;
-use crate::pipeline::relay::{self, Choice, LogWriter, StreamContext};
+use crate::pipeline::relay::{self, LogWriter, StreamContext};
 use crate::pipeline::{collect as collector, failover};
 use crate::state::AppState;
 

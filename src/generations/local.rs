@@ -16,8 +16,9 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::id::GenId;
 use super::log::{self, Entry, Frames, Gone, Read, Snapshot, Status};
-use super::{GenId, GenerationLog, GenerationStore, Owner};
+use super::store::{GenerationLog, GenerationStore, Owner};
 use crate::config::Streams;
 use crate::generation::Usage;
 use crate::metrics as names;

@@ -16,8 +16,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 
+use super::failover::Choice;
 use super::framer::Framer;
-use super::relay::{self, Choice, LogWriter, Started, StreamContext};
+use super::relay::{self, LogWriter, Started, StreamContext};
 use crate::error::ApiError;
 use crate::generation::Finish;
 use crate::generations::GenerationLog;

@@ -14,6 +14,8 @@
 //! attempt's own deadlines (each attempt has its own first-token window),
 //! for the relay or the collector to drive to its end.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +31,9 @@ const BACKOFF_BASE: Duration = Duration::from_millis(200);
 const BACKOFF_CAP: Duration = Duration::from_secs(5);
 /// A `Retry-After` longer than this is not waited for: the next model is tried.
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(30);
+
+/// The failover's choice, still to come: [`choose`], boxed.
+pub type Choice = Pin<Box<dyn Future<Output = Result<Serving, UpstreamError>> + Send>>;
 
 /// The attempt that serves a generation.
 pub struct Serving {

@@ -28,7 +28,6 @@
 
 use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,7 +41,7 @@ use futures_util::Stream;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::failover::Serving;
+use super::failover::{Choice, Serving};
 use super::framer::Framer;
 use super::source::{Next, Source};
 use crate::error::ApiError;
@@ -50,9 +49,6 @@ use crate::generation::{Finish, TokenEvent, UpstreamError};
 use crate::generations::{Entry, GenerationLog, CANCELLED};
 use crate::limits::StreamPermit;
 use crate::observe::{Ended, StreamMeter};
-
-/// The failover's choice, still to come.
-pub type Choice = Pin<Box<dyn Future<Output = Result<Serving, UpstreamError>> + Send>>;
 
 /// A generation whose response may begin.
 pub struct Started {

@@ -7,8 +7,7 @@ use futures_util::StreamExt;
 use tokio::time::Instant;
 
 use super::deadlines::Deadlines;
-use super::failover::{self, Serving};
-use super::relay::Choice;
+use super::failover::{self, Choice, Serving};
 use crate::generation::{TokenEvent, TokenStream, UpstreamError};
 
 /// An event, and whether it is the first of the attempt just chosen.
