@@ -13,6 +13,8 @@ mod common;
 
 // The native door, `/v1/stream`: frames, request forms, formats, heartbeats.
 mod native_stream;
+// Generations as resources: ids, the generations API, reconnects.
+mod generations;
 // The mock's knobs and pacing, through the native door.
 mod mock;
 // The OpenAI-compatible door: chunk shapes, objects, errors, tool calls.
