@@ -5,6 +5,7 @@
 #
 #   benches/instructions.sh [BINARY]             # default: target/release/sluice
 #   benches/instructions.sh --requests [BINARY]  # per one-token request instead
+#   benches/instructions.sh --native [BINARY]    # per token on the native door (/v1/stream)
 #
 # A sluice mock (the release binary) serves as the OpenAI upstream; BINARY runs
 # under callgrind as the proxy, with one serving thread. After a warm-up the
@@ -18,8 +19,12 @@
 set -euo pipefail
 
 PER=token
+DOOR=openai
 if [ "${1:-}" = "--requests" ]; then
   PER=request
+  shift
+elif [ "${1:-}" = "--native" ]; then
+  DOOR=native
   shift
 fi
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -70,6 +75,10 @@ done
 
 BODY='{"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]}'
 URL=http://127.0.0.1:$PROXY_PORT/v1/chat/completions
+if [ "$DOOR" = native ]; then
+  BODY='{"model":"chat","prompt":"hi"}'
+  URL=http://127.0.0.1:$PROXY_PORT/v1/stream
+fi
 "$MAIN" bench --url "$URL" --body "$BODY" -c 2 -n 4 --json >/dev/null
 # The tokenizer's tables load on a blocking thread at start (under callgrind
 # that takes many seconds); counting it would swamp a request's cost. Wait
@@ -91,7 +100,7 @@ TOKENS=$(printf '%s' "$REPORT" | python3 -c 'import json, sys; print(json.load(s
 PROFILE=$(ls -t "$TMP"/callgrind.out.* | head -1)
 INSTRUCTIONS=$(awk '/^(summary|totals):/ {n = $2} END {print n}' "$PROFILE")
 mkdir -p "$ROOT/target/bench"
-cp "$PROFILE" "$ROOT/target/bench/callgrind-$PER.out"
+cp "$PROFILE" "$ROOT/target/bench/callgrind-$PER-$DOOR.out"
 if [ "$PER" = token ]; then
   echo "tokens $TOKENS, user instructions $INSTRUCTIONS, per token $((INSTRUCTIONS / TOKENS))"
 else

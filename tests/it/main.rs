@@ -15,6 +15,8 @@ mod common;
 mod native_stream;
 // Generations as resources: ids, the generations API, reconnects.
 mod generations;
+// A real browser's EventSource reconnecting through a cut connection.
+mod browser;
 // The mock's knobs and pacing, through the native door.
 mod mock;
 // The OpenAI-compatible door: chunk shapes, objects, errors, tool calls.
