@@ -3,6 +3,7 @@
 
     python3 benches/proxy.py            # builds, installs nginx if missing, runs, prints markdown
     SLUICE_BASELINE=/tmp/sluice-old python3 benches/proxy.py   # also an older build, side by side
+    SLUICE_BENCH_NATIVE=1 python3 benches/proxy.py             # also through the native door
 
 Three paths to the same upstream (a sluice mock serving OpenAI chunks):
   direct  client -> upstream
@@ -43,6 +44,7 @@ BIN = os.path.join(ROOT, "target", "release", "sluice")
 OUT = os.path.join(ROOT, "target", "bench")
 UPSTREAM, SLUICE, NGINX, BEFORE = 18000, 18001, 18002, 18003
 BASELINE = os.environ.get("SLUICE_BASELINE")
+NATIVE = os.environ.get("SLUICE_BENCH_NATIVE") == "1"
 TICK = os.sysconf("SC_CLK_TCK")
 
 WORKLOADS = {
@@ -130,10 +132,14 @@ def metrics(port):
     return values
 
 
-def bench(port, model, concurrency, streams=None, extra=()):
-    body = json.dumps({"model": model, "stream": True, "messages": [{"role": "user", "content": "Tell me about rivers."}]})
-    cmd = [BIN, "bench", "--url", f"http://127.0.0.1:{port}/v1/chat/completions", "--body", body,
-           "-c", str(concurrency), "--json", *extra]
+def bench(port, model, concurrency, streams=None, extra=(), native=False):
+    if native:
+        body = json.dumps({"model": model, "prompt": "Tell me about rivers."})
+        url = f"http://127.0.0.1:{port}/v1/stream"
+    else:
+        body = json.dumps({"model": model, "stream": True, "messages": [{"role": "user", "content": "Tell me about rivers."}]})
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    cmd = [BIN, "bench", "--url", url, "--body", body, "-c", str(concurrency), "--json", *extra]
     if streams:
         cmd += ["-n", str(streams)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -219,6 +225,12 @@ def run():
     }
     if before:
         paths["sluice-before"] = (BEFORE, [before.pid], lambda w: w)
+    if NATIVE:
+        # The same processes through the native door (/v1/stream), whose
+        # streams are generations with a log.
+        paths["sluice-native"] = (SLUICE, [proxy.pid], lambda w: w)
+        if before:
+            paths["sluice-before-native"] = (BEFORE, [before.pid], lambda w: w)
     # Warm every path (connections, tokenizer) before measuring.
     for port, _, model in paths.values():
         bench(port, model("chat"), 20, 40)
@@ -230,7 +242,7 @@ def run():
         for path, (port, pids, model) in paths.items():
             before_up = metrics(UPSTREAM)
             cpu = cpu_seconds(pids)
-            report = bench(port, model(workload), concurrency, streams, extra)
+            report = bench(port, model(workload), concurrency, streams, extra, native=path.endswith("-native"))
             cpu = cpu_seconds(pids) - cpu
             time.sleep(0.5)
             after_up = metrics(UPSTREAM)
@@ -240,6 +252,8 @@ def run():
             results["workloads"].setdefault(workload, {})[path] = entry
             log(f"{workload:9} {path:7} {entry}")
     for path, (port, pids, model) in paths.items():
+        if path.endswith("-native"):
+            continue
         entry = hold(port, pids, model("hold"))
         results["workloads"].setdefault("hold", {})[path] = entry
         log(f"hold      {path:7} {entry}")

@@ -99,7 +99,13 @@ impl Inner {
 }
 
 impl GenerationStore for LocalStore {
-    fn create(&self, owner: Owner, model: &str, prompt_tokens: u32) -> Arc<dyn GenerationLog> {
+    fn create(
+        &self,
+        owner: Owner,
+        model: &str,
+        prompt_tokens: u32,
+        stop: CancellationToken,
+    ) -> Arc<dyn GenerationLog> {
         let now = Instant::now();
         self.inner.sweep(now);
         let log = Arc::new(LocalLog {
@@ -116,7 +122,7 @@ impl GenerationStore for LocalStore {
                 unwatched_since: now,
             }),
             changed: Notify::new(),
-            stop: CancellationToken::new(),
+            stop,
             store: Arc::downgrade(&self.inner),
         });
         metrics::gauge!(names::GENERATIONS_RUNNING).increment(1.0);
@@ -164,12 +170,23 @@ impl GenerationLog for LocalLog {
     }
 
     fn append(&self, entry: Entry) -> u64 {
-        let (index, ended, bytes, status) = {
+        let (index, ended, bytes, status, watched) = {
             let mut state = lock(&self.state);
             let (index, ended) = state.frames.push(entry);
-            (index, ended, state.frames.bytes(), state.frames.status())
+            let watched = state.watchers > 0;
+            (
+                index,
+                ended,
+                state.frames.bytes(),
+                state.frames.status(),
+                watched,
+            )
         };
-        self.changed.notify_waiters();
+        // With no watcher (a stream with its one client), nobody waits for a
+        // token: only the end is worth a wake-up (`DELETE` waits for it).
+        if watched || ended {
+            self.changed.notify_waiters();
+        }
         if ended {
             if let Some(store) = self.store.upgrade() {
                 store.retire(&self.id, bytes, status);
@@ -244,5 +261,78 @@ impl GenerationLog for LocalLog {
     fn unwatched_for(&self) -> Option<Duration> {
         let state = lock(&self.state);
         (state.watchers == 0).then(|| state.unwatched_since.elapsed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generation::Finish;
+
+    fn store(retain_secs: u64, retain_max_bytes: usize) -> LocalStore {
+        LocalStore::new(&Streams {
+            retain_secs,
+            retain_max_bytes,
+            ..Streams::default()
+        })
+    }
+
+    fn finish(log: &dyn GenerationLog) {
+        log.append(Entry::Token("x".repeat(100)));
+        log.append(Entry::Done(Finish {
+            finish_reason: "stop".into(),
+            usage: Usage::default(),
+        }));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ended_logs_stay_for_retain_secs_then_go() {
+        let store = store(300, usize::MAX);
+        let log = store.create(None, "m", 1, CancellationToken::new());
+        let id = log.id().to_string();
+        finish(log.as_ref());
+        tokio::time::advance(Duration::from_secs(299)).await;
+        assert!(store.find(&id, None).is_some());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(store.find(&id, None).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn past_retain_max_bytes_the_oldest_ended_logs_go_first_and_running_ones_stay() {
+        let one = Entry::Token("x".repeat(100)).bytes()
+            + Entry::Done(Finish {
+                finish_reason: "stop".into(),
+                usage: Usage::default(),
+            })
+            .bytes();
+        let store = store(300, 2 * one);
+        let running = store.create(None, "m", 1, CancellationToken::new());
+        running.append(Entry::Token("y".repeat(10_000)));
+        let ids: Vec<String> = (0..3)
+            .map(|_| {
+                let log = store.create(None, "m", 1, CancellationToken::new());
+                finish(log.as_ref());
+                log.id().to_string()
+            })
+            .collect();
+        assert!(store.find(&ids[0], None).is_none(), "the oldest went");
+        assert!(store.find(&ids[1], None).is_some());
+        assert!(store.find(&ids[2], None).is_some());
+        assert!(store.find(&running.id().to_string(), None).is_some());
+    }
+
+    #[tokio::test]
+    async fn another_owner_finds_nothing() {
+        let store = store(300, usize::MAX);
+        let log = store.create(
+            Some(crate::auth::KeyId(0)),
+            "m",
+            1,
+            CancellationToken::new(),
+        );
+        let id = log.id().to_string();
+        assert!(store.find(&id, Some(crate::auth::KeyId(0))).is_some());
+        assert!(store.find(&id, Some(crate::auth::KeyId(1))).is_none());
+        assert!(store.find(&id, None).is_none());
     }
 }

@@ -18,8 +18,16 @@ pub type Owner = Option<KeyId>;
 /// Where generations are kept.
 pub trait GenerationStore: Send + Sync + 'static {
     /// A new, running generation of `model`, owned by `owner`, whose prompt
-    /// counts `prompt_tokens` (for the usage of a cancelled one).
-    fn create(&self, owner: Owner, model: &str, prompt_tokens: u32) -> Arc<dyn GenerationLog>;
+    /// counts `prompt_tokens` (for the usage of a cancelled one). `stop` is
+    /// its stop token: a child of the shutdown grace's, so that whoever runs
+    /// it waits on one token for both.
+    fn create(
+        &self,
+        owner: Owner,
+        model: &str,
+        prompt_tokens: u32,
+        stop: CancellationToken,
+    ) -> Arc<dyn GenerationLog>;
 
     /// The generation `id` if it is kept and `owner`'s.
     fn find(&self, id: &str, owner: Owner) -> Option<Arc<dyn GenerationLog>>;

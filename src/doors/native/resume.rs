@@ -25,9 +25,12 @@ pub fn create(
     // Counted now, while the request still holds the prompt, for the usage of
     // a generation cancelled part way.
     let prompt_tokens = crate::tokenizer::prompt_tokens(&planned.request.messages);
-    let log = app
-        .generations
-        .create(admission.owner(), &planned.route.name, prompt_tokens);
+    let log = app.generations.create(
+        admission.owner(),
+        &planned.route.name,
+        prompt_tokens,
+        app.drain.expiry().child_token(),
+    );
     Ok((log, planned))
 }
 
