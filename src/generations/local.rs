@@ -35,6 +35,10 @@ struct Inner {
     ended: Mutex<Retained>,
 }
 
+/// What a kept generation costs besides its frames: its record, its id, its
+/// map entry (an estimate, counted against `retain_max_bytes`).
+const PER_GENERATION: usize = 512;
+
 /// Ended generations, oldest first, with their logs' bytes.
 #[derive(Default)]
 struct Retained {
@@ -91,6 +95,7 @@ impl Inner {
         let now = Instant::now();
         {
             let mut ended = lock(&self.ended);
+            let bytes = bytes + PER_GENERATION;
             ended.queue.push_back((now, id.to_string(), bytes));
             ended.bytes += bytes;
         }
@@ -304,7 +309,8 @@ mod tests {
                 finish_reason: "stop".into(),
                 usage: Usage::default(),
             })
-            .bytes();
+            .bytes()
+            + PER_GENERATION;
         let store = store(300, 2 * one);
         let running = store.create(None, "m", 1, CancellationToken::new());
         running.append(Entry::Token("y".repeat(10_000)));

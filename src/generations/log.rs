@@ -31,15 +31,15 @@ impl Entry {
         }
     }
 
-    /// What the entry holds in memory, for the log's bounds.
+    /// What the entry holds in memory, for the log's bounds: its slot, and
+    /// its text's allocation (the allocator hands out no less than 16 bytes).
     pub fn bytes(&self) -> usize {
-        const OVERHEAD: usize = std::mem::size_of::<Entry>();
-        OVERHEAD
-            + match self {
-                Entry::Token(text) => text.len(),
-                Entry::Done(finish) => finish.finish_reason.len(),
-                Entry::Error(err) => err.message.len(),
-            }
+        let text = match self {
+            Entry::Token(text) => text.capacity(),
+            Entry::Done(finish) => finish.finish_reason.capacity(),
+            Entry::Error(err) => err.message.capacity(),
+        };
+        std::mem::size_of::<Entry>() + text.max(16)
     }
 }
 
@@ -172,6 +172,10 @@ impl Frames {
             }
         }
         self.ended = ends;
+        if ends.is_some() {
+            // An ended log only shrinks from here: give back the deque's slack.
+            self.entries.shrink_to_fit();
+        }
         (self.len() - 1, ends.is_some())
     }
 
@@ -243,12 +247,12 @@ mod tests {
 
     #[test]
     fn past_its_bound_the_log_drops_its_oldest_frames_but_never_the_terminal_one() {
-        let entry = std::mem::size_of::<Entry>();
-        let mut frames = Frames::new(3 * (entry + 1));
+        let entry = token("a").bytes();
+        let mut frames = Frames::new(3 * entry);
         for text in ["a", "b", "c", "d", "e"] {
             frames.push(token(text));
         }
-        assert!(frames.bytes() <= 3 * (entry + 1));
+        assert!(frames.bytes() <= 3 * entry);
         assert_eq!(frames.read(None).unwrap_err(), Gone { first_kept: 2 });
         assert_eq!(
             frames.read(Some(1)).unwrap().entries,

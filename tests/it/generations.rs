@@ -541,3 +541,43 @@ async fn cors_lets_a_browser_send_last_event_id_and_delete() {
         .to_owned();
     assert!(methods.contains("DELETE"), "{methods}");
 }
+
+#[tokio::test]
+async fn metrics_count_generations_by_status_and_resumes() {
+    let server = spawn(fast_mock_config()).await;
+    let scrape = || async {
+        client()
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let value = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let before = scrape().await;
+    let got = post_json(&server, json!({"prompt": "hi", "mock": {"tokens": 3}})).await;
+    let mid = got.events[1].id.clone().unwrap();
+    let resumed = send(
+        client()
+            .get(server.url("/v1/stream"))
+            .header("last-event-id", &mid),
+    )
+    .await;
+    assert_eq!(resumed.status, 200);
+    let after = scrape().await;
+    // The recorder is process-wide and tests run in parallel: at least ours.
+    let done = r#"sluice_generations_total{status="done"}"#;
+    assert!(value(&after, done) >= value(&before, done) + 1.0, "{after}");
+    let resumes = "sluice_generation_resumes_total";
+    assert!(
+        value(&after, resumes) >= value(&before, resumes) + 1.0,
+        "{after}"
+    );
+    assert!(after.contains("sluice_generations_running"));
+}
