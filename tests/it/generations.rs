@@ -82,6 +82,21 @@ async fn status(server: &Server, id: &str) -> Value {
         .unwrap()
 }
 
+/// Starts a native stream; its generation's id and the response.
+async fn open(server: &Server, body: Value) -> (String, reqwest::Response) {
+    let response = client()
+        .post(server.url("/v1/stream"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let id = response.headers()["x-sluice-generation"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (id, response)
+}
+
 async fn upstream(extra: &str) -> (FakeOpenAi, Server) {
     let fake = fake_openai::start().await;
     let toml = fake_openai::config_toml(&fake.base_url, extra);
@@ -199,16 +214,7 @@ async fn a_dropped_watcher_resumes_by_header_or_by_after_with_no_gap_and_no_dupl
 #[tokio::test]
 async fn a_stream_dropped_part_way_resumes_on_v1_stream_while_it_runs() {
     let (fake, server) = upstream("[streams]\nreconnect_grace_ms = 3000\n").await;
-    let response = client()
-        .post(server.url("/v1/stream"))
-        .json(&json!({"model": "up-slow", "prompt": "hi"}))
-        .send()
-        .await
-        .unwrap();
-    let id = response.headers()["x-sluice-generation"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let (id, response) = open(&server, json!({"model": "up-slow", "prompt": "hi"})).await;
     let first = first_events(response, 2).await;
     let last = first.last().unwrap().id.clone().unwrap();
     let rest = receive(
@@ -241,16 +247,7 @@ async fn a_stream_dropped_part_way_resumes_on_v1_stream_while_it_runs() {
 #[tokio::test]
 async fn with_no_grace_a_client_leaving_still_cancels_at_once() {
     let (fake, server) = upstream("").await;
-    let response = client()
-        .post(server.url("/v1/stream"))
-        .json(&json!({"model": "up-drip", "prompt": "hi"}))
-        .send()
-        .await
-        .unwrap();
-    let id = response.headers()["x-sluice-generation"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let (id, response) = open(&server, json!({"model": "up-drip", "prompt": "hi"})).await;
     first_events(response, 3).await;
     assert!(
         eventually(Duration::from_secs(2), || fake

@@ -26,12 +26,10 @@ pub async fn post(
     headers: HeaderMap,
     LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
-    let mut pairs = query_pairs(query.as_deref())?;
-    let format = Format::negotiate(take(&mut pairs, "format").as_deref(), &headers)?;
-    if let Some(event) = last_event_id(&headers) {
-        let log = resume::find(&app, &admission, &event.generation)?;
-        return resume::after(&app, log, event.index, format);
-    }
+    let (pairs, format) = match opening(&app, &admission, query.as_deref(), &headers)? {
+        Opening::Resumed(response) => return Ok(response),
+        Opening::New { pairs, format } => (pairs, format),
+    };
     let request = StreamRequest::from_post(&headers, &body, pairs)?;
     stream(app, admission, request, format).await
 }
@@ -42,13 +40,46 @@ pub async fn get(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut pairs = query_pairs(query.as_deref())?;
-    let format = Format::negotiate(take(&mut pairs, "format").as_deref(), &headers)?;
-    if let Some(event) = last_event_id(&headers) {
-        let log = resume::find(&app, &admission, &event.generation)?;
-        return resume::after(&app, log, event.index, format);
-    }
+    let (pairs, format) = match opening(&app, &admission, query.as_deref(), &headers)? {
+        Opening::Resumed(response) => return Ok(response),
+        Opening::New { pairs, format } => (pairs, format),
+    };
     stream(app, admission, StreamRequest::from_pairs(pairs)?, format).await
+}
+
+/// What a `/v1/stream` request is before its fields are read.
+enum Opening {
+    /// It carried `Last-Event-ID: GEN:N`: the answer is the resume.
+    Resumed(Response),
+    /// A new stream, in `format`, with the query's other fields.
+    New {
+        pairs: Vec<(String, String)>,
+        format: Format,
+    },
+}
+
+/// The format, and the resume when the request is a reconnect (its other
+/// fields are then ignored).
+fn opening(
+    app: &AppState,
+    admission: &Admission,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Opening, ApiError> {
+    let mut pairs = query_pairs(query)?;
+    let format = Format::negotiate(take(&mut pairs, "format").as_deref(), headers)?;
+    match last_event_id(headers) {
+        Some(event) => {
+            let log = resume::find(app, admission, &event.generation)?;
+            Ok(Opening::Resumed(resume::after(
+                app,
+                log,
+                event.index,
+                format,
+            )?))
+        }
+        None => Ok(Opening::New { pairs, format }),
+    }
 }
 
 /// A new generation, streamed to this client: relayed directly (its log

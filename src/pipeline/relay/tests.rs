@@ -109,6 +109,16 @@ async fn relay(choice: Choice, shutdown: CancellationToken) -> (Vec<(u128, Strin
     (frames, false)
 }
 
+/// The frames of a generation whose first token `a` comes at once, then
+/// `rest`, with the default deadlines.
+async fn relay_a_then(rest: TokenStream) -> (Vec<(u128, String)>, bool) {
+    relay(
+        choice(0, token("a"), rest, Timeouts::default()),
+        CancellationToken::new(),
+    )
+    .await
+}
+
 fn at(frames: &[(u128, &str)]) -> Vec<(u128, String)> {
     frames.iter().map(|(t, f)| (*t, f.to_string())).collect()
 }
@@ -159,11 +169,7 @@ async fn a_failure_within_the_window_is_a_status_and_after_it_an_error_frame() {
 async fn heartbeats_fill_silences_mid_stream_and_nothing_follows_the_terminal_frame() {
     // A provider that breaks the rules by going on after `done`.
     let rest = paced(vec![(2_500, token("b")), (0, done()), (0, token("after"))]);
-    let (frames, _) = relay(
-        choice(0, token("a"), rest, Timeouts::default()),
-        CancellationToken::new(),
-    )
-    .await;
+    let (frames, _) = relay_a_then(rest).await;
     assert_eq!(
         frames,
         at(&[
@@ -249,11 +255,7 @@ async fn the_end_of_the_grace_period_ends_a_running_stream_with_shutting_down() 
 #[tokio::test(start_paused = true)]
 async fn a_generation_that_ends_without_a_terminal_event_gets_an_error_frame() {
     let rest = paced(vec![(10, token("b"))]);
-    let (frames, _) = relay(
-        choice(0, token("a"), rest, Timeouts::default()),
-        CancellationToken::new(),
-    )
-    .await;
+    let (frames, _) = relay_a_then(rest).await;
     assert_eq!(
         frames,
         at(&[
@@ -267,11 +269,7 @@ async fn a_generation_that_ends_without_a_terminal_event_gets_an_error_frame() {
 #[tokio::test(start_paused = true)]
 async fn a_cut_aborts_the_body_after_the_frames_before_it() {
     let rest = paced(vec![(10, TokenEvent::Cut)]);
-    let (frames, aborted) = relay(
-        choice(0, token("a"), rest, Timeouts::default()),
-        CancellationToken::new(),
-    )
-    .await;
+    let (frames, aborted) = relay_a_then(rest).await;
     assert_eq!(frames, at(&[(0, "token:a")]));
     assert!(aborted);
 }
