@@ -38,6 +38,8 @@ pub struct Config {
     /// After SIGTERM/Ctrl-C, how long to keep accepting (with `/readyz`
     /// already 503) so a load balancer can notice before connections are refused.
     pub shutdown_delay_secs: u64,
+    /// Serve the playground page at `/` (section 9).
+    pub playground: bool,
     pub limits: Limits,
     pub auth: Auth,
     pub cors: Cors,
@@ -55,6 +57,7 @@ impl Default for Config {
             prompts_dir: "prompts".into(),
             shutdown_grace_secs: 20,
             shutdown_delay_secs: 0,
+            playground: true,
             limits: Limits::default(),
             auth: Auth::default(),
             cors: Cors::default(),

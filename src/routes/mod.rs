@@ -14,6 +14,7 @@
 
 mod gate;
 mod ops;
+mod playground;
 mod prompts;
 mod record;
 
@@ -56,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn(record::record));
     Router::new()
         .merge(api)
+        .route("/", get(playground::page))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -81,7 +81,9 @@ async fn forward(client: TcpStream, target: std::net::SocketAddr, cut_after: Opt
     }
 }
 
-fn script() -> Option<PathBuf> {
+/// `tests/browser/NAME`, when the browser and playwright-core are installed;
+/// otherwise a skip (or, with `SLUICE_REQUIRE_BROWSER=1`, a failure).
+pub fn script(name: &str) -> Option<PathBuf> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     let needed = [
         root.join("node_modules/playwright-core/package.json"),
@@ -98,12 +100,32 @@ fn script() -> Option<PathBuf> {
         eprintln!("skipped: {hint}");
         return None;
     }
-    Some(root.join("eventsource.mjs"))
+    Some(root.join(name))
+}
+
+/// Runs a browser script with `env` and parses the JSON line it prints last.
+pub async fn run(script: &std::path::Path, env: &[(&str, String)]) -> Value {
+    let mut command = Command::new("node");
+    command.arg(script).kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = tokio::time::timeout(Duration::from_secs(120), command.output())
+        .await
+        .expect("the browser finished within 120 s")
+        .expect("node started");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    serde_json::from_str(stdout.trim().lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"))
 }
 
 #[tokio::test]
 async fn a_browser_reconnects_through_a_cut_and_gets_the_whole_answer_once_then_stops() {
-    let Some(script) = script() else { return };
+    let Some(script) = script("eventsource.mjs") else {
+        return;
+    };
     let server = spawn(config(
         "[streams]\nreconnect_grace_ms = 10000\n\
          [[models]]\nname = \"mock\"\nprovider = \"mock\"\nttft_ms = 0\ntoken_delay_ms = 40\n",
@@ -118,23 +140,7 @@ async fn a_browser_reconnects_through_a_cut_and_gets_the_whole_answer_once_then_
     // Past the headers and a handful of token frames.
     let relay = relay(target, 900).await;
     let url = format!("http://{}{query}", relay.addr);
-    let output = tokio::time::timeout(
-        Duration::from_secs(90),
-        Command::new("node")
-            .arg(&script)
-            .env("SLUICE_STREAM_URL", &url)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the browser finished within 90 s")
-    .expect("node started");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
-    let seen: Value = serde_json::from_str(stdout.trim().lines().last().unwrap_or(""))
-        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
-
+    let seen = run(&script, &[("SLUICE_STREAM_URL", url)]).await;
     eprintln!(
         "browser: {} tokens, {} opens, closed {}, {} ms, relay connections {}",
         seen["tokens"].as_array().map_or(0, Vec::len),

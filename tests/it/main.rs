@@ -17,6 +17,8 @@ mod native_stream;
 mod generations;
 // A real browser's EventSource reconnecting through a cut connection.
 mod browser;
+// The playground page at `/`, in the browser.
+mod playground;
 // The mock's knobs and pacing, through the native door.
 mod mock;
 // The OpenAI-compatible door: chunk shapes, objects, errors, tool calls.
