@@ -34,27 +34,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
 
 /// A write that follows the previous one this closely is part of a burst.
 pub const BURST: Duration = Duration::from_millis(1);
-
-/// Accepts connections with write coalescing around them.
-pub struct CoalescingListener(pub TcpListener);
-
-impl axum::serve::Listener for CoalescingListener {
-    type Io = Coalesce<TcpStream>;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (tcp, addr) = axum::serve::Listener::accept(&mut self.0).await;
-        (Coalesce::new(tcp), addr)
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.0.local_addr()
-    }
-}
 
 /// A connection whose writes wait for ready tasks while it is in a burst.
 pub struct Coalesce<IO> {
@@ -72,11 +54,6 @@ impl<IO> Coalesce<IO> {
             last_write: None,
             deferred_len: 0,
         }
-    }
-
-    /// The connection inside.
-    pub fn get_ref(&self) -> &IO {
-        &self.io
     }
 
     /// Whether a write of `len` bytes should wait for the tasks that are ready.

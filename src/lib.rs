@@ -42,6 +42,7 @@ mod error;
 mod generation;
 mod generations;
 mod limits;
+mod listener;
 mod metrics;
 mod models;
 mod observe;
@@ -53,6 +54,7 @@ mod routes;
 mod shutdown;
 mod state;
 mod templates;
+mod tls;
 
 use axum::Router;
 

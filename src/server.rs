@@ -26,13 +26,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
-use crate::coalesce::CoalescingListener;
 use crate::config::Config;
 use crate::state::{AppState, Shared};
-use crate::{metrics, routes, tokenizer};
+use crate::{listener, metrics, routes, tokenizer};
 
 /// How long a client that will not read its final frame may hold up the exit,
 /// after the grace period.
@@ -142,14 +140,15 @@ fn start(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) ->
 
 /// Accepts connections until the drain stops it, then waits for them to end.
 async fn accept(listener: TcpListener, state: AppState) -> io::Result<()> {
-    // Tokens are small writes that must leave at once: no Nagle delay.
-    let listener = CoalescingListener(listener).tap_io(|conn| {
-        let _ = conn.get_ref().set_nodelay(true);
-    });
+    let tls = match &state.config.tls {
+        Some(tls) => Some(
+            crate::tls::server_config(&tls.cert_file, &tls.key_file)
+                .map_err(|err| io::Error::other(format!("{err:?}")))?,
+        ),
+        None => None,
+    };
     let (stopped, expired) = (state.drain.stopped_accepting(), state.drain.expiry());
-    let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let served =
-        axum::serve(listener, app).with_graceful_shutdown(async move { stopped.cancelled().await });
+    let served = listener::serve(listener, routes::router(state), tls, stopped);
     // After the grace period, streams get their final frame at once; a client
     // that does not read it does not hold the process up for long.
     let last_word = async move {
@@ -157,7 +156,7 @@ async fn accept(listener: TcpListener, state: AppState) -> io::Result<()> {
         tokio::time::sleep(LAST_WORD).await;
     };
     tokio::select! {
-        result = served => result,
+        () = served => Ok(()),
         () = last_word => Ok(()),
     }
 }

@@ -45,6 +45,8 @@ pub struct Config {
     pub cors: Cors,
     pub timeouts: Timeouts,
     pub streams: Streams,
+    /// TLS on the listener; absent: cleartext (HTTP/1.1 and HTTP/2 alike).
+    pub tls: Option<Tls>,
     pub models: Vec<ModelConfig>,
 }
 
@@ -63,6 +65,7 @@ impl Default for Config {
             cors: Cors::default(),
             timeouts: Timeouts::default(),
             streams: Streams::default(),
+            tls: None,
             models: Vec::new(),
         }
         .with_builtin_mock()
@@ -172,6 +175,15 @@ impl Timeouts {
     pub fn total(&self) -> Duration {
         Duration::from_millis(self.total_ms)
     }
+}
+
+/// `[tls]`: a PEM certificate chain and its key (PKCS#8, PKCS#1 or SEC1),
+/// read relative to the working directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 /// Generations as resources (`[streams]`, contract section 7).

@@ -22,6 +22,13 @@ impl Config {
         self.validate_limits()?;
         self.resolve_auth(&env)?;
         self.validate_cors()?;
+        if let Some(tls) = &self.tls {
+            // Read now, so that a bad file stops start-up naming its key.
+            crate::tls::server_config(&tls.cert_file, &tls.key_file).map_err(|err| match err {
+                crate::tls::TlsError::Cert(message) => error("tls.cert_file", message),
+                crate::tls::TlsError::Key(message) => error("tls.key_file", message),
+            })?;
+        }
         self.validate_models(&env)?;
         Ok(self)
     }

@@ -22,12 +22,12 @@ use tokio::process::Command;
 
 /// Forwards connections to `target`; the first one is cut once it has
 /// carried `cut_after` bytes of response.
-struct Relay {
-    addr: std::net::SocketAddr,
-    connections: Arc<AtomicUsize>,
+pub struct Relay {
+    pub addr: std::net::SocketAddr,
+    pub connections: Arc<AtomicUsize>,
 }
 
-async fn relay(target: std::net::SocketAddr, cut_after: usize) -> Relay {
+pub async fn relay(target: std::net::SocketAddr, cut_after: usize) -> Relay {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let connections = Arc::new(AtomicUsize::new(0));

@@ -155,3 +155,27 @@ fn the_shipped_configs_load() {
     }
     assert!(loaded >= 1);
 }
+
+#[test]
+fn unreadable_tls_files_exit_2_naming_the_key() {
+    assert_config_error(
+        "[tls]\ncert_file = \"/nonexistent/cert.pem\"\nkey_file = \"/nonexistent/key.pem\"\n",
+        &["tls.cert_file", "/nonexistent/cert.pem"],
+    );
+    let dir = std::env::temp_dir().join(format!("sluice-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert = dir.join("cert.pem");
+    std::fs::write(&cert, pair.cert.pem()).unwrap();
+    let not_a_key = dir.join("not-a-key.pem");
+    std::fs::write(&not_a_key, "this is no key\n").unwrap();
+    assert_config_error(
+        &format!(
+            "[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+            cert.display(),
+            not_a_key.display()
+        ),
+        &["tls.key_file", "PKCS#8"],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -21,6 +21,8 @@ mod browser;
 mod playground;
 // The mock's knobs and pacing, through the native door.
 mod mock;
+// HTTP/2, cleartext and over TLS.
+mod http2;
 // The OpenAI-compatible door: chunk shapes, objects, errors, tool calls.
 mod openai_door;
 // The official OpenAI SDKs (Python, Node) against the OpenAI door.

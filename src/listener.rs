@@ -1,0 +1,116 @@
+//! The accept loop: each connection, TLS first when `[tls]` is set, then
+//! HTTP/1.1 or HTTP/2 on the same port (hyper-util's auto builder tells them
+//! apart by the HTTP/2 preface, or by ALPN under TLS), until the drain says
+//! stop; then the connections finish gracefully.
+//!
+//! Why not `axum::serve`: it does not expose HTTP/2's settings, and it has no
+//! TLS. The settings (see [`builder`]) bound what one connection may hold.
+//!
+//! What it may not do: know any route; it serves whatever router it is given.
+
+// Connections are tasks of their own, as in any server: each lives as long
+// as its socket, and the drain ends them.
+#![allow(clippy::disallowed_methods)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tower_service::Service;
+
+use crate::coalesce::Coalesce;
+
+/// How long a client has to finish its TLS handshake.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+/// After an accept error (out of file descriptors, say), the loop waits this
+/// long before trying again, instead of spinning on the error.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// HTTP/1.1 and HTTP/2 with settings chosen for long-lived token streams.
+pub fn builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        // A dashboard of parallel generations, or many tabs, on one
+        // connection; past it a client opens another connection.
+        .max_concurrent_streams(256)
+        // A stream's response may queue this much for a client that reads
+        // slowly before its body stops being polled: tokens are small, so
+        // this bounds memory per stream without holding any back.
+        .max_send_buf_size(64 * 1024)
+        // Requests are small JSON bodies; the default windows (64 KiB) fit.
+        // Pings find a dead peer, whose streams are then cancelled like a
+        // client that left (its upstream requests closed).
+        .keep_alive_interval(Some(Duration::from_secs(20)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    builder
+}
+
+/// Serves `router` on `listener` until `stop` fires, then waits for the open
+/// connections to finish (the caller bounds that wait).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    stop: CancellationToken,
+) {
+    let builder = Arc::new(builder());
+    let tls = tls.map(TlsAcceptor::from);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (tcp, addr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    tracing::warn!("could not accept a connection: {err}; retrying in {} ms", ACCEPT_BACKOFF.as_millis());
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+            () = stop.cancelled() => break,
+        };
+        // Tokens are small writes that must leave at once: no Nagle delay.
+        let _ = tcp.set_nodelay(true);
+        // The router for this connection, which knows its peer's address.
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(addr));
+            let mut router = router.clone();
+            async move { router.call(request).await }
+        });
+        let io = Coalesce::new(tcp);
+        let (builder, tls, watcher) = (builder.clone(), tls.clone(), graceful.watcher());
+        tokio::spawn(async move {
+            let served = match tls {
+                None => {
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+                    watcher.watch(conn.into_owned()).await
+                }
+                Some(tls) => {
+                    let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE, tls.accept(io)).await
+                    else {
+                        return;
+                    };
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    watcher.watch(conn.into_owned()).await
+                }
+            };
+            if let Err(err) = served {
+                tracing::debug!("connection from {addr} ended: {err}");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
