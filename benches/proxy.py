@@ -4,6 +4,7 @@
     python3 benches/proxy.py            # builds, installs nginx if missing, runs, prints markdown
     SLUICE_BASELINE=/tmp/sluice-old python3 benches/proxy.py   # also an older build, side by side
     SLUICE_BENCH_NATIVE=1 python3 benches/proxy.py             # also through the native door
+    SLUICE_BENCH_HTTP2=1 python3 benches/proxy.py              # also with clients on HTTP/2
 
 Three paths to the same upstream (a sluice mock serving OpenAI chunks):
   direct  client -> upstream
@@ -45,6 +46,10 @@ OUT = os.path.join(ROOT, "target", "bench")
 UPSTREAM, SLUICE, NGINX, BEFORE = 18000, 18001, 18002, 18003
 BASELINE = os.environ.get("SLUICE_BASELINE")
 NATIVE = os.environ.get("SLUICE_BENCH_NATIVE") == "1"
+HTTP2 = os.environ.get("SLUICE_BENCH_HTTP2") == "1"
+# HTTP/2 holds its streams on one connection, which takes 256 at once
+# (src/listener.rs), so the HTTP/2 hold holds fewer; per stream it compares.
+HTTP2_HOLD = 250
 TICK = os.sysconf("SC_CLK_TCK")
 
 WORKLOADS = {
@@ -132,7 +137,7 @@ def metrics(port):
     return values
 
 
-def bench(port, model, concurrency, streams=None, extra=(), native=False):
+def bench(port, model, concurrency, streams=None, extra=(), native=False, http2=False):
     if native:
         body = json.dumps({"model": model, "prompt": "Tell me about rivers."})
         url = f"http://127.0.0.1:{port}/v1/stream"
@@ -140,6 +145,8 @@ def bench(port, model, concurrency, streams=None, extra=(), native=False):
         body = json.dumps({"model": model, "stream": True, "messages": [{"role": "user", "content": "Tell me about rivers."}]})
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
     cmd = [BIN, "bench", "--url", url, "--body", body, "-c", str(concurrency), "--json", *extra]
+    if http2:
+        cmd.append("--http2")
     if streams:
         cmd += ["-n", str(streams)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -225,6 +232,10 @@ def run():
     }
     if before:
         paths["sluice-before"] = (BEFORE, [before.pid], lambda w: w)
+    if HTTP2:
+        # The same sluice, its clients speaking cleartext HTTP/2: every
+        # stream of a workload on one connection.
+        paths["sluice-h2"] = (SLUICE, [proxy.pid], lambda w: w)
     if NATIVE:
         # The same processes through the native door (/v1/stream), whose
         # streams are generations with a log.
@@ -242,7 +253,8 @@ def run():
         for path, (port, pids, model) in paths.items():
             before_up = metrics(UPSTREAM)
             cpu = cpu_seconds(pids)
-            report = bench(port, model(workload), concurrency, streams, extra, native=path.endswith("-native"))
+            report = bench(port, model(workload), concurrency, streams, extra,
+                           native=path.endswith("-native"), http2=path.endswith("-h2"))
             cpu = cpu_seconds(pids) - cpu
             time.sleep(0.5)
             after_up = metrics(UPSTREAM)
@@ -254,7 +266,10 @@ def run():
     for path, (port, pids, model) in paths.items():
         if path.endswith("-native"):
             continue
-        entry = hold(port, pids, model("hold"))
+        if path.endswith("-h2"):
+            entry = hold(port, pids, model("hold"), HTTP2_HOLD, http2=True)
+        else:
+            entry = hold(port, pids, model("hold"))
         results["workloads"].setdefault("hold", {})[path] = entry
         log(f"hold      {path:7} {entry}")
     results["mock_alone"] = mock_alone(upstream.pid, fds)
@@ -289,13 +304,14 @@ def hangup(before, after, report):
     }
 
 
-def hold(port, pids, model):
+def hold(port, pids, model, streams=2000, http2=False):
     idle = rss_kib(pids)
     cpu = cpu_seconds(pids)
     proc = subprocess.Popen(
         [BIN, "bench", "--url", f"http://127.0.0.1:{port}/v1/chat/completions", "--json", "--hold",
-         "-c", "2000", "--duration", str(HOLD_SECS), "--ramp", "1000", "--expected-gap-ms", "2000",
-         "--body", json.dumps({"model": model, "stream": True, "messages": [{"role": "user", "content": "hi"}]})],
+         "-c", str(streams), "--duration", str(HOLD_SECS), "--ramp", "1000", "--expected-gap-ms", "2000",
+         "--body", json.dumps({"model": model, "stream": True, "messages": [{"role": "user", "content": "hi"}]}),
+         *(["--http2"] if http2 else [])],
         stdout=subprocess.PIPE, text=True)
     time.sleep(HOLD_SECS - 2)
     held = rss_kib(pids)
@@ -352,7 +368,7 @@ def markdown(results):
         for path, e in w[name].items():
             lines.append(f"| {name} | {path} | {e['cpu_us_per_token']} | {e['ttft_p50_ms']} / {e['ttft_p99_ms']} | "
                          f"{e['itl_p50_ms']} / {e['itl_p99_ms']} | {e['tokens_per_s']} | {e['errors']} | {e['stalls']} |")
-    lines += ["", "| hold (2,000 streams, a token every 2 s) | RSS KiB per stream | idle RSS KiB | ends | stalls |",
+    lines += ["", "| hold (2,000 streams, a token every 2 s; 250 on HTTP/2) | RSS KiB per stream | idle RSS KiB | ends | stalls |",
               "|---|---|---|---|---|"]
     for path, e in w["hold"].items():
         lines.append(f"| {path} | {e['rss_kib_per_stream']} | {e['rss_idle_kib']} | {e['ends']} | {e['stalls']} |")

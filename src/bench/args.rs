@@ -50,4 +50,8 @@ pub struct BenchArgs {
     /// Print the report as JSON (for scripts) instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Speak HTTP/2 with prior knowledge (cleartext): every stream of the
+    /// run shares one connection.
+    #[arg(long)]
+    pub http2: bool,
 }

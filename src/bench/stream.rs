@@ -89,9 +89,13 @@ impl Target {
                 .map_err(|e| format!("--header `{header}`: {e}"))?;
             headers.insert(name, value);
         }
-        let client = reqwest::Client::builder()
+        let mut client = reqwest::Client::builder()
             .tcp_nodelay(true)
-            .pool_max_idle_per_host(args.concurrency)
+            .pool_max_idle_per_host(args.concurrency);
+        if args.http2 {
+            client = client.http2_prior_knowledge();
+        }
+        let client = client
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Target {

@@ -227,3 +227,34 @@ async fn tls_offers_http2_and_http1_by_alpn() {
     assert!(client().get(server.url("/healthz")).send().await.is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_browser_over_tls_holds_twelve_streams_to_one_origin_at_once() {
+    let Some(script) = crate::browser::script("many-streams.mjs") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("sluice-tls-browser-{}", std::process::id()));
+    let (tls, _) = certificate(&dir);
+    let server = spawn(config(&format!("{tls}{FAST_MOCK}"))).await;
+    let base = server.base.replace("http://", "https://");
+    let seen = crate::browser::run(&script, &[("SLUICE_BASE", base)]).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("browser over TLS: {seen}");
+    assert_eq!(seen["protocol"], "h2", "the browser chose HTTP/2 by ALPN");
+    assert!(seen["timedOut"].is_null(), "every stream finished: {seen}");
+    let streams = seen["streams"].as_array().unwrap();
+    assert_eq!(streams.len(), 12);
+    assert!(streams.iter().all(|s| s["tokens"] == 15), "{seen}");
+    let latest_first = streams
+        .iter()
+        .map(|s| s["first"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    let earliest_done = streams
+        .iter()
+        .map(|s| s["done"].as_f64().unwrap())
+        .fold(f64::MAX, f64::min);
+    assert!(
+        latest_first < earliest_done,
+        "all twelve were streaming at once (latest first token {latest_first} ms, earliest end {earliest_done} ms)"
+    );
+}
