@@ -182,6 +182,7 @@ mod tests {
             expected_gap_ms: Some(10.0),
             timeout: 1.0,
             json: true,
+            http2: false,
         }
     }
 
