@@ -308,12 +308,7 @@ async fn a_client_leaving_mid_stream_closes_the_upstream_connection() {
         .send()
         .await
         .unwrap();
-    let mut seen = String::new();
-    while seen.matches("\"token\"").count() < 3 {
-        seen.push_str(&String::from_utf8_lossy(
-            &response.chunk().await.unwrap().unwrap(),
-        ));
-    }
+    read_tokens(&mut response, 3).await;
     drop(response);
     assert!(
         eventually(Duration::from_secs(2), || fake

@@ -160,6 +160,21 @@ pub async fn post_to(server: &Server, path: &str, body: serde_json::Value) -> Re
     receive(response).await
 }
 
+/// Reads `response` until `n` native token frames have come (the test then
+/// usually hangs up by dropping it); returns what it read.
+pub async fn read_tokens(response: &mut reqwest::Response, n: usize) -> String {
+    let mut seen = String::new();
+    while seen.matches("\"token\"").count() < n {
+        let chunk = response
+            .chunk()
+            .await
+            .unwrap()
+            .expect("the stream ended early");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    seen
+}
+
 /// Body chunks with the time each arrived since `start` (taken before sending).
 pub async fn timed_chunks(start: Instant, response: reqwest::Response) -> Vec<(Duration, String)> {
     let mut response = response;
