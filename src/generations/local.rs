@@ -221,6 +221,11 @@ impl GenerationLog for LocalLog {
         log::usage(self.prompt_tokens, &text)
     }
 
+    fn progress(&self) -> (Status, u64) {
+        let state = lock(&self.state);
+        (state.frames.status(), state.frames.len())
+    }
+
     fn snapshot(&self) -> Snapshot {
         let state = lock(&self.state);
         let text = state.frames.text();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::id::GenId;
-use super::log::{Entry, Gone, Read, Snapshot};
+use super::log::{Entry, Gone, Read, Snapshot, Status};
 use crate::auth::KeyId;
 use crate::generation::Usage;
 
@@ -63,6 +63,11 @@ pub trait GenerationLog: Send + Sync + 'static {
 
     /// The usage so far, for the `done` frame of a cancelled generation.
     fn usage_so_far(&self) -> Usage;
+
+    /// Its status and how many frames its log has: what a reconnect or a
+    /// cancel needs, without the text and usage [`GenerationLog::snapshot`]
+    /// builds.
+    fn progress(&self) -> (Status, u64);
 
     fn snapshot(&self) -> Snapshot;
 

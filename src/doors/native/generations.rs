@@ -84,7 +84,7 @@ pub async fn cancel(
     let wait = async {
         loop {
             let changed = log.changed();
-            if log.snapshot().status != Status::Running {
+            if log.progress().0 != Status::Running {
                 return;
             }
             changed.await;

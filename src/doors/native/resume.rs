@@ -63,17 +63,18 @@ pub fn after(
     after: u64,
     format: Format,
 ) -> Result<Response, ApiError> {
-    let snapshot = log.snapshot();
-    if snapshot.status != Status::Running && after + 1 >= snapshot.frames {
+    let (status, frames) = log.progress();
+    if status != Status::Running && after + 1 >= frames {
         let response = StatusCode::NO_CONTENT.into_response();
-        return Ok(view::with_generation(response, &snapshot.id));
+        return Ok(view::with_generation(response, log.id().as_str()));
     }
     if let Err(gone) = log.read(Some(after)) {
         return Err(ApiError::not_found(
             "last-event-id",
             format!(
                 "frame {after} of generation `{}` is no longer kept (the log starts at frame {})",
-                snapshot.id, gone.first_kept
+                log.id(),
+                gone.first_kept
             ),
         ));
     }
