@@ -250,12 +250,7 @@ async fn with_no_grace_a_client_leaving_still_cancels_at_once() {
     let (id, response) = open(&server, json!({"model": "up-drip", "prompt": "hi"})).await;
     first_events(response, 3).await;
     assert!(
-        eventually(Duration::from_secs(2), || fake
-            .seen
-            .cancelled
-            .load(Ordering::SeqCst)
-            == 1)
-        .await,
+        fake.seen.saw_cancels(1, Duration::from_secs(2)).await,
         "the upstream saw the hang-up"
     );
     let status = status(&server, &id).await;
@@ -349,12 +344,7 @@ async fn delete_closes_the_upstream_and_watchers_get_done_cancelled_with_usage()
         .unwrap();
     assert_eq!(deleted["status"], "cancelled");
     assert!(
-        eventually(Duration::from_secs(2), || fake
-            .seen
-            .cancelled
-            .load(Ordering::SeqCst)
-            == 1)
-        .await,
+        fake.seen.saw_cancels(1, Duration::from_secs(2)).await,
         "the upstream connection is closed within 2 s"
     );
     let got = watched.await.unwrap();
@@ -381,12 +371,7 @@ async fn a_generation_nobody_watches_is_abandoned_after_abandon_ms() {
     let created = create(&server, json!({"model": "up-drip", "prompt": "hi"})).await;
     let id = created["id"].as_str().unwrap();
     assert!(
-        eventually(Duration::from_secs(5), || fake
-            .seen
-            .cancelled
-            .load(Ordering::SeqCst)
-            == 1)
-        .await,
+        fake.seen.saw_cancels(1, Duration::from_secs(5)).await,
         "the abandoned generation's upstream request is closed"
     );
     assert_eq!(status(&server, id).await["status"], "cancelled");

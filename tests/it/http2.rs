@@ -138,12 +138,7 @@ async fn a_reset_stream_cancels_its_upstream_and_the_connection_stays_usable() {
     // Dropping the response resets the stream (RST_STREAM), not the connection.
     drop(response);
     assert!(
-        eventually(Duration::from_secs(2), || fake
-            .seen
-            .cancelled
-            .load(Ordering::SeqCst)
-            == 1)
-        .await,
+        fake.seen.saw_cancels(1, Duration::from_secs(2)).await,
         "the upstream saw the reset within 2 s"
     );
     let again = receive(

@@ -196,12 +196,7 @@ async fn no_first_token_within_first_token_ms_is_a_504_and_cancels_upstream() {
     assert_eq!(got.status, 504);
     assert_eq!(got.json()["error"]["type"], "upstream_timeout");
     assert!(
-        eventually(Duration::from_secs(2), || fake
-            .seen
-            .cancelled
-            .load(Ordering::SeqCst)
-            == 1)
-        .await,
+        fake.seen.saw_cancels(1, Duration::from_secs(2)).await,
         "the hung upstream request is closed"
     );
 }
@@ -227,14 +222,7 @@ async fn silence_between_tokens_past_idle_ms_ends_with_an_idle_timeout_frame() {
     assert_eq!(got.status, 200);
     assert_eq!(got.terminal().event, "error");
     assert_eq!(got.terminal_json()["error"]["type"], "idle_timeout");
-    assert!(
-        eventually(Duration::from_secs(2), || fake
-            .seen
-            .cancelled
-            .load(Ordering::SeqCst)
-            == 1)
-        .await
-    );
+    assert!(fake.seen.saw_cancels(1, Duration::from_secs(2)).await);
 }
 
 #[tokio::test]
@@ -311,12 +299,7 @@ async fn a_client_leaving_mid_stream_closes_the_upstream_connection() {
     read_tokens(&mut response, 3).await;
     drop(response);
     assert!(
-        eventually(Duration::from_secs(2), || fake
-            .seen
-            .cancelled
-            .load(Ordering::SeqCst)
-            == 1)
-        .await,
+        fake.seen.saw_cancels(1, Duration::from_secs(2)).await,
         "the upstream saw the hang-up within two seconds"
     );
 }
@@ -337,12 +320,7 @@ async fn a_client_leaving_before_the_first_token_closes_the_upstream_connection(
         seen = upstream_has_it => assert!(seen, "the request reached the upstream"),
     }
     assert!(
-        eventually(Duration::from_secs(2), || fake
-            .seen
-            .cancelled
-            .load(Ordering::SeqCst)
-            == 1)
-        .await,
+        fake.seen.saw_cancels(1, Duration::from_secs(2)).await,
         "the upstream saw the hang-up within two seconds"
     );
 }

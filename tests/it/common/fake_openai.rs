@@ -37,6 +37,13 @@ pub struct Seen {
     pub last_auth: Mutex<Option<String>>,
 }
 
+impl Seen {
+    /// Whether the fake has seen `n` hang-ups within `within`.
+    pub async fn saw_cancels(&self, n: usize, within: Duration) -> bool {
+        super::eventually(within, || self.cancelled.load(Ordering::SeqCst) == n).await
+    }
+}
+
 pub struct FakeOpenAi {
     pub base_url: String,
     pub seen: Arc<Seen>,
