@@ -35,6 +35,20 @@ pub struct Finish {
     /// `stop`, `length`, `tool_calls`, `content_filter`, ... as OpenAI names them.
     pub finish_reason: String,
     pub usage: Usage,
+    /// The stop sequence that ended the generation, when the provider says
+    /// which (the mock and Anthropic do; OpenAI-compatible servers do not).
+    /// Anthropic's door reports it as `stop_reason: "stop_sequence"`.
+    pub stop_sequence: Option<String>,
+}
+
+impl Finish {
+    pub fn new(finish_reason: impl Into<String>, usage: Usage) -> Finish {
+        Finish {
+            finish_reason: finish_reason.into(),
+            usage,
+            stop_sequence: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

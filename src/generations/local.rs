@@ -289,10 +289,7 @@ mod tests {
 
     fn finish(log: &dyn GenerationLog) {
         log.append(Entry::Token("x".repeat(100)));
-        log.append(Entry::Done(Finish {
-            finish_reason: "stop".into(),
-            usage: Usage::default(),
-        }));
+        log.append(Entry::Done(Finish::new("stop", Usage::default())));
     }
 
     #[tokio::test(start_paused = true)]
@@ -310,11 +307,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn past_retain_max_bytes_the_oldest_ended_logs_go_first_and_running_ones_stay() {
         let one = Entry::Token("x".repeat(100)).bytes()
-            + Entry::Done(Finish {
-                finish_reason: "stop".into(),
-                usage: Usage::default(),
-            })
-            .bytes()
+            + Entry::Done(Finish::new("stop", Usage::default())).bytes()
             + PER_GENERATION;
         let store = store(300, 2 * one);
         let running = store.create(None, "m", 1, CancellationToken::new());

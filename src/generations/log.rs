@@ -228,10 +228,7 @@ mod tests {
         let mut frames = Frames::new(1 << 20);
         assert_eq!(frames.push(token("a")), (0, false));
         assert_eq!(frames.push(token("b")), (1, false));
-        let done = Entry::Done(Finish {
-            finish_reason: "stop".into(),
-            usage: Usage::default(),
-        });
+        let done = Entry::Done(Finish::new("stop", Usage::default()));
         assert_eq!(frames.push(done.clone()), (2, true));
         assert!(!frames.push(token("late")).1);
         assert_eq!(frames.len(), 3);

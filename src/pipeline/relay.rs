@@ -127,10 +127,7 @@ impl LogWriter {
 
     /// The finish of a generation stopped now.
     fn cancelled(&self) -> Finish {
-        Finish {
-            finish_reason: CANCELLED.into(),
-            usage: self.log.usage_so_far(),
-        }
+        Finish::new(CANCELLED, self.log.usage_so_far())
     }
 }
 

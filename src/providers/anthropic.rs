@@ -104,6 +104,8 @@ struct MessageState {
     input_tokens: u32,
     output_tokens: u32,
     stop_reason: Option<String>,
+    /// Which of the request's stop sequences ended the message, if one did.
+    stop_sequence: Option<String>,
     stopped: bool,
     /// Content-block index -> tool-call index, for `tool_use` blocks.
     tool_blocks: Vec<(u64, usize)>,
@@ -138,8 +140,11 @@ impl upstream::SseState for MessageState {
     fn into_terminal(self) -> TokenEvent {
         match (self.stopped, self.stop_reason) {
             (true, reason) => TokenEvent::Done(Finish {
-                finish_reason: reason.unwrap_or_else(|| "stop".into()),
-                usage: Usage::new(self.input_tokens, self.output_tokens),
+                stop_sequence: self.stop_sequence,
+                ..Finish::new(
+                    reason.unwrap_or_else(|| "stop".into()),
+                    Usage::new(self.input_tokens, self.output_tokens),
+                )
             }),
             (false, _) => TokenEvent::Error(UpstreamError::Stream(
                 "the upstream closed the stream before message_stop".into(),
@@ -178,6 +183,14 @@ impl MessageState {
                     .and_then(Value::as_str)
                 {
                     self.stop_reason = Some(finish_reason(reason));
+                }
+                if let Some(sequence) = event
+                    .delta
+                    .as_ref()
+                    .and_then(|d| d.get("stop_sequence"))
+                    .and_then(Value::as_str)
+                {
+                    self.stop_sequence = Some(sequence.to_owned());
                 }
                 if let Some(output) = count(event.usage.as_ref(), "output_tokens") {
                     self.output_tokens = output;

@@ -119,10 +119,10 @@ impl Provider for Ollama {
                         Some("length") => "length",
                         _ => "stop",
                     };
-                    yield TokenEvent::Done(Finish {
-                        finish_reason: finish_reason.into(),
-                        usage: Usage::new(line.prompt_eval_count.unwrap_or(0), line.eval_count.unwrap_or(0)),
-                    });
+                    yield TokenEvent::Done(Finish::new(
+                        finish_reason,
+                        Usage::new(line.prompt_eval_count.unwrap_or(0), line.eval_count.unwrap_or(0)),
+                    ));
                     return;
                 }
             }

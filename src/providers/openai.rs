@@ -180,9 +180,6 @@ impl upstream::SseState for StreamState {
                 tokenizer::count(&self.completion),
             )
         });
-        TokenEvent::Done(Finish {
-            finish_reason,
-            usage,
-        })
+        TokenEvent::Done(Finish::new(finish_reason, usage))
     }
 }

@@ -36,10 +36,7 @@ impl Framer for Words {
 }
 
 fn done() -> TokenEvent {
-    TokenEvent::Done(Finish {
-        finish_reason: "stop".into(),
-        usage: Usage::default(),
-    })
+    TokenEvent::Done(Finish::new("stop", Usage::default()))
 }
 
 fn token(text: &str) -> TokenEvent {

@@ -76,7 +76,10 @@ impl Provider for Mock {
                 return;
             }
             let usage = Usage::new(tokenizer::prompt_tokens(&request.messages), completion_tokens);
-            yield TokenEvent::Done(Finish { finish_reason: plan.finish_reason.into(), usage });
+            yield TokenEvent::Done(Finish {
+                stop_sequence: plan.stop_sequence,
+                ..Finish::new(plan.finish_reason, usage)
+            });
         })
     }
 }
@@ -103,6 +106,8 @@ struct Plan {
     text: String,
     cuts: Vec<Cut>,
     finish_reason: &'static str,
+    /// The request's stop sequence the text was cut before, if any.
+    stop_sequence: Option<String>,
 }
 
 impl Plan {
@@ -120,10 +125,12 @@ impl Plan {
         if let Some(wanted) = knobs.tokens {
             truncate_to_tokens(&mut cuts, wanted);
         }
+        let mut stop_sequence = cut_at_stop(&text, &mut cuts, &request.stop);
         let mut finish_reason = "stop";
         if let Some(max) = request.max_tokens {
             if truncate_to_tokens(&mut cuts, max) {
                 finish_reason = "length";
+                stop_sequence = None;
             }
         }
         // Only what will be sent is kept.
@@ -134,8 +141,28 @@ impl Plan {
             text,
             cuts,
             finish_reason,
+            stop_sequence,
         }
     }
+}
+
+/// Ends the planned pieces before the first of `stops` in the text, as a
+/// model does (the stop sequence itself is not sent), and says which one.
+fn cut_at_stop(text: &str, cuts: &mut Vec<Cut>, stops: &[String]) -> Option<String> {
+    let planned = &text[..cuts.last().map_or(0, |c| c.end)];
+    let (at, stop) = stops
+        .iter()
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| planned.find(s.as_str()).map(|at| (at, s)))
+        .min_by_key(|(at, _)| *at)?;
+    cuts.retain(|c| c.end <= at);
+    // The piece the stop sequence begins inside is cut again before it.
+    let kept = cuts.last().map_or(0, |c| c.end);
+    cuts.extend(tokenizer::cuts(&text[kept..at]).into_iter().map(|c| Cut {
+        end: kept + c.end,
+        tokens: c.tokens,
+    }));
+    Some(stop.clone())
 }
 
 /// Keeps the leading pieces that fit in `limit` tokens; true if any were cut.
@@ -305,5 +332,57 @@ mod tests {
             .await;
         assert_eq!(events.len(), 4);
         assert_eq!(events.last(), Some(&TokenEvent::Cut));
+    }
+
+    async fn finish_of(request: GenRequest) -> (String, Finish) {
+        let events: Vec<_> = Mock::new(MockKnobs::default())
+            .generate(request)
+            .collect()
+            .await;
+        let text = events
+            .iter()
+            .filter_map(|e| match e {
+                TokenEvent::Token(t) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect();
+        match events.last() {
+            Some(TokenEvent::Done(finish)) => (text, finish.clone()),
+            other => panic!("no done: {other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_sequence_ends_the_text_before_it_and_is_reported() {
+        let knobs = MockKnobs {
+            text: Some("one two three. four five".into()),
+            ..MockKnobs::default()
+        };
+        let stopped = GenRequest {
+            stop: vec!["zzz".into(), "ree.".into(), "four".into()],
+            ..request(knobs.clone())
+        };
+        let (text, finish) = finish_of(stopped.clone()).await;
+        // "ree." begins inside the token " three": that piece is cut again.
+        assert_eq!(text, "one two th");
+        assert_eq!(finish.finish_reason, "stop");
+        assert_eq!(finish.stop_sequence.as_deref(), Some("ree."));
+        assert_eq!(finish.usage.completion_tokens, 3);
+
+        // A stop sequence the cap comes before is a `length` finish.
+        let capped = GenRequest {
+            max_tokens: Some(2),
+            ..stopped
+        };
+        let (text, finish) = finish_of(capped).await;
+        assert_eq!(text, "one two");
+        assert_eq!(
+            (finish.finish_reason.as_str(), finish.stop_sequence),
+            ("length", None)
+        );
+
+        let (text, finish) = finish_of(request(knobs)).await;
+        assert_eq!(text, "one two three. four five");
+        assert_eq!(finish.stop_sequence, None);
     }
 }
