@@ -3,15 +3,20 @@
 //! between is the one pipeline ([`stream`] and [`collect`] here, over
 //! `crate::pipeline`).
 //!
-//! A new door is one folder beside `native/` and `openai/`: its request
+//! A new door is one folder beside `native/`, `openai/`, `responses/` and
+//! `anthropic/`: its request
 //! parsing, its framers, its error body, and handlers that end in [`stream`]
 //! or [`collect`]; plus a [`Door`] variant and a route.
 //!
-//! What it may not do: reach into another door's folder, or copy the
-//! pipeline's steps.
+//! What it may not do: reach into another door's folder (but for OpenAI's
+//! error shape, which the Responses door shares), or copy the pipeline's
+//! steps.
 
+pub mod anthropic;
+mod json;
 pub mod native;
 pub mod openai;
+pub mod responses;
 
 use std::sync::Arc;
 
@@ -42,6 +47,8 @@ pub mod paths {
     pub const STREAM: &str = "/v1/stream";
     pub const CHAT_COMPLETIONS: &str = "/v1/chat/completions";
     pub const COMPLETIONS: &str = "/v1/completions";
+    pub const RESPONSES: &str = "/v1/responses";
+    pub const MESSAGES: &str = "/v1/messages";
     pub const MODELS: &str = "/v1/models";
     pub const MODEL: &str = "/v1/models/{*id}";
     pub const PROMPTS: &str = "/v1/prompts";
@@ -58,6 +65,10 @@ pub enum Door {
     Generations,
     OpenAiChat,
     OpenAiCompletions,
+    /// The OpenAI Responses API (section 10).
+    OpenAiResponses,
+    /// The Anthropic Messages API (section 10).
+    AnthropicMessages,
     Models,
     Prompts,
     /// No API route matched (a 404), or an operations endpoint.
@@ -74,6 +85,8 @@ impl Door {
             }
             Some(paths::CHAT_COMPLETIONS) => Door::OpenAiChat,
             Some(paths::COMPLETIONS) => Door::OpenAiCompletions,
+            Some(paths::RESPONSES) => Door::OpenAiResponses,
+            Some(paths::MESSAGES) => Door::AnthropicMessages,
             Some(paths::MODELS | paths::MODEL) => Door::Models,
             Some(paths::PROMPTS) => Door::Prompts,
             Some(_) | None => Door::Other,
@@ -92,6 +105,8 @@ impl Door {
             Door::Generations => "generations",
             Door::OpenAiChat => "openai_chat",
             Door::OpenAiCompletions => "openai_completions",
+            Door::OpenAiResponses => "openai_responses",
+            Door::AnthropicMessages => "anthropic_messages",
             Door::Models => "models",
             Door::Prompts => "prompts",
             Door::Other => "other",
@@ -101,9 +116,10 @@ impl Door {
     /// `err` in this door's error shape.
     pub fn reject(self, err: ApiError) -> Response {
         match self {
-            Door::OpenAiChat | Door::OpenAiCompletions | Door::Models => {
+            Door::OpenAiChat | Door::OpenAiCompletions | Door::OpenAiResponses | Door::Models => {
                 openai::error::OpenAiError(err).into_response()
             }
+            Door::AnthropicMessages => anthropic::error::AnthropicError(err).into_response(),
             Door::Native | Door::Generations | Door::Prompts | Door::Other => err.into_response(),
         }
     }

@@ -14,9 +14,10 @@ pub trait Framer: Send + 'static {
     fn content_type(&self) -> &'static str {
         "text/event-stream"
     }
-    /// What the body opens with, before any frame (the native door's
-    /// `retry:` line).
-    fn preamble(&self) -> Option<Bytes> {
+    /// What the body opens with, sent with its first frame (the native
+    /// door's `retry:` line; the Responses and Messages doors' opening
+    /// events). Asked once, when the body starts.
+    fn preamble(&mut self) -> Option<Bytes> {
         None
     }
     /// One token's frame.

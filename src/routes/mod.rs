@@ -26,7 +26,7 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::config::Cors;
-use crate::doors::{native, openai, paths};
+use crate::doors::{anthropic, native, openai, paths, responses};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -39,6 +39,8 @@ pub fn router(state: AppState) -> Router {
         .route(paths::STREAM, get(native::get).post(native::post))
         .route(paths::CHAT_COMPLETIONS, post(openai::chat_completions))
         .route(paths::COMPLETIONS, post(openai::completions))
+        .route(paths::RESPONSES, post(responses::create))
+        .route(paths::MESSAGES, post(anthropic::messages))
         .route(paths::GENERATIONS, post(native::create))
         .route_layer(from_fn_with_state(state.clone(), gate::limit));
     // Every API route: auth when it is on.

@@ -25,6 +25,10 @@ mod mock;
 mod http2;
 // The OpenAI-compatible door: chunk shapes, objects, errors, tool calls.
 mod openai_door;
+// The OpenAI Responses door: event sequences, objects, errors, providers.
+mod responses_door;
+// The Anthropic Messages door: event sequences, objects, errors, providers.
+mod messages_door;
 // The official OpenAI SDKs (Python, Node) against the OpenAI door.
 mod sdk_clients;
 

@@ -1,5 +1,7 @@
-//! The official OpenAI SDKs (Python and Node) against the real server: the
-//! clients that chat UIs and agents actually use, so shape mistakes that a
+//! The official SDKs against the real server: OpenAI's (Python and Node) on
+//! the Chat Completions and Responses doors, Anthropic's (Python) on the
+//! Messages door, and the AI SDK with its OpenAI and Anthropic providers. These
+//! are the clients chat UIs and agents actually use, so shape mistakes that a
 //! hand-written check could share with the code cannot hide.
 //!
 //! The SDKs come from PyPI and npm at pinned versions (`tests/sdk/install.sh`,
@@ -32,13 +34,21 @@ fn available(what: &str, needed: &Path) -> bool {
     false
 }
 
+/// The key the scripts send: the server they run against has auth on, so
+/// each can check its SDK's authentication error too.
+const KEY: &str = "sk-sdk-test";
+
 /// Runs a client script against a fresh sluice and fails with its output.
 async fn run_client(program: &Path, script: &Path) {
-    let server = spawn(fast_mock_config()).await;
+    let server = spawn(config(&format!(
+        "[auth]\napi_keys = [\"{KEY}\"]\n{FAST_MOCK}"
+    )))
+    .await;
     let mut command = Command::new(program);
     command
         .arg(script)
         .env("SLUICE_BASE_URL", server.url("/v1"))
+        .env("SLUICE_KEY", KEY)
         .kill_on_drop(true);
     let output = tokio::time::timeout(Duration::from_secs(120), command.output())
         .await
@@ -73,5 +83,29 @@ async fn the_node_openai_sdk_streams_and_raises_its_own_errors() {
             &root().join("tests/sdk/node/openai_node.mjs"),
         )
         .await;
+    }
+}
+
+#[tokio::test]
+async fn the_python_openai_sdk_speaks_the_responses_api() {
+    let python = root().join("target/sdk-venv/bin/python");
+    if available("the Python openai SDK", &python) {
+        run_client(&python, &root().join("tests/sdk/openai_responses.py")).await;
+    }
+}
+
+#[tokio::test]
+async fn the_python_anthropic_sdk_speaks_the_messages_api() {
+    let sdk = root().join("target/sdk-venv/bin/python");
+    if available("the Python anthropic SDK", &sdk) {
+        run_client(&sdk, &root().join("tests/sdk/anthropic_python.py")).await;
+    }
+}
+
+#[tokio::test]
+async fn the_ai_sdk_streams_through_the_responses_and_messages_doors() {
+    let sdk = root().join("tests/sdk/node/node_modules/ai/package.json");
+    if available("the AI SDK", &sdk) {
+        run_client(Path::new("node"), &root().join("tests/sdk/node/ai_sdk.mjs")).await;
     }
 }

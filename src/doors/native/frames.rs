@@ -128,7 +128,7 @@ impl Framer for NativeFrames {
         self.format.content_type()
     }
 
-    fn preamble(&self) -> Option<Bytes> {
+    fn preamble(&mut self) -> Option<Bytes> {
         match self.format {
             Format::Sse => Some(Bytes::from_static(RETRY)),
             Format::Ndjson | Format::Text => None,

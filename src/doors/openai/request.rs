@@ -9,6 +9,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::doors::json::{parse, take};
 use crate::doors::Stop;
 use crate::error::ApiError;
 use crate::generation::{check_max_tokens, GenRequest, Message, MockKnobs, Role};
@@ -56,26 +57,6 @@ impl SharedFields {
             n: take(body, "n")?,
             mock: take(body, "mock")?,
         })
-    }
-}
-
-/// Removes `field` from the body and types it; absent and `null` are `None`.
-fn take<T: serde::de::DeserializeOwned>(
-    body: &mut Map<String, Value>,
-    field: &str,
-) -> Result<Option<T>, ApiError> {
-    match body.remove(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => serde_path_to_error::deserialize(value)
-            .map(Some)
-            .map_err(|e| {
-                let inner = e.path().to_string();
-                let path = match inner.as_str() {
-                    "." | "?" => field.to_owned(),
-                    _ => format!("{field}.{inner}"),
-                };
-                ApiError::invalid(path.clone(), format!("`{path}`: {}", e.inner()))
-            }),
     }
 }
 
@@ -188,24 +169,6 @@ impl SharedFields {
             include_usage,
             generation,
         })
-    }
-}
-
-/// The body as a JSON object.
-fn parse(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    if body.trim_ascii().is_empty() {
-        return Err(ApiError::invalid(
-            "body",
-            "the request body is empty: send a JSON object",
-        ));
-    }
-    match serde_json::from_slice(body) {
-        Ok(Value::Object(fields)) => Ok(fields),
-        Ok(_) => Err(ApiError::invalid(
-            "body",
-            "the request body must be a JSON object",
-        )),
-        Err(e) => Err(ApiError::invalid("body", format!("malformed JSON: {e}"))),
     }
 }
 

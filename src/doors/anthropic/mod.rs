@@ -1,0 +1,50 @@
+//! The Anthropic Messages door (section 10 of the contract): `POST /v1/messages`,
+//! the API the `anthropic` SDKs, the AI SDK's `@ai-sdk/anthropic` provider and
+//! Anthropic-native coding tools speak, in front of any provider.
+//!
+//! Anthropic's request shape in (`request`), Anthropic's typed events out
+//! (`frames`), or one `message` object (`objects`), errors in Anthropic's
+//! shape and types (`error`). The client's sluice key may come as `x-api-key`
+//! (what the SDKs send) or as a Bearer token; the gate reads both.
+
+pub mod error;
+mod frames;
+mod objects;
+mod request;
+
+use axum::extract::State;
+use axum::response::Response;
+use axum::Json;
+
+use super::{Admission, LimitedBody, Planned};
+use crate::pipeline::framer::Framer;
+use crate::state::AppState;
+use crate::tokenizer;
+use error::AnthropicError;
+use frames::MessageEvents;
+use objects::Head;
+use request::ParsedRequest;
+
+pub async fn messages(
+    State(app): State<AppState>,
+    admission: Admission,
+    LimitedBody(body): LimitedBody,
+) -> Result<Response, AnthropicError> {
+    let ParsedRequest {
+        model,
+        stream,
+        generation,
+    } = request::parse_request(&body)?;
+    let planned = Planned::new(&app, &admission.tally, model.as_deref(), generation)?;
+    if !stream {
+        let collected = super::collect(&app, admission, planned).await?;
+        let head = Head::new(&collected.served_by, collected.finish.usage.prompt_tokens);
+        let message = head.finished(&collected.content, &collected.finish);
+        return Ok(super::served_by(Json(message), &collected));
+    }
+    let prompt_tokens = tokenizer::prompt_tokens(&planned.request.messages);
+    let framer_for = |route: &str| -> Box<dyn Framer> {
+        Box::new(MessageEvents::new(Head::new(route, prompt_tokens)))
+    };
+    Ok(super::stream(&app, admission, planned, framer_for, None).await?)
+}

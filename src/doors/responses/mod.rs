@@ -1,0 +1,53 @@
+//! The OpenAI Responses door (section 10 of the contract): `POST /v1/responses`,
+//! the API the AI SDK's `@ai-sdk/openai` provider and OpenAI's newer SDK
+//! examples speak.
+//!
+//! Its request shape in (`request`: `input`, `instructions`,
+//! `max_output_tokens`), named events with sequence numbers out (`frames`), or
+//! one `response` object (`objects`). Errors are OpenAI's shape, shared with
+//! the Chat Completions door (`doors::openai::error`), the one thing this door
+//! takes from another.
+//!
+//! What it may not do: keep responses. sluice stores no conversation, so
+//! `previous_response_id` is refused and `store` is answered `false`.
+
+mod frames;
+mod objects;
+mod request;
+
+use axum::response::Response;
+use axum::Json;
+
+use super::openai::error::OpenAiError;
+use super::{Admission, LimitedBody, Planned};
+use crate::pipeline::framer::Framer;
+use crate::state::AppState;
+use frames::ResponseEvents;
+use objects::Head;
+use request::ParsedRequest;
+
+pub async fn create(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    admission: Admission,
+    LimitedBody(body): LimitedBody,
+) -> Result<Response, OpenAiError> {
+    let ParsedRequest {
+        model,
+        stream,
+        echo,
+        generation,
+    } = request::parse_request(&body)?;
+    let planned = Planned::new(&app, &admission.tally, model.as_deref(), generation)?;
+    if !stream {
+        let collected = super::collect(&app, admission, planned).await?;
+        let head = Head::new(&collected.served_by, echo);
+        let response = head.response(objects::State::Finished {
+            finish: &collected.finish,
+            text: &collected.content,
+        });
+        return Ok(super::served_by(Json(response), &collected));
+    }
+    let framer_for =
+        |route: &str| -> Box<dyn Framer> { Box::new(ResponseEvents::new(Head::new(route, echo))) };
+    Ok(super::stream(&app, admission, planned, framer_for, None).await?)
+}
