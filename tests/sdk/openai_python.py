@@ -1,6 +1,7 @@
 """The official Python `openai` SDK against a running sluice.
 
-Run by tests/it/sdk_clients.rs with SLUICE_BASE_URL set (e.g. http://127.0.0.1:PORT/v1).
+Run by tests/it/sdk_clients.rs with SLUICE_BASE_URL set (e.g. http://127.0.0.1:PORT/v1)
+and SLUICE_KEY (the server's API key).
 Each check is a plain function; the script exits non-zero on the first failure.
 """
 import os
@@ -10,7 +11,7 @@ import openai
 from openai import OpenAI
 
 BASE_URL = os.environ["SLUICE_BASE_URL"]
-client = OpenAI(base_url=BASE_URL, api_key="x", max_retries=0, timeout=30)
+client = OpenAI(base_url=BASE_URL, api_key=os.environ["SLUICE_KEY"], max_retries=0, timeout=30)
 MESSAGES = [{"role": "user", "content": "Tell me a joke"}]
 
 

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 
-const client = new OpenAI({ baseURL: process.env.SLUICE_BASE_URL, apiKey: "x", maxRetries: 0 });
+const client = new OpenAI({ baseURL: process.env.SLUICE_BASE_URL, apiKey: process.env.SLUICE_KEY, maxRetries: 0 });
 const messages = [{ role: "user", content: "Tell me a joke" }];
 
 async function streaming() {
