@@ -11,8 +11,9 @@ const HELP: &str = "Metrics, as vLLM's benchmark_serving defines them:
 #[derive(clap::Args, Debug, Clone)]
 #[command(after_help = HELP)]
 pub struct BenchArgs {
-    /// The streaming endpoint: sluice's /v1/stream or any OpenAI-compatible
-    /// /v1/chat/completions or /v1/completions.
+    /// The streaming endpoint: sluice's /v1/stream, any OpenAI-compatible
+    /// /v1/chat/completions or /v1/completions, or a Responses
+    /// (/v1/responses) or Anthropic Messages (/v1/messages) endpoint.
     #[arg(long, default_value = "http://127.0.0.1:7800/v1/stream")]
     pub url: String,
     /// The JSON body to POST (default: a prompt for /v1/stream, a streaming

@@ -1,5 +1,6 @@
-//! `sluice bench`: a load generator for any SSE token endpoint, ours or an
-//! OpenAI-compatible one (the frame format is detected from the stream).
+//! `sluice bench`: a load generator for any SSE token endpoint, ours, an
+//! OpenAI-compatible one, or a Responses or Anthropic Messages one (the frame
+//! format is detected from the stream).
 //!
 //! It opens streams at a given concurrency (optionally ramped), for a number
 //! of requests or a duration, or holds N streams open, or hangs up after K

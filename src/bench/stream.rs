@@ -203,11 +203,70 @@ struct ErrorObject {
     kind: Option<String>,
 }
 
-/// Native frames (`{"token":..}`, `event: done|error`) or OpenAI chunks
-/// (`choices[0].delta.content` or `.text`, `[DONE]`, `{"error":..}`).
+/// A Responses `response.output_text.delta` or a Messages
+/// `content_block_delta`: the text is `delta`, or `delta.text`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NamedDelta<'a> {
+    Text {
+        #[serde(borrow)]
+        delta: std::borrow::Cow<'a, str>,
+    },
+    Block {
+        #[serde(borrow)]
+        delta: BlockDelta<'a>,
+    },
+}
+
+#[derive(Deserialize)]
+struct BlockDelta<'a> {
+    #[serde(borrow, default)]
+    text: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// A Responses `response.failed`: the error's code is in the response.
+#[derive(Deserialize)]
+struct Failed {
+    response: FailedResponse,
+}
+
+#[derive(Deserialize)]
+struct FailedResponse {
+    error: Option<FailedError>,
+}
+
+#[derive(Deserialize)]
+struct FailedError {
+    code: Option<String>,
+}
+
+/// Native frames (`{"token":..}`, `event: done|error`), OpenAI chunks
+/// (`choices[0].delta.content` or `.text`, `[DONE]`, `{"error":..}`), or
+/// the named events of the Responses and Messages APIs.
 fn classify(event: &sse::Event) -> Seen {
     match event.event.as_str() {
-        "done" => return Seen::End(End::Done),
+        "done" | "message_stop" | "response.completed" | "response.incomplete" => {
+            return Seen::End(End::Done)
+        }
+        "response.output_text.delta" | "content_block_delta" => {
+            let text = match serde_json::from_str::<NamedDelta>(&event.data) {
+                Ok(NamedDelta::Text { delta }) => Some(delta),
+                Ok(NamedDelta::Block { delta }) => delta.text,
+                Err(_) => None,
+            };
+            return match text {
+                Some(text) if !text.is_empty() => Seen::Token,
+                _ => Seen::Other,
+            };
+        }
+        "response.failed" => {
+            let code = serde_json::from_str::<Failed>(&event.data)
+                .ok()
+                .and_then(|f| f.response.error)
+                .and_then(|e| e.code)
+                .unwrap_or_else(|| "unknown".into());
+            return Seen::End(End::Error(code));
+        }
         "error" => {
             let kind = serde_json::from_str::<Frame>(&event.data)
                 .ok()

@@ -1,4 +1,4 @@
-//! The bad-input matrix: every malformed request on both doors is a 4xx in
+//! The bad-input matrix: every malformed request on every door is a 4xx in
 //! the door's own error shape, naming the field.
 
 use crate::common::*;
@@ -46,6 +46,7 @@ async fn the_bad_input_matrix() {
     const S: &str = "/v1/stream";
     const C: &str = "/v1/chat/completions";
     const L: &str = "/v1/completions";
+    const R: &str = "/v1/responses";
     let deep_native = format!(
         r#"{{"prompt":"x","template":"summarise","vars":{{"audience":{}}}}}"#,
         nested(1000)
@@ -298,6 +299,70 @@ async fn the_bad_input_matrix() {
             "invalid_request",
             Some("prompt"),
         ),
+        row(
+            "malformed JSON",
+            R,
+            "{\"input\": ",
+            400,
+            "invalid_request",
+            Some("body"),
+        ),
+        row(
+            "no input",
+            R,
+            r#"{"model":"mock"}"#,
+            400,
+            "invalid_request",
+            Some("input"),
+        ),
+        row(
+            "input of wrong type",
+            R,
+            r#"{"model":"mock","input":{"a":1}}"#,
+            400,
+            "invalid_request",
+            Some("input"),
+        ),
+        row(
+            "an image part",
+            R,
+            r#"{"input":[{"role":"user","content":[{"type":"input_image","image_url":"data:x"}]}]}"#,
+            400,
+            "invalid_request",
+            Some("input[0].content[0].type"),
+        ),
+        row(
+            "huge max_output_tokens",
+            R,
+            r#"{"input":"x","max_output_tokens":5000000}"#,
+            400,
+            "invalid_request",
+            Some("max_output_tokens"),
+        ),
+        row(
+            "top_p out of range",
+            R,
+            r#"{"input":"x","top_p":2}"#,
+            400,
+            "invalid_request",
+            Some("top_p"),
+        ),
+        row(
+            "body over max_body_bytes",
+            R,
+            format!(r#"{{"input":"{long}"}}"#),
+            413,
+            "payload_too_large",
+            None,
+        ),
+        row(
+            "unknown model",
+            R,
+            r#"{"model":"gpt-9","input":"x"}"#,
+            404,
+            "not_found",
+            Some("model"),
+        ),
     ];
     rows.push(Row {
         what: "invalid UTF-8 in a form body",
@@ -337,4 +402,49 @@ async fn the_bad_input_matrix() {
     assert_eq!(error_of(&got)["param"], "query");
     // And the server is still fine afterwards.
     assert_eq!(post_json(&server, quick()).await.status, 200);
+}
+
+/// The Messages door answers in Anthropic's shape, which has no `param`:
+/// the field is named in the message instead.
+#[tokio::test]
+async fn the_bad_input_matrix_of_the_messages_door() {
+    let server = spawn(config(&format!(
+        "[limits]\nmax_body_bytes = 4096\n{FAST_MOCK}"
+    )))
+    .await;
+    let long = "x".repeat(10_000);
+    let hi = r#"[{"role":"user","content":"hi"}]"#;
+    let rows: Vec<(&str, String, u16, &str, &str)> = vec![
+        ("malformed JSON", "{\"model\": ".into(), 400, "invalid_request_error", "malformed JSON"),
+        ("not an object", "[1]".into(), 400, "invalid_request_error", "JSON object"),
+        ("no max_tokens", format!(r#"{{"messages":{hi}}}"#), 400, "invalid_request_error", "max_tokens"),
+        ("zero max_tokens", format!(r#"{{"max_tokens":0,"messages":{hi}}}"#), 400, "invalid_request_error", "max_tokens"),
+        ("no messages", r#"{"max_tokens":5}"#.into(), 400, "invalid_request_error", "messages"),
+        ("a system role", r#"{"max_tokens":5,"messages":[{"role":"system","content":"x"}]}"#.into(), 400, "invalid_request_error", "messages.0.role"),
+        ("no content", r#"{"max_tokens":5,"messages":[{"role":"user"}]}"#.into(), 400, "invalid_request_error", "messages.0.content"),
+        ("an image block", r#"{"max_tokens":5,"messages":[{"role":"user","content":[{"type":"image","source":{}}]}]}"#.into(), 400, "invalid_request_error", "messages.0.content.0.type"),
+        ("temperature past 1", format!(r#"{{"max_tokens":5,"temperature":1.5,"messages":{hi}}}"#), 400, "invalid_request_error", "temperature"),
+        ("stop_sequences of wrong type", format!(r#"{{"max_tokens":5,"stop_sequences":[1],"messages":{hi}}}"#), 400, "invalid_request_error", "stop_sequences"),
+        ("bad mock knob", format!(r#"{{"max_tokens":5,"mock":{{"tokens":-1}},"messages":{hi}}}"#), 400, "invalid_request_error", "mock.tokens"),
+        ("body over max_body_bytes", format!(r#"{{"max_tokens":5,"messages":[{{"role":"user","content":"{long}"}}]}}"#), 413, "request_too_large", "max_body_bytes"),
+        ("unknown model", format!(r#"{{"model":"gpt-9","max_tokens":5,"messages":{hi}}}"#), 404, "not_found_error", "gpt-9"),
+    ];
+    for (what, body, status, kind, named) in rows {
+        let got = send(
+            client()
+                .post(server.url("/v1/messages"))
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await;
+        let context = format!("{what}: {}", got.text);
+        assert_eq!(got.status, status, "{context}");
+        let body = got.json();
+        assert_eq!(body["type"], "error", "{context}");
+        assert_eq!(body["error"]["type"], kind, "{context}");
+        let message = body["error"]["message"].as_str().unwrap_or("");
+        assert!(message.contains(named), "{context}");
+    }
+    let got = post_to(&server, "/v1/messages", serde_json::json!({"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "mock": {"tokens": 1}})).await;
+    assert_eq!(got.status, 200);
 }

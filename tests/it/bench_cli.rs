@@ -1,5 +1,5 @@
 //! `sluice bench` against a real server: it counts what it received, reads
-//! both frame formats, and hangs up when asked (which the server notices).
+//! every door's frames, and hangs up when asked (which the server notices).
 
 use std::process::Command;
 
@@ -49,6 +49,39 @@ async fn bench_reads_native_frames_and_openai_chunks() {
     .unwrap();
     assert_eq!(report["ends"]["done"], 2, "{report}");
     assert!(report["tokens"].as_u64().unwrap() >= 10);
+}
+
+#[tokio::test]
+async fn bench_reads_the_responses_and_messages_events() {
+    let server = spawn(fast_mock_config()).await;
+    let doors = [
+        (
+            "/v1/responses",
+            r#"{"model":"mock:tokens=6","stream":true,"input":"hi"}"#,
+            r#"{"model":"mock:fail_after=2","stream":true,"input":"hi"}"#,
+        ),
+        (
+            "/v1/messages",
+            r#"{"model":"mock:tokens=6","stream":true,"max_tokens":99,"messages":[{"role":"user","content":"hi"}]}"#,
+            r#"{"model":"mock:fail_after=2","stream":true,"max_tokens":99,"messages":[{"role":"user","content":"hi"}]}"#,
+        ),
+    ];
+    for (path, ok, failing) in doors {
+        let url = server.url(path);
+        let (report, failed) = tokio::task::spawn_blocking(move || {
+            let report = bench(&["--url", &url, "-c", "2", "-n", "2", "--body", ok]);
+            (
+                report,
+                bench(&["--url", &url, "-c", "1", "-n", "1", "--body", failing]),
+            )
+        })
+        .await
+        .unwrap();
+        assert_eq!(report["ends"]["done"], 2, "{path}: {report}");
+        assert_eq!(report["tokens"], 12, "{path}: {report}");
+        assert_eq!(failed["errors"], 1, "{path}: {failed}");
+        assert_eq!(failed["tokens"], 2, "{path}: {failed}");
+    }
 }
 
 #[tokio::test]
