@@ -6,6 +6,8 @@
 #   benches/instructions.sh [BINARY]             # default: target/release/sluice
 #   benches/instructions.sh --requests [BINARY]  # per one-token request instead
 #   benches/instructions.sh --native [BINARY]    # per token on the native door (/v1/stream)
+#   benches/instructions.sh --responses [BINARY] # per token on the Responses door
+#   benches/instructions.sh --messages [BINARY]  # per token on the Messages door
 #
 # A sluice mock (the release binary) serves as the OpenAI upstream; BINARY runs
 # under callgrind as the proxy, with one serving thread. After a warm-up the
@@ -23,8 +25,8 @@ DOOR=openai
 if [ "${1:-}" = "--requests" ]; then
   PER=request
   shift
-elif [ "${1:-}" = "--native" ]; then
-  DOOR=native
+elif [ "${1:-}" = "--native" ] || [ "${1:-}" = "--responses" ] || [ "${1:-}" = "--messages" ]; then
+  DOOR=${1#--}
   shift
 fi
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -75,10 +77,17 @@ done
 
 BODY='{"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]}'
 URL=http://127.0.0.1:$PROXY_PORT/v1/chat/completions
-if [ "$DOOR" = native ]; then
-  BODY='{"model":"chat","prompt":"hi"}'
-  URL=http://127.0.0.1:$PROXY_PORT/v1/stream
-fi
+case "$DOOR" in
+  native)
+    BODY='{"model":"chat","prompt":"hi"}'
+    URL=http://127.0.0.1:$PROXY_PORT/v1/stream ;;
+  responses)
+    BODY='{"model":"chat","stream":true,"input":"hi"}'
+    URL=http://127.0.0.1:$PROXY_PORT/v1/responses ;;
+  messages)
+    BODY='{"model":"chat","stream":true,"max_tokens":1000,"messages":[{"role":"user","content":"hi"}]}'
+    URL=http://127.0.0.1:$PROXY_PORT/v1/messages ;;
+esac
 "$MAIN" bench --url "$URL" --body "$BODY" -c 2 -n 4 --json >/dev/null
 # The tokenizer's tables load on a blocking thread at start (under callgrind
 # that takes many seconds); counting it would swamp a request's cost. Wait
