@@ -68,6 +68,13 @@ def stop_reasons():
     assert message.content[0].text == "one two"
 
 
+def models():
+    ids = [m.id for m in client.models.list()]
+    assert "mock" in ids, ids
+    model = client.models.retrieve("mock")
+    assert model.id == "mock" and model.type == "model", model
+
+
 def expect(exception, call):
     try:
         call()
@@ -123,6 +130,7 @@ def main():
         lambda: create_with_stream_gives_every_event_in_order(text),
         lambda: without_stream_one_message(text),
         stop_reasons,
+        models,
         errors_raise_the_sdk_exception_classes,
         an_error_mid_stream_raises,
     ]:

@@ -104,9 +104,19 @@ async fn respond(
     Ok(super::stream(&app, admission, planned, framer_for, None).await?)
 }
 
+/// The model list, readable by both OpenAI's SDKs (`object`, `data`) and
+/// Anthropic's (`data`, `has_more`, `first_id`, `last_id`), whose
+/// `models.list()` asks the same path.
 pub async fn models(State(app): State<AppState>) -> Json<Value> {
-    let data: Vec<Value> = app.models.names().into_iter().map(model_object).collect();
-    Json(json!({ "object": "list", "data": data }))
+    let names = app.models.names();
+    let data: Vec<Value> = names.iter().map(|name| model_object(name)).collect();
+    Json(json!({
+        "object": "list",
+        "data": data,
+        "has_more": false,
+        "first_id": names.first(),
+        "last_id": names.last(),
+    }))
 }
 
 pub async fn model(
@@ -120,6 +130,11 @@ pub async fn model(
     Ok(Json(model_object(&route.name)))
 }
 
+/// A model as OpenAI describes one (`object`, `created`, `owned_by`) and as
+/// Anthropic does (`type`, `display_name`, `created_at`).
 fn model_object(name: &str) -> Value {
-    json!({ "id": name, "object": "model", "created": 0, "owned_by": "sluice" })
+    json!({
+        "id": name, "object": "model", "created": 0, "owned_by": "sluice",
+        "type": "model", "display_name": name, "created_at": "1970-01-01T00:00:00Z",
+    })
 }
