@@ -46,3 +46,23 @@ pub trait Framer: Send + 'static {
 
 /// The SSE comment every SSE format sends in silences.
 pub const HEARTBEAT: &[u8] = b": keep-alive\n\n";
+
+/// For framers' unit tests: frames of named events, as (name, data as JSON).
+#[cfg(test)]
+pub fn named_events(frames: &[Bytes]) -> Vec<(String, serde_json::Value)> {
+    let text: String = frames
+        .iter()
+        .map(|f| String::from_utf8(f.to_vec()).expect("frames are UTF-8"))
+        .collect();
+    text.split_terminator("\n\n")
+        .map(|frame| {
+            let (event, data) = frame.split_once('\n').expect("an event line, then data");
+            let event = event.strip_prefix("event: ").expect("a named event");
+            let data = data.strip_prefix("data: ").expect("one data line");
+            (
+                event.to_owned(),
+                serde_json::from_str(data).expect("JSON data"),
+            )
+        })
+        .collect()
+}

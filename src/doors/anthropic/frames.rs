@@ -157,20 +157,7 @@ mod tests {
 
     use super::*;
     use crate::generation::Usage;
-
-    fn events(frames: &[Bytes]) -> Vec<(String, Value)> {
-        let text: String = frames
-            .iter()
-            .map(|f| String::from_utf8(f.to_vec()).unwrap())
-            .collect();
-        text.split_terminator("\n\n")
-            .map(|frame| {
-                let (event, data) = frame.split_once('\n').unwrap();
-                let data = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
-                (event.strip_prefix("event: ").unwrap().to_owned(), data)
-            })
-            .collect()
-    }
+    use crate::pipeline::framer::named_events as events;
 
     #[test]
     fn a_stream_is_anthropics_event_sequence_with_the_stop_sequence_named() {

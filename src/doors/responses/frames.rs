@@ -244,26 +244,12 @@ fn part_fields<T>(head: &Head, rest: T) -> PartFields<'_, T> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{json, Value};
+    use serde_json::json;
 
     use super::*;
     use crate::doors::responses::request::Echo;
     use crate::generation::Usage;
-
-    fn events(frames: &[Bytes]) -> Vec<(String, Value)> {
-        let text: String = frames
-            .iter()
-            .map(|f| String::from_utf8(f.to_vec()).unwrap())
-            .collect();
-        text.split_terminator("\n\n")
-            .map(|frame| {
-                let (event, data) = frame.split_once('\n').unwrap();
-                let event = event.strip_prefix("event: ").unwrap().to_owned();
-                let data = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
-                (event, data)
-            })
-            .collect()
-    }
+    use crate::pipeline::framer::named_events as events;
 
     #[test]
     fn a_stream_is_the_sequence_the_sdks_check_numbered_from_zero() {
