@@ -62,6 +62,8 @@ pub struct ModelConfig {
     pub fail_after: Option<u32>,
     pub error_status: Option<u16>,
     pub drop_after: Option<u32>,
+    pub reasoning_tokens: Option<u32>,
+    pub tool_call: Option<String>,
 
     /// The upstream key, read from `api_key_env` at load time.
     #[serde(skip)]
@@ -101,6 +103,8 @@ impl ModelConfig {
             fail_after: None,
             error_status: None,
             drop_after: None,
+            reasoning_tokens: None,
+            tool_call: None,
             api_key: None,
         }
     }
@@ -117,6 +121,8 @@ impl ModelConfig {
             fail_after: self.fail_after,
             error_status: self.error_status,
             drop_after: self.drop_after,
+            reasoning_tokens: self.reasoning_tokens,
+            tool_call: self.tool_call.clone(),
         }
     }
 
@@ -159,6 +165,8 @@ mod tests {
             fail_after = 6
             error_status = 507
             drop_after = 8
+            reasoning_tokens = 9
+            tool_call = "ten"
             "#,
             |_| None,
         )
@@ -181,6 +189,8 @@ mod tests {
                 fail_after: Some(6),
                 error_status: Some(507),
                 drop_after: Some(8),
+                reasoning_tokens: Some(9),
+                tool_call: Some("ten".into()),
             }
         );
     }

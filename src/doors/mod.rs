@@ -17,6 +17,7 @@ mod json;
 pub mod native;
 pub mod openai;
 pub mod responses;
+mod tools;
 
 use std::sync::Arc;
 

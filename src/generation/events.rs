@@ -4,7 +4,7 @@ use std::pin::Pin;
 
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::error::UpstreamError;
 
@@ -16,9 +16,22 @@ pub type TokenStream = Pin<Box<dyn Stream<Item = TokenEvent> + Send>>;
 pub enum TokenEvent {
     /// A piece of generated text, relayed to the client as its own frame.
     Token(String),
-    /// An OpenAI `delta.tool_calls` array, relayed unchanged by the doors
-    /// that can carry it (the OpenAI-compatible one) and skipped by the others.
+    /// A piece of the model's reasoning (thinking) before or between its
+    /// answer: relayed apart from the answer, in each door's own way.
+    Reasoning(String),
+    /// The signature Anthropic ends a thinking block with; only the Messages
+    /// door carries it.
+    Signature(String),
+    /// An OpenAI `delta.tool_calls` array (`index`, then `id`, `type` and
+    /// `function.name` in a call's first delta, and `function.arguments` in
+    /// pieces): the one tool-call shape of the pipeline, which each door
+    /// frames its own way.
     ToolCalls(Value),
+    /// An OpenAI-compatible chunk that carries more than one of the above,
+    /// or fields sluice does not interpret (`refusal`, `function_call`,
+    /// `audio`, the choice's `logprobs`): relayed whole by the OpenAI door,
+    /// read part by part by the others.
+    Delta(Box<ChunkDelta>),
     /// The generation finished normally.
     Done(Finish),
     /// The generation failed; before the first token this becomes an HTTP
@@ -27,6 +40,46 @@ pub enum TokenEvent {
     /// Cut the client connection with no terminal frame (the mock's
     /// `drop_after`, simulating a dead network path).
     Cut,
+}
+
+/// The most tool calls one answer may make; a call index past it is ignored
+/// wherever calls are assembled (the index comes from the upstream).
+pub const MAX_TOOL_CALLS: usize = 128;
+
+/// A chunk's `delta` as the upstream sent it (without `role`), and the
+/// choice's `logprobs` when it had any.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ChunkDelta {
+    pub delta: Map<String, Value>,
+    pub logprobs: Option<Value>,
+}
+
+impl ChunkDelta {
+    pub fn content(&self) -> Option<&str> {
+        self.text("content")
+    }
+
+    /// `reasoning_content` (DeepSeek, vLLM, ...) or `reasoning` (OpenRouter,
+    /// Ollama's /v1, ...).
+    pub fn reasoning(&self) -> Option<&str> {
+        self.text("reasoning_content")
+            .or_else(|| self.text("reasoning"))
+    }
+
+    pub fn tool_calls(&self) -> Option<&Value> {
+        self.delta.get("tool_calls").filter(|v| !v.is_null())
+    }
+
+    pub fn refusal(&self) -> Option<&str> {
+        self.text("refusal")
+    }
+
+    fn text(&self, key: &str) -> Option<&str> {
+        self.delta
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+    }
 }
 
 /// How a generation ended, with its token accounting.
@@ -54,8 +107,14 @@ impl Finish {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Usage {
     pub prompt_tokens: u32,
+    /// All generated tokens, reasoning included (as OpenAI counts them).
     pub completion_tokens: u32,
     pub total_tokens: u32,
+    /// How many of `completion_tokens` were reasoning, when the provider
+    /// says (the native door shows it as is; OpenAI's doors as
+    /// `completion_tokens_details` / `output_tokens_details`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_tokens: Option<u32>,
 }
 
 impl Usage {
@@ -64,6 +123,14 @@ impl Usage {
             prompt_tokens,
             completion_tokens,
             total_tokens: prompt_tokens.saturating_add(completion_tokens),
+            reasoning_tokens: None,
+        }
+    }
+
+    pub fn with_reasoning(self, reasoning_tokens: Option<u32>) -> Self {
+        Usage {
+            reasoning_tokens,
+            ..self
         }
     }
 }

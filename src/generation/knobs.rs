@@ -37,6 +37,10 @@ pub struct MockKnobs {
     pub fail_after: Option<u32>,
     pub error_status: Option<u16>,
     pub drop_after: Option<u32>,
+    /// Reasoning tokens before the answer (section 11).
+    pub reasoning_tokens: Option<u32>,
+    /// Call this tool (one of the request's `tools`) instead of answering.
+    pub tool_call: Option<String>,
 }
 
 impl MockKnobs {
@@ -52,6 +56,8 @@ impl MockKnobs {
             fail_after: over.fail_after.or(self.fail_after),
             error_status: over.error_status.or(self.error_status),
             drop_after: over.drop_after.or(self.drop_after),
+            reasoning_tokens: over.reasoning_tokens.or(self.reasoning_tokens),
+            tool_call: over.tool_call.clone().or_else(|| self.tool_call.clone()),
         }
     }
 
@@ -65,11 +71,16 @@ impl MockKnobs {
                 "must be an HTTP error status (400-599)",
             ));
         }
-        if self.tokens.is_some_and(|n| n > MAX_TOKENS_KNOB) {
-            return Err(InvalidField::new(
-                "tokens",
-                format!("must be at most {MAX_TOKENS_KNOB}"),
-            ));
+        for (knob, value) in [
+            ("tokens", self.tokens),
+            ("reasoning_tokens", self.reasoning_tokens),
+        ] {
+            if value.is_some_and(|n| n > MAX_TOKENS_KNOB) {
+                return Err(InvalidField::new(
+                    knob,
+                    format!("must be at most {MAX_TOKENS_KNOB}"),
+                ));
+            }
         }
         Ok(())
     }

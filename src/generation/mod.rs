@@ -10,7 +10,8 @@
 //! chunks, and later buffered for resumption, without touching the providers.
 //!
 //! The rules every provider keeps:
-//! - zero or more outputs (`Token`, `ToolCalls`), then exactly one terminal
+//! - zero or more outputs (`Token`, `Reasoning`, `Signature`, `ToolCalls`,
+//!   `Delta`), then exactly one terminal
 //!   event (`Done`, `Error` or `Cut`), then the end of the stream;
 //! - dropping the stream cancels the generation: the upstream connection is
 //!   closed, the mock's timers are dropped. No provider spawns a detached task.
@@ -21,8 +22,10 @@ mod error;
 mod events;
 mod knobs;
 mod request;
+mod tools;
 
 pub use error::{InvalidField, UpstreamError};
-pub use events::{Finish, TokenEvent, TokenStream, Usage};
+pub use events::{ChunkDelta, Finish, TokenEvent, TokenStream, Usage, MAX_TOOL_CALLS};
 pub use knobs::{MockKnobs, MockMode};
 pub use request::{check_max_tokens, GenRequest, Message, Role};
+pub use tools::{check_choice, forced, Tool, ToolChoice};

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use super::error::InvalidField;
 use super::knobs::MockKnobs;
+use super::tools::{Tool, ToolChoice};
 
 /// The most tokens a request may ask for: far past any model's context, but
 /// a bound, so a typo like 10^12 is caught rather than passed on.
@@ -68,9 +69,13 @@ pub struct GenRequest {
     /// (tool calls, content parts, ...). OpenAI-compatible upstreams get these
     /// instead of `messages`, which is the text-only view other providers use.
     pub raw_messages: Option<Vec<Value>>,
-    /// Request fields sluice does not interpret (`tools`, `response_format`,
-    /// `n`, `user`, ...), passed unchanged to OpenAI-compatible upstreams.
+    /// Request fields sluice does not interpret (`response_format`, `n`,
+    /// `user`, ...), passed unchanged to OpenAI-compatible upstreams; the
+    /// OpenAI door's `tools` and `tool_choice` too.
     pub passthrough: Map<String, Value>,
+    /// The tools offered, as sluice reads them (the mock calls them).
+    pub tools: Vec<Tool>,
+    pub tool_choice: ToolChoice,
 }
 
 impl GenRequest {
@@ -82,7 +87,16 @@ impl GenRequest {
         }
         check_range("temperature", self.temperature, 0.0, 2.0)?;
         check_range("top_p", self.top_p, 0.0, 1.0)?;
-        self.mock.validate_in_request()
+        self.mock.validate_in_request()?;
+        match &self.mock.tool_call {
+            Some(name) if !self.tools.iter().any(|t| &t.name == name) => Err(InvalidField::new(
+                "mock.tool_call",
+                format!(
+                    "`mock.tool_call` names `{name}`, which is not among the request's `tools`"
+                ),
+            )),
+            Some(_) | None => Ok(()),
+        }
     }
 
     /// The text of the last user message, which the mock's `echo` mode streams back.

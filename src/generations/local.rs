@@ -236,7 +236,9 @@ impl GenerationLog for LocalLog {
                 log::usage(self.prompt_tokens, &text),
                 Some(err.clone()),
             ),
-            Some(Entry::Token(_)) | None => (None, log::usage(self.prompt_tokens, &text), None),
+            Some(Entry::Token(_) | Entry::Reasoning(_)) | None => {
+                (None, log::usage(self.prompt_tokens, &text), None)
+            }
         };
         Snapshot {
             id: self.id.to_string(),

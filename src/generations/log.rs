@@ -17,6 +17,8 @@ pub const CANCELLED: &str = "cancelled";
 #[derive(Debug, Clone, PartialEq)]
 pub enum Entry {
     Token(String),
+    /// A piece of reasoning (section 11).
+    Reasoning(String),
     /// The terminal `done` frame.
     Done(Finish),
     /// The terminal `error` frame.
@@ -26,7 +28,7 @@ pub enum Entry {
 impl Entry {
     pub fn is_terminal(&self) -> bool {
         match self {
-            Entry::Token(_) => false,
+            Entry::Token(_) | Entry::Reasoning(_) => false,
             Entry::Done(_) | Entry::Error(_) => true,
         }
     }
@@ -35,7 +37,7 @@ impl Entry {
     /// its text's allocation (the allocator hands out no less than 16 bytes).
     pub fn bytes(&self) -> usize {
         let text = match self {
-            Entry::Token(text) => text.capacity(),
+            Entry::Token(text) | Entry::Reasoning(text) => text.capacity(),
             Entry::Done(finish) => finish.finish_reason.capacity(),
             Entry::Error(err) => err.message.capacity(),
         };
@@ -157,7 +159,7 @@ impl Frames {
             return (self.len(), false);
         }
         let ends = match &entry {
-            Entry::Token(_) => None,
+            Entry::Token(_) | Entry::Reasoning(_) => None,
             Entry::Done(finish) if finish.finish_reason == CANCELLED => Some(Status::Cancelled),
             Entry::Done(_) => Some(Status::Done),
             Entry::Error(_) => Some(Status::Error),
@@ -199,7 +201,7 @@ impl Frames {
             .iter()
             .filter_map(|entry| match entry {
                 Entry::Token(text) => Some(text.as_str()),
-                Entry::Done(_) | Entry::Error(_) => None,
+                Entry::Reasoning(_) | Entry::Done(_) | Entry::Error(_) => None,
             })
             .collect()
     }

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::failover::{self, Serving};
 use crate::error::ApiError;
-use crate::generation::{Finish, TokenEvent, UpstreamError};
+use crate::generation::{ChunkDelta, Finish, TokenEvent, UpstreamError, MAX_TOOL_CALLS};
 use crate::observe::{Ended, StreamMeter};
 
 /// A finished generation.
@@ -19,9 +19,56 @@ pub struct Collected {
     /// The model that served (a fallback, perhaps).
     pub served_by: String,
     pub content: String,
+    /// The reasoning, apart from the answer.
+    pub reasoning: String,
+    /// The signature of the reasoning, when the provider gave one (Anthropic).
+    pub signature: Option<String>,
     /// Tool calls assembled from their deltas, in index order.
     pub tool_calls: Vec<Value>,
+    /// What an OpenAI-compatible upstream sent besides: a refusal's text, a
+    /// legacy `function_call`, and the content's `logprobs` entries.
+    pub extras: Extras,
     pub finish: Finish,
+}
+
+/// Delta fields only the OpenAI door's objects carry.
+#[derive(Debug, Default)]
+pub struct Extras {
+    pub refusal: Option<String>,
+    pub function_call: Option<Value>,
+    /// `logprobs.content` entries, in order; `None` when no chunk had any.
+    pub logprobs: Option<Vec<Value>>,
+}
+
+impl Extras {
+    fn merge(&mut self, delta: &ChunkDelta) {
+        if let Some(refusal) = delta.refusal() {
+            self.refusal
+                .get_or_insert_with(String::new)
+                .push_str(refusal);
+        }
+        if let Some(call) = delta.delta.get("function_call").and_then(Value::as_object) {
+            let whole = self
+                .function_call
+                .get_or_insert_with(|| json!({"name": "", "arguments": ""}));
+            for key in ["name", "arguments"] {
+                if let Some(piece) = call.get(key).and_then(Value::as_str) {
+                    let joined = whole[key].as_str().unwrap_or("").to_owned() + piece;
+                    whole[key] = Value::from(joined);
+                }
+            }
+        }
+        if let Some(entries) = delta
+            .logprobs
+            .as_ref()
+            .and_then(|l| l.get("content"))
+            .and_then(Value::as_array)
+        {
+            self.logprobs
+                .get_or_insert_with(Vec::new)
+                .extend(entries.iter().cloned());
+        }
+    }
 }
 
 /// Runs the chosen generation to its end. Any failure is the response's
@@ -53,7 +100,10 @@ async fn gather(
         mut deadlines,
     } = choice.await?;
     let mut content = String::new();
+    let mut reasoning = String::new();
+    let mut signature = None;
     let mut tool_calls = Vec::new();
+    let mut extras = Extras::default();
     // One timer, moved on lazily, as in the relay.
     let timer = sleep_until(deadlines.due().0);
     tokio::pin!(timer);
@@ -64,12 +114,30 @@ async fn gather(
                 meter.token();
                 content.push_str(&token);
             }
+            TokenEvent::Reasoning(text) => reasoning.push_str(&text),
+            TokenEvent::Signature(text) => signature = Some(text),
             TokenEvent::ToolCalls(deltas) => merge_tool_calls(&mut tool_calls, &deltas),
+            TokenEvent::Delta(delta) => {
+                if let Some(text) = delta.reasoning() {
+                    reasoning.push_str(text);
+                }
+                if let Some(text) = delta.content() {
+                    meter.token();
+                    content.push_str(text);
+                }
+                if let Some(calls) = delta.tool_calls() {
+                    merge_tool_calls(&mut tool_calls, calls);
+                }
+                extras.merge(&delta);
+            }
             TokenEvent::Done(finish) => {
                 return Ok(Collected {
                     served_by: model,
                     content,
+                    reasoning,
+                    signature,
                     tool_calls,
+                    extras,
                     finish,
                 })
             }
@@ -95,10 +163,14 @@ async fn gather(
 }
 
 /// Folds one `delta.tool_calls` array into the calls so far: `id`, `type` and
-/// the function's `name` arrive once, `arguments` arrive in pieces.
+/// the function's `name` arrive once, `arguments` arrive in pieces. A call
+/// index past [`MAX_TOOL_CALLS`] is not the upstream's to choose: ignored.
 fn merge_tool_calls(calls: &mut Vec<Value>, deltas: &Value) {
     for delta in deltas.as_array().into_iter().flatten() {
         let index = delta.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+        if index >= MAX_TOOL_CALLS {
+            continue;
+        }
         while calls.len() <= index {
             calls.push(
                 json!({"id": "", "type": "function", "function": {"name": "", "arguments": ""}}),

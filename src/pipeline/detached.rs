@@ -83,6 +83,9 @@ impl Framer for LogOnly {
     fn token(&mut self, _token: &str) -> Bytes {
         Bytes::new()
     }
+    fn reasoning(&mut self, _text: &str) -> Bytes {
+        Bytes::new()
+    }
     fn done(&mut self, _finish: &Finish) -> Bytes {
         Bytes::new()
     }

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::generation::Finish;
+use crate::generation::{ChunkDelta, Finish};
 
 /// How one front door turns a generation's events into bytes.
 pub trait Framer: Send + 'static {
@@ -22,9 +22,31 @@ pub trait Framer: Send + 'static {
     }
     /// One token's frame.
     fn token(&mut self, token: &str) -> Bytes;
+    /// A piece of reasoning, apart from the answer (section 11); every door
+    /// has a way to carry it.
+    fn reasoning(&mut self, text: &str) -> Bytes;
+    /// The signature of a thinking block; `None` where the format has none.
+    fn signature(&mut self, _signature: &str) -> Option<Bytes> {
+        None
+    }
     /// An OpenAI `tool_calls` delta; `None` where the format cannot carry one.
     fn tool_calls(&mut self, _calls: &Value) -> Option<Bytes> {
         None
+    }
+    /// A chunk with several parts: by default its reasoning, its content and
+    /// its tool calls, each framed as on its own (the OpenAI door relays the
+    /// chunk whole instead).
+    fn delta(&mut self, delta: &ChunkDelta) -> Option<Bytes> {
+        let parts = [
+            delta.reasoning().map(|text| self.reasoning(text)),
+            delta.content().map(|text| self.token(text)),
+            delta.tool_calls().and_then(|calls| self.tool_calls(calls)),
+        ];
+        let mut out = Vec::new();
+        for part in parts.into_iter().flatten() {
+            out.extend_from_slice(&part);
+        }
+        (!out.is_empty()).then(|| Bytes::from(out))
     }
     /// The model actually serving (a fallback, perhaps); told before the
     /// first frame.

@@ -314,7 +314,30 @@ fn write(
             let frame = framer.token(&token);
             (Some(frame), None, Some(Entry::Token(token)))
         }
+        TokenEvent::Reasoning(text) => {
+            let frame = framer.reasoning(&text);
+            (Some(frame), None, Some(Entry::Reasoning(text)))
+        }
+        TokenEvent::Signature(signature) => (framer.signature(&signature), None, None),
         TokenEvent::ToolCalls(calls) => (framer.tool_calls(&calls), None, None),
+        TokenEvent::Delta(delta) => {
+            if delta.content().is_some() {
+                meter.token();
+            }
+            if let Some(log) = log {
+                // The log is door-neutral: the parts the native door shows.
+                if let Some(text) = delta.reasoning() {
+                    log.append(Entry::Reasoning(text.to_owned()));
+                }
+                if let Some(text) = delta.content() {
+                    log.append(Entry::Token(text.to_owned()));
+                }
+            }
+            return Written {
+                frame: framer.delta(&delta),
+                end: None,
+            };
+        }
         TokenEvent::Done(finish) => {
             meter.end(Ended::Done);
             let frame = framer.done(&finish);

@@ -9,9 +9,10 @@
 //! `content_block_start` / `content_block_delta` / `content_block_stop`,
 //! `message_delta` (stop reason, output usage), `message_stop`, `ping`, and
 //! `error` (e.g. `overloaded_error` mid-stream). Each `text_delta` becomes a
-//! token. A `tool_use` block and its `input_json_delta`s become OpenAI-style
-//! tool-call deltas, which the OpenAI door relays and the native door skips;
-//! other delta kinds (thinking, citations) are ignored, never a crash.
+//! token, each `thinking_delta` reasoning (and `signature_delta` the thinking
+//! block's signature). A `tool_use` block and its `input_json_delta`s become
+//! OpenAI-style tool-call deltas, which every door but the native one frames;
+//! other delta kinds (citations) are ignored, never a crash.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -235,6 +236,12 @@ impl MessageState {
                 .and_then(Value::as_str)
                 .filter(|t| !t.is_empty())
                 .map(|t| TokenEvent::Token(t.to_owned())),
+            Some("thinking") => block
+                .get("thinking")
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+                .map(|t| TokenEvent::Reasoning(t.to_owned())),
+            // `redacted_thinking` carries only encrypted data: nothing to show.
             _ => None,
         }
     }
@@ -247,6 +254,15 @@ impl MessageState {
                 .and_then(Value::as_str)
                 .filter(|t| !t.is_empty())
                 .map(|t| TokenEvent::Token(t.to_owned())),
+            Some("thinking_delta") => delta
+                .get("thinking")
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+                .map(|t| TokenEvent::Reasoning(t.to_owned())),
+            Some("signature_delta") => delta
+                .get("signature")
+                .and_then(Value::as_str)
+                .map(|s| TokenEvent::Signature(s.to_owned())),
             Some("input_json_delta") => {
                 let call = self
                     .tool_blocks

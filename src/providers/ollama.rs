@@ -66,6 +66,9 @@ struct Line {
 struct LineMessage {
     #[serde(default)]
     content: String,
+    /// A thinking model's reasoning (Ollama 0.9 and later).
+    #[serde(default)]
+    thinking: String,
 }
 
 impl Provider for Ollama {
@@ -111,8 +114,13 @@ impl Provider for Ollama {
                     yield TokenEvent::Error(UpstreamError::Stream(redactor.scrub(&message)));
                     return;
                 }
-                if let Some(message) = line.message.filter(|m| !m.content.is_empty()) {
-                    yield TokenEvent::Token(message.content);
+                if let Some(message) = line.message {
+                    if !message.thinking.is_empty() {
+                        yield TokenEvent::Reasoning(message.thinking);
+                    }
+                    if !message.content.is_empty() {
+                        yield TokenEvent::Token(message.content);
+                    }
                 }
                 if line.done {
                     let finish_reason = match line.done_reason.as_deref() {

@@ -1,19 +1,28 @@
 //! The Messages API's streaming events, each `event: TYPE` and a JSON object
-//! with that `type`: `message_start`, `content_block_start` and a `ping` (the
-//! opening, sent as the body's preamble), one `content_block_delta` with a
-//! `text_delta` per token, then `content_block_stop`, `message_delta` (stop
-//! reason and usage) and `message_stop`. A failure after the opening is
-//! `event: error`. Silences are filled with `ping`s, as Anthropic does.
+//! with that `type`: `message_start` (the opening, sent as the body's
+//! preamble); then content blocks, each opened by `content_block_start`
+//! when its first piece comes and closed by `content_block_stop`: a `text`
+//! block with one `text_delta` per token, a `thinking` block with
+//! `thinking_delta`s (and a `signature_delta`), a `tool_use` block per tool
+//! call with `input_json_delta`s. A `ping` follows the first block's start,
+//! as Anthropic sends it, and fills silences. The end is `message_delta`
+//! (stop reason and usage) and `message_stop`; a failure after the opening
+//! is `event: error`.
 //!
-//! The framer keeps no text: nothing after the opening repeats it.
+//! Blocks cannot interleave, so a piece of another kind closes the open
+//! block. Tool calls stream one after another in practice; an argument
+//! piece for a call whose block has closed cannot be placed and is dropped.
+//!
+//! The framer keeps no text: nothing after a block repeats it.
 
 use bytes::Bytes;
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 use super::error;
-use super::objects::{self, Head};
+use super::objects::{self, Block, Head};
 use crate::error::ApiError;
-use crate::generation::Finish;
+use crate::generation::{Finish, MAX_TOOL_CALLS};
 use crate::pipeline::framer::Framer;
 
 /// Frames one message's events.
@@ -21,6 +30,18 @@ pub struct MessageEvents {
     head: Head,
     /// Whether the opening went out: the model it names is then fixed.
     opened: bool,
+    /// The open block, if any, and the index the next block takes.
+    open: Option<Open>,
+    next_index: u32,
+    /// Tool-call indexes that have had their block.
+    calls: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Open {
+    Text,
+    Thinking,
+    ToolUse { call: usize },
 }
 
 const PING: &[u8] = b"event: ping\ndata: {\"type\":\"ping\"}\n\n";
@@ -30,6 +51,97 @@ impl MessageEvents {
         MessageEvents {
             head,
             opened: false,
+            open: None,
+            next_index: 0,
+            calls: Vec::new(),
+        }
+    }
+
+    /// The index of the open block, after opening `block` (and closing
+    /// another) if `want` is not the one open.
+    fn block(&mut self, out: &mut Vec<u8>, want: Open, block: Block<'_>) -> u32 {
+        if self.open == Some(want) {
+            return self.next_index - 1;
+        }
+        self.close(out);
+        let index = self.next_index;
+        self.next_index += 1;
+        self.open = Some(want);
+        let start = Indexed {
+            index,
+            rest: StartFields {
+                content_block: block,
+            },
+        };
+        event(out, "content_block_start", start);
+        if index == 0 {
+            out.extend_from_slice(PING);
+        }
+        index
+    }
+
+    fn close(&mut self, out: &mut Vec<u8>) {
+        if self.open.take().is_some() {
+            let index = self.next_index - 1;
+            event(
+                out,
+                "content_block_stop",
+                Indexed {
+                    index,
+                    rest: Nothing {},
+                },
+            );
+        }
+    }
+
+    fn delta(out: &mut Vec<u8>, index: u32, delta: DeltaBody<'_>) {
+        event(
+            out,
+            "content_block_delta",
+            Indexed {
+                index,
+                rest: DeltaFields { delta },
+            },
+        );
+    }
+
+    /// One tool-call delta: a new call opens its `tool_use` block, argument
+    /// pieces become `input_json_delta`s.
+    fn call_delta(&mut self, out: &mut Vec<u8>, delta: &Value) {
+        let call = delta.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+        if call >= MAX_TOOL_CALLS {
+            return;
+        }
+        let want = Open::ToolUse { call };
+        if self.open != Some(want) {
+            if self.calls.contains(&call) {
+                tracing::debug!(
+                    call,
+                    "a tool call's piece came after its block closed; dropped"
+                );
+                return;
+            }
+            self.calls.push(call);
+            let function = &delta["function"];
+            let block = Block::ToolUse {
+                id: delta["id"].as_str().unwrap_or(""),
+                name: function["name"].as_str().unwrap_or(""),
+                input: Value::Object(Map::new()),
+            };
+            self.block(out, want, block);
+        }
+        let index = self.next_index - 1;
+        if let Some(piece) = delta["function"]["arguments"]
+            .as_str()
+            .filter(|p| !p.is_empty())
+        {
+            Self::delta(
+                out,
+                index,
+                DeltaBody::InputJson {
+                    partial_json: piece,
+                },
+            );
         }
     }
 }
@@ -58,15 +170,32 @@ struct Start<'a> {
 
 /// The fields of `content_block_*` events: the block's index, and more.
 #[derive(Serialize)]
-struct Block<T> {
+struct Indexed<T> {
     index: u32,
     #[serde(flatten)]
     rest: T,
 }
 
 #[derive(Serialize)]
-struct TextBlock {
-    content_block: objects::Text<'static>,
+struct StartFields<'a> {
+    content_block: Block<'a>,
+}
+
+#[derive(Serialize)]
+struct DeltaFields<'a> {
+    delta: DeltaBody<'a>,
+}
+
+/// A `content_block_delta`'s delta, named by Anthropic's `type`s.
+#[derive(Serialize)]
+#[serde(tag = "type")]
+enum DeltaBody<'a> {
+    #[serde(rename = "thinking_delta")]
+    Thinking { thinking: &'a str },
+    #[serde(rename = "signature_delta")]
+    Signature { signature: &'a str },
+    #[serde(rename = "input_json_delta")]
+    InputJson { partial_json: &'a str },
 }
 
 #[derive(Serialize)]
@@ -90,13 +219,6 @@ impl Framer for MessageEvents {
         let mut out = Vec::new();
         let message = self.head.started();
         event(&mut out, "message_start", Start { message });
-        let content_block = objects::Text::new("");
-        let block = Block {
-            index: 0,
-            rest: TextBlock { content_block },
-        };
-        event(&mut out, "content_block_start", block);
-        out.extend_from_slice(PING);
         Some(Bytes::from(out))
     }
 
@@ -107,27 +229,62 @@ impl Framer for MessageEvents {
         }
     }
 
-    /// The hot path: one allocation, the outgoing frame, built in place.
+    /// The hot path: once the text block is open, one allocation, the
+    /// outgoing frame, built in place.
     fn token(&mut self, token: &str) -> Bytes {
-        const OPEN: &[u8] = b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":";
+        const OPEN: &[u8] =
+            b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":";
+        const DELTA: &[u8] = b",\"delta\":{\"type\":\"text_delta\",\"text\":";
         const CLOSE: &[u8] = b"}}\n\n";
-        let mut out = Vec::with_capacity(OPEN.len() + token.len() + 8 + CLOSE.len());
+        let mut out = Vec::new();
+        let index = self.block(&mut out, Open::Text, Block::Text { text: "" });
+        out.reserve(OPEN.len() + DELTA.len() + token.len() + 16 + CLOSE.len());
         out.extend_from_slice(OPEN);
+        out.extend_from_slice(itoa::Buffer::new().format(index).as_bytes());
+        out.extend_from_slice(DELTA);
         serde_json::to_writer(&mut out, token).expect("a string serialises");
         out.extend_from_slice(CLOSE);
         Bytes::from(out)
     }
 
+    /// A `thinking_delta` in a `thinking` block.
+    fn reasoning(&mut self, text: &str) -> Bytes {
+        let mut out = Vec::new();
+        let block = Block::Thinking {
+            thinking: "",
+            signature: "",
+        };
+        let index = self.block(&mut out, Open::Thinking, block);
+        Self::delta(&mut out, index, DeltaBody::Thinking { thinking: text });
+        Bytes::from(out)
+    }
+
+    /// A `signature_delta`, which belongs to the open thinking block.
+    fn signature(&mut self, signature: &str) -> Option<Bytes> {
+        if self.open != Some(Open::Thinking) {
+            return None;
+        }
+        let mut out = Vec::new();
+        let index = self.next_index - 1;
+        Self::delta(&mut out, index, DeltaBody::Signature { signature });
+        Some(Bytes::from(out))
+    }
+
+    fn tool_calls(&mut self, calls: &Value) -> Option<Bytes> {
+        let mut out = Vec::new();
+        for delta in calls.as_array().into_iter().flatten() {
+            self.call_delta(&mut out, delta);
+        }
+        (!out.is_empty()).then(|| Bytes::from(out))
+    }
+
     fn done(&mut self, finish: &Finish) -> Bytes {
         let mut out = Vec::new();
-        event(
-            &mut out,
-            "content_block_stop",
-            Block {
-                index: 0,
-                rest: Nothing {},
-            },
-        );
+        if self.next_index == 0 {
+            // An empty answer still has its text block.
+            self.block(&mut out, Open::Text, Block::Text { text: "" });
+        }
+        self.close(&mut out);
         let delta = MessageDelta {
             delta: StopDelta {
                 stop_reason: objects::stop_reason(finish),
@@ -152,76 +309,4 @@ impl Framer for MessageEvents {
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::{json, Value};
-
-    use super::*;
-    use crate::generation::Usage;
-    use crate::pipeline::framer::named_events as events;
-
-    #[test]
-    fn a_stream_is_anthropics_event_sequence_with_the_stop_sequence_named() {
-        let mut framer = MessageEvents::new(Head::new("mock", 7));
-        framer.serving("claude");
-        let finish = Finish {
-            stop_sequence: Some("END".into()),
-            ..Finish::new("stop", Usage::new(8, 2))
-        };
-        let frames = [
-            framer.preamble().unwrap(),
-            framer.token("Hi"),
-            framer.heartbeat().unwrap(),
-            framer.token(" \"there\""),
-            framer.done(&finish),
-        ];
-        let got = events(&frames);
-        let kinds: Vec<&str> = got.iter().map(|(kind, _)| kind.as_str()).collect();
-        assert_eq!(
-            kinds,
-            [
-                "message_start",
-                "content_block_start",
-                "ping",
-                "content_block_delta",
-                "ping",
-                "content_block_delta",
-                "content_block_stop",
-                "message_delta",
-                "message_stop",
-            ]
-        );
-        for (kind, data) in &got {
-            assert_eq!(data["type"], json!(kind));
-        }
-        let message = &got[0].1["message"];
-        assert_eq!(message["model"], "claude");
-        assert_eq!(
-            message["usage"],
-            json!({"input_tokens": 7, "output_tokens": 0})
-        );
-        assert_eq!(
-            got[5].1["delta"],
-            json!({"type": "text_delta", "text": " \"there\""})
-        );
-        assert_eq!(
-            got[7].1,
-            json!({"type": "message_delta",
-                   "delta": {"stop_reason": "stop_sequence", "stop_sequence": "END"},
-                   "usage": {"input_tokens": 8, "output_tokens": 2}})
-        );
-    }
-
-    #[test]
-    fn the_token_cap_is_max_tokens_and_a_failure_an_error_event() {
-        let mut framer = MessageEvents::new(Head::new("mock", 1));
-        let got = events(&[framer.done(&Finish::new("length", Usage::new(1, 1)))]);
-        assert_eq!(got[1].1["delta"]["stop_reason"], "max_tokens");
-        assert_eq!(got[1].1["delta"]["stop_sequence"], Value::Null);
-
-        let err = ApiError::from(crate::generation::UpstreamError::Stream("boom".into()));
-        let got = events(&[framer.error(&err)]);
-        assert_eq!(got[0].0, "error");
-        assert_eq!(got[0].1["type"], "error");
-        assert_eq!(got[0].1["error"]["type"], "api_error");
-    }
-}
+mod tests;

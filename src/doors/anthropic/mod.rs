@@ -39,7 +39,7 @@ pub async fn messages(
     if !stream {
         let collected = super::collect(&app, admission, planned).await?;
         let head = Head::new(&collected.served_by, collected.finish.usage.prompt_tokens);
-        let message = head.finished(&collected.content, &collected.finish);
+        let message = head.finished(&collected);
         return Ok(super::served_by(Json(message), &collected));
     }
     let prompt_tokens = tokenizer::prompt_tokens(&planned.request.messages);

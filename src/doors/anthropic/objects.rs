@@ -2,8 +2,10 @@
 //! non-streaming answer), stop reasons and usage in Anthropic's words.
 
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::generation::{Finish, Usage};
+use crate::pipeline::collect::Collected;
 
 /// What a message repeats wherever it appears: its id and model.
 #[derive(Debug, Clone)]
@@ -41,10 +43,31 @@ impl Head {
         }
     }
 
-    /// The whole `message` of a finished generation.
-    pub fn finished<'a>(&'a self, text: &'a str, finish: &'a Finish) -> MessageObject<'a> {
+    /// The whole `message` of a finished generation: its thinking, its
+    /// text, its tool calls.
+    pub fn finished<'a>(&'a self, collected: &'a Collected) -> MessageObject<'a> {
+        let mut content = Vec::new();
+        if !collected.reasoning.is_empty() {
+            content.push(Block::Thinking {
+                thinking: &collected.reasoning,
+                signature: collected.signature.as_deref().unwrap_or(""),
+            });
+        }
+        if !collected.content.is_empty() || collected.tool_calls.is_empty() {
+            content.push(Block::Text {
+                text: &collected.content,
+            });
+        }
+        for call in &collected.tool_calls {
+            content.push(Block::ToolUse {
+                id: call["id"].as_str().unwrap_or(""),
+                name: call["function"]["name"].as_str().unwrap_or(""),
+                input: tool_input(call["function"]["arguments"].as_str().unwrap_or("")),
+            });
+        }
+        let finish = &collected.finish;
         MessageObject {
-            content: vec![Text::new(text)],
+            content,
             stop_reason: Some(stop_reason(finish)),
             stop_sequence: finish.stop_sequence.as_deref(),
             usage: MessageUsage::from(finish.usage),
@@ -60,23 +83,45 @@ pub struct MessageObject<'a> {
     kind: &'static str,
     role: &'static str,
     model: &'a str,
-    content: Vec<Text<'a>>,
+    content: Vec<Block<'a>>,
     stop_reason: Option<&'static str>,
     stop_sequence: Option<&'a str>,
     usage: MessageUsage,
 }
 
-/// A `text` content block.
+/// A content block, as `content_block_start` opens it (empty) or a whole
+/// message lists it.
 #[derive(Debug, Serialize)]
-pub struct Text<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    text: &'a str,
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Block<'a> {
+    Text {
+        text: &'a str,
+    },
+    Thinking {
+        thinking: &'a str,
+        signature: &'a str,
+    },
+    ToolUse {
+        id: &'a str,
+        name: &'a str,
+        input: Value,
+    },
 }
 
-impl Text<'_> {
-    pub fn new(text: &str) -> Text<'_> {
-        Text { kind: "text", text }
+/// A tool call's arguments as the `input` object Anthropic's `tool_use`
+/// carries; arguments that are not a JSON object (a broken upstream) are
+/// kept under `arguments` rather than lost.
+pub fn tool_input(arguments: &str) -> Value {
+    if arguments.trim().is_empty() {
+        return Value::Object(Map::new());
+    }
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(object @ Value::Object(_)) => object,
+        Ok(_) | Err(_) => {
+            let mut kept = Map::new();
+            kept.insert("arguments".into(), Value::from(arguments));
+            Value::Object(kept)
+        }
     }
 }
 

@@ -12,8 +12,9 @@
 use serde_json::{Map, Value};
 
 use crate::doors::json::{parse, take};
+use crate::doors::tools::{self, Dialect};
 use crate::error::ApiError;
-use crate::generation::{check_max_tokens, GenRequest, Message, MockKnobs, Role};
+use crate::generation::{check_choice, check_max_tokens, GenRequest, Message, MockKnobs, Role};
 
 /// What the handler needs besides the generation itself.
 pub struct ParsedRequest {
@@ -52,8 +53,13 @@ pub fn parse_request(body: &[u8]) -> Result<ParsedRequest, ApiError> {
             "temperature: must be between 0 and 1",
         ));
     }
+    let offered = tools::tools(&body, Dialect::Messages)?;
+    let tool_choice = tools::choice(&body, Dialect::Messages)?;
+    check_choice(&offered, &tool_choice, "tool_choice")?;
     let generation = GenRequest {
         messages,
+        tools: offered,
+        tool_choice,
         max_tokens: Some(max_tokens),
         temperature: temperature.map(|t| t * 2.0),
         top_p: take(&mut body, "top_p")?,

@@ -159,6 +159,30 @@ impl Framer for NativeFrames {
         Bytes::from(out)
     }
 
+    /// `event: reasoning` with the same `{"token":..}` data and ids as a
+    /// token, so an `EventSource` hears it only with a listener of its own;
+    /// `{"reasoning":..}` lines in NDJSON; nothing in plain text, which is
+    /// the answer alone.
+    fn reasoning(&mut self, text: &str) -> Bytes {
+        let mut out = Vec::with_capacity(text.len() + self.id_prefix.len() + 56);
+        match self.format {
+            Format::Sse => {
+                self.id_line(&mut out);
+                out.extend_from_slice(b"event: reasoning\ndata: {\"token\":");
+                serde_json::to_writer(&mut out, text).expect("a string serialises");
+                out.extend_from_slice(b"}\n\n");
+            }
+            Format::Ndjson => {
+                self.next_id += 1;
+                out.extend_from_slice(b"{\"reasoning\":");
+                serde_json::to_writer(&mut out, text).expect("a string serialises");
+                out.extend_from_slice(b"}\n");
+            }
+            Format::Text => self.next_id += 1,
+        }
+        Bytes::from(out)
+    }
+
     fn serving(&mut self, model: &str) {
         model.clone_into(&mut self.model);
     }

@@ -100,6 +100,7 @@ fn frames(
                 let aborts = matches!(entry, Entry::Error(_)) && framer.aborts_on_error();
                 let frame = match entry {
                     Entry::Token(text) => framer.token(&text),
+                    Entry::Reasoning(text) => framer.reasoning(&text),
                     Entry::Done(finish) => {
                         framer.serving(&log.model());
                         framer.done(&finish)

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::error;
 use super::identity::Identity;
 use crate::error::ApiError;
-use crate::generation::{Finish, Usage};
+use crate::generation::{ChunkDelta, Finish, Usage};
 use crate::pipeline::framer::Framer;
 
 const DONE: &str = "data: [DONE]\n\n";
@@ -75,7 +75,7 @@ impl ChunkShape {
         if self.include_usage {
             out.push_str(&self.prefix);
             out.push_str("],\"usage\":");
-            out.push_str(&json!(usage).to_string());
+            out.push_str(&super::objects::usage(usage).to_string());
             out.push_str("}\n\n");
         }
         out.push_str(DONE);
@@ -106,16 +106,20 @@ impl ChatChunks {
         }
     }
 
-    fn delta(&mut self, delta: &str, finish_reason: &str) -> String {
-        let mut out = String::new();
-        if !self.sent_role {
-            // The role arrives alone in the first chunk, as OpenAI sends it;
-            // LangChain and others depend on it.
-            self.sent_role = true;
-            out.push_str(&self.shape.chunk(
-                r#"{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}"#,
-            ));
+    /// The role chunk, if it has not gone out yet: the role arrives alone in
+    /// the first chunk, as OpenAI sends it; LangChain and others depend on it.
+    fn role_chunk(&mut self) -> String {
+        if self.sent_role {
+            return String::new();
         }
+        self.sent_role = true;
+        self.shape.chunk(
+            r#"{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}"#,
+        )
+    }
+
+    fn delta(&mut self, delta: &str, finish_reason: &str) -> String {
+        let mut out = self.role_chunk();
         out.push_str(&self.shape.chunk(&format!(
             r#"{{"index":0,"delta":{delta},"logprobs":null,"finish_reason":{finish_reason}}}"#
         )));
@@ -151,9 +155,28 @@ impl Framer for ChatChunks {
         Bytes::from(out)
     }
 
+    /// `delta.reasoning_content`, the name most clients read (DeepSeek's,
+    /// vLLM's, the AI SDK's, Open WebUI's).
+    fn reasoning(&mut self, text: &str) -> Bytes {
+        let delta = format!(r#"{{"reasoning_content":{}}}"#, json_string(text));
+        Bytes::from(self.delta(&delta, "null"))
+    }
+
     fn tool_calls(&mut self, calls: &Value) -> Option<Bytes> {
         let delta = json!({ "tool_calls": calls }).to_string();
         Some(Bytes::from(self.delta(&delta, "null")))
+    }
+
+    /// The upstream's delta as it came (content and tool calls together,
+    /// `refusal`, `function_call`, ...) and its `logprobs`, in sluice's chunk.
+    fn delta(&mut self, delta: &ChunkDelta) -> Option<Bytes> {
+        let fields = Value::Object(delta.delta.clone()).to_string();
+        let logprobs = delta.logprobs.as_ref().unwrap_or(&Value::Null);
+        let choice =
+            format!(r#"{{"index":0,"delta":{fields},"logprobs":{logprobs},"finish_reason":null}}"#);
+        let mut out = self.role_chunk();
+        out.push_str(&self.shape.chunk(&choice));
+        Some(Bytes::from(out))
     }
 
     fn done(&mut self, finish: &Finish) -> Bytes {
@@ -201,6 +224,11 @@ impl Framer for CompletionChunks {
 
     fn token(&mut self, token: &str) -> Bytes {
         Bytes::from(self.choice(token, "null"))
+    }
+
+    /// A legacy completion has no place for reasoning, and it is not the answer.
+    fn reasoning(&mut self, _text: &str) -> Bytes {
+        Bytes::new()
     }
 
     fn done(&mut self, finish: &Finish) -> Bytes {

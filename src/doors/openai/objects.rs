@@ -4,6 +4,7 @@
 use serde_json::{json, Map, Value};
 
 use super::identity::Identity;
+use crate::generation::Usage;
 use crate::pipeline::collect::Collected;
 
 /// A `chat.completion` object.
@@ -25,7 +26,21 @@ pub fn chat_completion(identity: &Identity, collected: &Collected) -> Value {
             Value::from(collected.tool_calls.clone()),
         );
     }
-    message.insert("refusal".into(), Value::Null);
+    if !collected.reasoning.is_empty() {
+        message.insert(
+            "reasoning_content".into(),
+            Value::from(collected.reasoning.as_str()),
+        );
+    }
+    let extras = &collected.extras;
+    if let Some(call) = &extras.function_call {
+        message.insert("function_call".into(), call.clone());
+    }
+    message.insert("refusal".into(), Value::from(extras.refusal.clone()));
+    let logprobs = match &extras.logprobs {
+        Some(content) => json!({ "content": content, "refusal": null }),
+        None => Value::Null,
+    };
     json!({
         "id": identity.id,
         "object": "chat.completion",
@@ -34,11 +49,25 @@ pub fn chat_completion(identity: &Identity, collected: &Collected) -> Value {
         "choices": [{
             "index": 0,
             "message": message,
-            "logprobs": null,
+            "logprobs": logprobs,
             "finish_reason": collected.finish.finish_reason,
         }],
-        "usage": collected.finish.usage,
+        "usage": usage(&collected.finish.usage),
     })
+}
+
+/// Usage in OpenAI's names: reasoning tokens, when known, under
+/// `completion_tokens_details`.
+pub fn usage(usage: &Usage) -> Value {
+    let mut object = json!({
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    });
+    if let Some(reasoning) = usage.reasoning_tokens {
+        object["completion_tokens_details"] = json!({ "reasoning_tokens": reasoning });
+    }
+    object
 }
 
 /// A `text_completion` object.
@@ -54,6 +83,6 @@ pub fn text_completion(identity: &Identity, collected: &Collected) -> Value {
             "logprobs": null,
             "finish_reason": collected.finish.finish_reason,
         }],
-        "usage": collected.finish.usage,
+        "usage": usage(&collected.finish.usage),
     })
 }

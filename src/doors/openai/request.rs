@@ -10,9 +10,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::doors::json::{parse, take};
+use crate::doors::tools::{self, Dialect};
 use crate::doors::Stop;
 use crate::error::ApiError;
-use crate::generation::{check_max_tokens, GenRequest, Message, MockKnobs, Role};
+use crate::generation::{
+    check_choice, check_max_tokens, GenRequest, Message, MockKnobs, Role, Tool, ToolChoice,
+};
 
 /// What the handler needs besides the generation itself.
 pub struct ParsedRequest {
@@ -90,7 +93,12 @@ pub fn chat(body: &[u8]) -> Result<ParsedRequest, ApiError> {
         passthrough.insert("max_completion_tokens".into(), Value::from(max));
     }
     let max_tokens = common.max_tokens.or(max_completion_tokens);
-    let mut prepared = common.into_parsed(messages, passthrough)?;
+    // Read, not taken: OpenAI-compatible upstreams get them as they came.
+    let offered = (
+        tools::tools(&passthrough, Dialect::Chat)?,
+        tools::choice(&passthrough, Dialect::Chat)?,
+    );
+    let mut prepared = common.into_parsed(messages, passthrough, offered)?;
     prepared.generation.max_tokens = max_tokens;
     prepared.generation.raw_messages = Some(raw_messages);
     Ok(prepared)
@@ -123,7 +131,7 @@ pub fn completion(body: &[u8]) -> Result<ParsedRequest, ApiError> {
         role: Role::User,
         content: prompt,
     }];
-    common.into_parsed(messages, passthrough)
+    common.into_parsed(messages, passthrough, (Vec::new(), ToolChoice::Auto))
 }
 
 impl SharedFields {
@@ -131,7 +139,9 @@ impl SharedFields {
         self,
         messages: Vec<Message>,
         mut passthrough: Map<String, Value>,
+        (tools, tool_choice): (Vec<Tool>, ToolChoice),
     ) -> Result<ParsedRequest, ApiError> {
+        check_choice(&tools, &tool_choice, "tool_choice")?;
         match self.n {
             Some(0) => return Err(ApiError::invalid("n", "`n` must be at least 1")),
             Some(1) => {
@@ -161,6 +171,8 @@ impl SharedFields {
             mock: self.mock.unwrap_or_default(),
             raw_messages: None,
             passthrough,
+            tools,
+            tool_choice,
         };
         generation.validate()?;
         Ok(ParsedRequest {

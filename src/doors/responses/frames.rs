@@ -3,33 +3,46 @@
 //!
 //! The order is the one the official SDKs' stream helpers check (the Python
 //! `ResponseStreamManager` raises on an event out of place):
-//! `response.created`, `response.in_progress`, `response.output_item.added`,
-//! `response.content_part.added` (the opening, sent as the body's preamble),
-//! one `response.output_text.delta` per token, then `response.output_text.done`,
-//! `response.content_part.done`, `response.output_item.done` and
-//! `response.completed` (or `response.incomplete` on the token cap). A failure
+//! `response.created` and `response.in_progress` (the opening, sent as the
+//! body's preamble); then output items, each announced by
+//! `response.output_item.added` when its first piece comes and closed by
+//! `response.output_item.done`. The answer is a `message` item
+//! (`response.content_part.added`, one `response.output_text.delta` per
+//! token, `response.output_text.done`, `response.content_part.done`);
+//! reasoning is a `reasoning` item the same way with `reasoning_text`; each
+//! tool call is a `function_call` item with
+//! `response.function_call_arguments.delta`s and `.done`. Switching between
+//! reasoning and answer closes the open one. The end is `response.completed`
+//! (or `response.incomplete` on the token cap) with every item; a failure
 //! after the opening is `response.failed`. There is no `[DONE]`.
 //!
-//! The closing events repeat the whole text, so the framer keeps it: as long
-//! as the answer, which `max_output_tokens` and `total_ms` bound.
+//! The closing events repeat each item's whole text, so the framer keeps
+//! it: as long as the answer, which `max_output_tokens` and `total_ms` bound.
 
 use bytes::Bytes;
 use serde::Serialize;
+use serde_json::Value;
 
-use super::objects::{Head, OutputText, State};
+use super::objects::{Head, Item, ItemKind, Outcome, OutputText, ReasoningText};
 use crate::error::ApiError;
-use crate::generation::Finish;
+use crate::generation::{Finish, MAX_TOOL_CALLS};
 use crate::pipeline::framer::Framer;
 
 /// Frames one response's events.
 pub struct ResponseEvents {
     head: Head,
     sequence: Sequence,
-    text: String,
     /// Whether the opening went out: the model it names is then fixed.
     opened: bool,
-    /// `,"item_id":..,"output_index":0,"content_index":0,"delta":`, built once
-    /// for the per-token event.
+    /// Every output item so far, in `output_index` order.
+    items: Vec<Item>,
+    /// The open reasoning or message item, where the next piece of that
+    /// kind goes.
+    open: Option<usize>,
+    /// Tool-call index -> item index.
+    calls: Vec<(usize, usize)>,
+    /// `,"item_id":..,"output_index":N,"content_index":0,"delta":` of the open
+    /// message item, built once for the per-token event.
     delta_fields: String,
 }
 
@@ -37,17 +50,150 @@ const DELTA: &str = "response.output_text.delta";
 
 impl ResponseEvents {
     pub fn new(head: Head) -> ResponseEvents {
-        let delta_fields = format!(
-            r#","item_id":{},"output_index":0,"content_index":0,"delta":"#,
-            serde_json::Value::from(head.item_id.as_str())
-        );
         ResponseEvents {
             head,
             sequence: Sequence::default(),
-            text: String::new(),
             opened: false,
-            delta_fields,
+            items: Vec::new(),
+            open: None,
+            calls: Vec::new(),
+            delta_fields: String::new(),
         }
+    }
+
+    /// The open item of `kind`, opening it (and closing another) if needed.
+    fn item_of(&mut self, out: &mut Vec<u8>, kind: ItemKind) -> usize {
+        if let Some(open) = self.open {
+            if self.items[open].kind == kind {
+                return open;
+            }
+            self.close(out, open, "completed");
+        }
+        let index = self.add(out, Item::new(kind));
+        let item = &self.items[index];
+        let fields = PartFields::of(item, index);
+        match item.kind {
+            ItemKind::Message => {
+                self.delta_fields = format!(
+                    r#","item_id":{},"output_index":{index},"content_index":0,"delta":"#,
+                    Value::from(item.id.as_str())
+                );
+                let part = fields.with(Part {
+                    part: OutputText::new(""),
+                });
+                self.sequence
+                    .event(out, "response.content_part.added", part);
+            }
+            ItemKind::Reasoning => {
+                let part = fields.with(Part {
+                    part: ReasoningText::new(""),
+                });
+                self.sequence
+                    .event(out, "response.content_part.added", part);
+            }
+            ItemKind::FunctionCall { .. } => {}
+        }
+        self.open = Some(index);
+        index
+    }
+
+    /// Announces a new item; returns its index.
+    fn add(&mut self, out: &mut Vec<u8>, item: Item) -> usize {
+        let index = self.items.len();
+        let added = ItemFields {
+            output_index: index,
+            item: item.announced(),
+        };
+        self.sequence
+            .event(out, "response.output_item.added", added);
+        self.items.push(item);
+        index
+    }
+
+    /// Closes item `index` with its `.done` events, in `status`.
+    fn close(&mut self, out: &mut Vec<u8>, index: usize, status: &'static str) {
+        if self.open == Some(index) {
+            self.open = None;
+        }
+        self.items[index].status = status;
+        let item = &self.items[index];
+        let fields = PartFields::of(item, index);
+        let text = item.text.as_str();
+        match &item.kind {
+            ItemKind::Message => {
+                let done = fields.with(TextDone { text, logprobs: [] });
+                self.sequence.event(out, "response.output_text.done", done);
+                let part = fields.with(Part {
+                    part: OutputText::new(text),
+                });
+                self.sequence.event(out, "response.content_part.done", part);
+            }
+            ItemKind::Reasoning => {
+                let done = fields.with(ReasoningDone { text });
+                self.sequence
+                    .event(out, "response.reasoning_text.done", done);
+                let part = fields.with(Part {
+                    part: ReasoningText::new(text),
+                });
+                self.sequence.event(out, "response.content_part.done", part);
+            }
+            ItemKind::FunctionCall { name, .. } => {
+                let done = CallFields::of(item, index).with(ArgumentsDone {
+                    name,
+                    arguments: text,
+                });
+                self.sequence
+                    .event(out, "response.function_call_arguments.done", done);
+            }
+        }
+        let done = ItemFields {
+            output_index: index,
+            item,
+        };
+        self.sequence.event(out, "response.output_item.done", done);
+    }
+
+    /// Closes every open item, in order, in `status`.
+    fn close_all(&mut self, out: &mut Vec<u8>, status: &'static str) {
+        for index in 0..self.items.len() {
+            if self.items[index].status == "in_progress" {
+                self.close(out, index, status);
+            }
+        }
+    }
+
+    /// One tool-call delta: a new call opens its item, argument pieces go to it.
+    fn call_delta(&mut self, out: &mut Vec<u8>, delta: &Value) {
+        let call = delta.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+        if call >= MAX_TOOL_CALLS {
+            return;
+        }
+        let function = &delta["function"];
+        let index = match self.calls.iter().find(|(c, _)| *c == call) {
+            Some(&(_, index)) => index,
+            None => {
+                if let Some(open) = self.open {
+                    self.close(out, open, "completed");
+                }
+                let text = |v: &Value| v.as_str().map(str::to_owned);
+                let kind = ItemKind::FunctionCall {
+                    call_id: text(&delta["id"]).unwrap_or_else(|| super::objects::new_id("call")),
+                    name: text(&function["name"]).unwrap_or_default(),
+                };
+                let index = self.add(out, Item::new(kind));
+                self.calls.push((call, index));
+                index
+            }
+        };
+        let piece = function["arguments"].as_str().unwrap_or("");
+        if piece.is_empty() || self.items[index].status != "in_progress" {
+            return;
+        }
+        self.items[index].text.push_str(piece);
+        let fields =
+            CallFields::of(&self.items[index], index).with(ArgumentsDelta { delta: piece });
+        self.sequence
+            .event(out, "response.function_call_arguments.delta", fields);
     }
 }
 
@@ -84,19 +230,59 @@ impl Sequence {
     }
 }
 
-/// The fields of the events about the one text part.
-#[derive(Serialize)]
-struct PartFields<'a, T> {
+/// The fields that place an event in a message or reasoning item's one part.
+#[derive(Serialize, Clone, Copy)]
+struct PartFields<'a> {
     item_id: &'a str,
-    output_index: u32,
+    output_index: usize,
     content_index: u32,
+}
+
+impl<'a> PartFields<'a> {
+    fn of(item: &'a Item, output_index: usize) -> Self {
+        PartFields {
+            item_id: &item.id,
+            output_index,
+            content_index: 0,
+        }
+    }
+
+    fn with<T>(self, rest: T) -> With<Self, T> {
+        With { place: self, rest }
+    }
+}
+
+/// The fields that place an event in a function call item.
+#[derive(Serialize, Clone, Copy)]
+struct CallFields<'a> {
+    item_id: &'a str,
+    output_index: usize,
+}
+
+impl<'a> CallFields<'a> {
+    fn of(item: &'a Item, output_index: usize) -> Self {
+        CallFields {
+            item_id: &item.id,
+            output_index,
+        }
+    }
+
+    fn with<T>(self, rest: T) -> With<Self, T> {
+        With { place: self, rest }
+    }
+}
+
+#[derive(Serialize)]
+struct With<P, T> {
+    #[serde(flatten)]
+    place: P,
     #[serde(flatten)]
     rest: T,
 }
 
 #[derive(Serialize)]
 struct ItemFields<T> {
-    output_index: u32,
+    output_index: usize,
     item: T,
 }
 
@@ -116,12 +302,29 @@ struct TextDone<'a> {
     logprobs: [(); 0],
 }
 
+#[derive(Serialize)]
+struct ReasoningDone<'a> {
+    text: &'a str,
+}
+
+#[derive(Serialize)]
+struct Delta<'a> {
+    delta: &'a str,
+}
+
+type ArgumentsDelta<'a> = Delta<'a>;
+
+#[derive(Serialize)]
+struct ArgumentsDone<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
 impl Framer for ResponseEvents {
     fn preamble(&mut self) -> Option<Bytes> {
         self.opened = true;
         let mut out = Vec::new();
-        let head = &self.head;
-        let response = head.response(State::InProgress);
+        let response = self.head.response(Outcome::InProgress, &[]);
         self.sequence.event(
             &mut out,
             "response.created",
@@ -136,20 +339,6 @@ impl Framer for ResponseEvents {
                 response: &response,
             },
         );
-        let item = ItemFields {
-            output_index: 0,
-            item: head.empty_message(),
-        };
-        self.sequence
-            .event(&mut out, "response.output_item.added", item);
-        let part = part_fields(
-            head,
-            Part {
-                part: OutputText::new(""),
-            },
-        );
-        self.sequence
-            .event(&mut out, "response.content_part.added", part);
         Some(Bytes::from(out))
     }
 
@@ -160,12 +349,14 @@ impl Framer for ResponseEvents {
         }
     }
 
-    /// The hot path: one allocation, the outgoing frame, built in place.
+    /// The hot path: once the message item is open, one allocation, the
+    /// outgoing frame, built in place.
     fn token(&mut self, token: &str) -> Bytes {
-        self.text.push_str(token);
+        let mut out = Vec::new();
+        let index = self.item_of(&mut out, ItemKind::Message);
+        self.items[index].text.push_str(token);
         let sequence = self.sequence.take();
-        let mut out =
-            Vec::with_capacity(2 * DELTA.len() + self.delta_fields.len() + token.len() + 80);
+        out.reserve(2 * DELTA.len() + self.delta_fields.len() + token.len() + 80);
         out.extend_from_slice(b"event: ");
         out.extend_from_slice(DELTA.as_bytes());
         out.extend_from_slice(b"\ndata: {\"type\":\"");
@@ -178,41 +369,34 @@ impl Framer for ResponseEvents {
         Bytes::from(out)
     }
 
+    /// `response.reasoning_text.delta` in a reasoning item.
+    fn reasoning(&mut self, text: &str) -> Bytes {
+        let mut out = Vec::new();
+        let index = self.item_of(&mut out, ItemKind::Reasoning);
+        self.items[index].text.push_str(text);
+        let fields = PartFields::of(&self.items[index], index).with(Delta { delta: text });
+        self.sequence
+            .event(&mut out, "response.reasoning_text.delta", fields);
+        Bytes::from(out)
+    }
+
+    fn tool_calls(&mut self, calls: &Value) -> Option<Bytes> {
+        let mut out = Vec::new();
+        for delta in calls.as_array().into_iter().flatten() {
+            self.call_delta(&mut out, delta);
+        }
+        (!out.is_empty()).then(|| Bytes::from(out))
+    }
+
     fn done(&mut self, finish: &Finish) -> Bytes {
         let mut out = Vec::new();
-        let head = &self.head;
-        let text = std::mem::take(&mut self.text);
-        let response = head.response(State::Finished {
-            finish,
-            text: &text,
-        });
-        let item_status = match response.status {
-            "completed" => "completed",
-            _ => "incomplete",
-        };
-        let done = part_fields(
-            head,
-            TextDone {
-                text: &text,
-                logprobs: [],
-            },
-        );
-        self.sequence
-            .event(&mut out, "response.output_text.done", done);
-        let part = part_fields(
-            head,
-            Part {
-                part: OutputText::new(&text),
-            },
-        );
-        self.sequence
-            .event(&mut out, "response.content_part.done", part);
-        let item = ItemFields {
-            output_index: 0,
-            item: head.message(item_status, &text),
-        };
-        self.sequence
-            .event(&mut out, "response.output_item.done", item);
+        if self.items.is_empty() {
+            // An empty answer is still a message.
+            self.item_of(&mut out, ItemKind::Message);
+        }
+        let (status, _) = super::objects::status_of(finish);
+        self.close_all(&mut out, status);
+        let response = self.head.response(Outcome::Finished(finish), &self.items);
         let kind = match response.status {
             "completed" => "response.completed",
             _ => "response.incomplete",
@@ -224,117 +408,17 @@ impl Framer for ResponseEvents {
 
     fn error(&mut self, error: &ApiError) -> Bytes {
         let mut out = Vec::new();
-        let head = &self.head;
-        let text = std::mem::take(&mut self.text);
-        let response = head.response(State::Failed { error, text: &text });
+        for item in &mut self.items {
+            if item.status == "in_progress" {
+                item.status = "incomplete";
+            }
+        }
+        let response = self.head.response(Outcome::Failed(error), &self.items);
         self.sequence
             .event(&mut out, "response.failed", ResponseFields { response });
         Bytes::from(out)
     }
 }
 
-fn part_fields<T>(head: &Head, rest: T) -> PartFields<'_, T> {
-    PartFields {
-        item_id: &head.item_id,
-        output_index: 0,
-        content_index: 0,
-        rest,
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-    use crate::doors::responses::request::Echo;
-    use crate::generation::Usage;
-    use crate::pipeline::framer::named_events as events;
-
-    #[test]
-    fn a_stream_is_the_sequence_the_sdks_check_numbered_from_zero() {
-        let mut framer = ResponseEvents::new(Head::new("mock", Echo::default()));
-        framer.serving("mock-fallback");
-        let frames = [
-            framer.preamble().unwrap(),
-            framer.token("Hel"),
-            framer.token("lo \"you\""),
-            framer.done(&Finish::new("stop", Usage::new(3, 2))),
-        ];
-        let got = events(&frames);
-        let kinds: Vec<&str> = got.iter().map(|(kind, _)| kind.as_str()).collect();
-        assert_eq!(
-            kinds,
-            [
-                "response.created",
-                "response.in_progress",
-                "response.output_item.added",
-                "response.content_part.added",
-                DELTA,
-                DELTA,
-                "response.output_text.done",
-                "response.content_part.done",
-                "response.output_item.done",
-                "response.completed",
-            ]
-        );
-        for (n, (kind, data)) in got.iter().enumerate() {
-            assert_eq!(data["type"], json!(kind));
-            assert_eq!(data["sequence_number"], json!(n));
-        }
-        let delta = &got[5].1;
-        assert_eq!(delta["delta"], "lo \"you\"");
-        assert_eq!(delta["item_id"], got[2].1["item"]["id"]);
-        let completed = &got[9].1["response"];
-        assert_eq!(completed["status"], "completed");
-        assert_eq!(completed["model"], "mock-fallback");
-        assert_eq!(
-            completed["output"][0]["content"][0]["text"],
-            "Hello \"you\""
-        );
-        assert_eq!(
-            completed["usage"],
-            json!({"input_tokens": 3, "input_tokens_details": {"cached_tokens": 0},
-                   "output_tokens": 2, "output_tokens_details": {"reasoning_tokens": 0},
-                   "total_tokens": 5})
-        );
-        assert_eq!(got[6].1["text"], "Hello \"you\"");
-    }
-
-    #[test]
-    fn the_token_cap_is_incomplete_and_a_failure_is_failed() {
-        let mut framer = ResponseEvents::new(Head::new("mock", Echo::default()));
-        let frames = [
-            framer.preamble().unwrap(),
-            framer.token("a"),
-            framer.done(&Finish::new("length", Usage::new(1, 1))),
-        ];
-        let got = events(&frames);
-        let (kind, last) = got.last().unwrap();
-        assert_eq!(kind, "response.incomplete");
-        assert_eq!(last["response"]["status"], "incomplete");
-        assert_eq!(
-            last["response"]["incomplete_details"]["reason"],
-            "max_output_tokens"
-        );
-        assert_eq!(got[got.len() - 2].1["item"]["status"], "incomplete");
-
-        let mut framer = ResponseEvents::new(Head::new("mock", Echo::default()));
-        let err = ApiError::new(crate::error::ErrorKind::IdleTimeout, "no token for 5 s");
-        let frames = [
-            framer.preamble().unwrap(),
-            framer.token("a"),
-            framer.error(&err),
-        ];
-        let got = events(&frames);
-        let (kind, last) = got.last().unwrap();
-        assert_eq!(kind, "response.failed");
-        assert_eq!(last["sequence_number"], 5);
-        assert_eq!(last["response"]["status"], "failed");
-        assert_eq!(
-            last["response"]["error"],
-            json!({"code": "idle_timeout", "message": "no token for 5 s"})
-        );
-        assert_eq!(last["response"]["output"][0]["content"][0]["text"], "a");
-    }
-}
+mod tests;

@@ -41,10 +41,9 @@ pub async fn create(
     if !stream {
         let collected = super::collect(&app, admission, planned).await?;
         let head = Head::new(&collected.served_by, echo);
-        let response = head.response(objects::State::Finished {
-            finish: &collected.finish,
-            text: &collected.content,
-        });
+        let (status, _) = objects::status_of(&collected.finish);
+        let items = objects::Item::all_of(&collected, status);
+        let response = head.response(objects::Outcome::Finished(&collected.finish), &items);
         return Ok(super::served_by(Json(response), &collected));
     }
     let framer_for =

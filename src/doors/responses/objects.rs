@@ -1,27 +1,32 @@
 //! The Responses API's objects, as serde structs so that fields come out in
 //! OpenAI's order: the `response` (in every lifecycle event and as the
-//! non-streaming answer), its one `message` output item and that item's
-//! `output_text` part.
+//! non-streaming answer) and its output items: `reasoning`, `message` and
+//! `function_call`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::ser::{Serialize, Serializer};
 use serde_json::{json, Value};
 
 use super::request::Echo;
 use crate::error::ApiError;
 use crate::generation::{Finish, Usage};
+use crate::pipeline::collect::Collected;
 
-/// What every event of one response repeats: its ids, time, model and the
+/// What every event of one response repeats: its id, time, model and the
 /// request's settings.
 #[derive(Debug, Clone)]
 pub struct Head {
     pub id: String,
-    /// The id of the one `message` output item.
-    pub item_id: String,
     pub created_at: u64,
     pub model: String,
     pub echo: Echo,
+}
+
+/// A fresh id with OpenAI's prefix for the kind of object (`resp`, `msg`,
+/// `rs`, `fc`).
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
 impl Head {
@@ -31,42 +36,34 @@ impl Head {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         Head {
-            id: format!("resp_{}", uuid::Uuid::new_v4().simple()),
-            item_id: format!("msg_{}", uuid::Uuid::new_v4().simple()),
+            id: new_id("resp"),
             created_at,
             model: model.to_owned(),
             echo,
         }
     }
 
-    /// The `response` object in a given state.
-    pub fn response<'a>(&'a self, state: State<'a>) -> ResponseObject<'a> {
-        let (status, incomplete_details, error, output, usage) = match state {
-            State::InProgress => ("in_progress", None, None, Vec::new(), None),
-            State::Finished { finish, text } => {
-                let (status, reason) = outcome(finish);
-                let item_status = match reason {
-                    Some(_) => "incomplete",
-                    None => "completed",
-                };
+    /// The `response` object at an `outcome`, listing `output`.
+    pub fn response<'a>(&'a self, outcome: Outcome<'a>, output: &'a [Item]) -> ResponseObject<'a> {
+        let (status, incomplete_details, error, usage) = match outcome {
+            Outcome::InProgress => ("in_progress", None, None, None),
+            Outcome::Finished(finish) => {
+                let (status, reason) = status_of(finish);
                 let details = reason.map(|reason| IncompleteDetails { reason });
-                let usage = Some(ResponseUsage::from(finish.usage));
                 (
                     status,
                     details,
                     None,
-                    vec![self.message(item_status, text)],
-                    usage,
+                    Some(ResponseUsage::from(finish.usage)),
                 )
             }
-            State::Failed { error, text } => (
+            Outcome::Failed(error) => (
                 "failed",
                 None,
                 Some(ResponseError {
                     code: error.kind.as_str(),
                     message: &error.message,
                 }),
-                vec![self.message("incomplete", text)],
                 None,
             ),
         };
@@ -96,39 +93,18 @@ impl Head {
             metadata: json!({}),
         }
     }
-
-    /// The `message` output item, holding `text` so far.
-    pub fn message<'a>(&'a self, status: &'static str, text: &'a str) -> OutputMessage<'a> {
-        OutputMessage {
-            status,
-            content: vec![OutputText::new(text)],
-            ..self.empty_message()
-        }
-    }
-
-    /// The `message` output item as `response.output_item.added` announces
-    /// it: its one part comes in the next event.
-    pub fn empty_message(&self) -> OutputMessage<'_> {
-        OutputMessage {
-            id: &self.item_id,
-            kind: "message",
-            status: "in_progress",
-            role: "assistant",
-            content: Vec::new(),
-        }
-    }
 }
 
 /// Where a response is in its life.
-pub enum State<'a> {
+pub enum Outcome<'a> {
     InProgress,
-    Finished { finish: &'a Finish, text: &'a str },
-    Failed { error: &'a ApiError, text: &'a str },
+    Finished(&'a Finish),
+    Failed(&'a ApiError),
 }
 
 /// A response's status for how the generation finished, and the reason it
 /// is incomplete when it is.
-fn outcome(finish: &Finish) -> (&'static str, Option<&'static str>) {
+pub fn status_of(finish: &Finish) -> (&'static str, Option<&'static str>) {
     match finish.finish_reason.as_str() {
         "length" => ("incomplete", Some("max_output_tokens")),
         "content_filter" => ("incomplete", Some("content_filter")),
@@ -136,7 +112,160 @@ fn outcome(finish: &Finish) -> (&'static str, Option<&'static str>) {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// One output item: what it is and its text (the reasoning, the answer, or
+/// a call's arguments) so far.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub id: String,
+    pub kind: ItemKind,
+    pub text: String,
+    pub status: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemKind {
+    Reasoning,
+    Message,
+    FunctionCall { call_id: String, name: String },
+}
+
+impl Item {
+    pub fn new(kind: ItemKind) -> Item {
+        let prefix = match kind {
+            ItemKind::Reasoning => "rs",
+            ItemKind::Message => "msg",
+            ItemKind::FunctionCall { .. } => "fc",
+        };
+        Item {
+            id: new_id(prefix),
+            kind,
+            text: String::new(),
+            status: "in_progress",
+        }
+    }
+
+    /// The item as `response.output_item.added` announces it: a message or
+    /// reasoning item without its part, which the next event adds.
+    pub fn announced(&self) -> Announced<'_> {
+        Announced(self)
+    }
+
+    /// The items of a whole non-streaming answer.
+    pub fn all_of(collected: &Collected, status: &'static str) -> Vec<Item> {
+        let mut items = Vec::new();
+        let mut push = |kind, text: &str| {
+            let mut item = Item::new(kind);
+            item.text = text.to_owned();
+            item.status = status;
+            items.push(item);
+        };
+        if !collected.reasoning.is_empty() {
+            push(ItemKind::Reasoning, &collected.reasoning);
+        }
+        if !collected.content.is_empty() || collected.tool_calls.is_empty() {
+            push(ItemKind::Message, &collected.content);
+        }
+        for call in &collected.tool_calls {
+            let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
+            let kind = ItemKind::FunctionCall {
+                call_id: text(&call["id"]),
+                name: text(&call["function"]["name"]),
+            };
+            push(kind, call["function"]["arguments"].as_str().unwrap_or(""));
+        }
+        items
+    }
+
+    fn serialize_as<S: Serializer>(
+        &self,
+        serializer: S,
+        with_content: bool,
+    ) -> Result<S::Ok, S::Error> {
+        let text = self.text.as_str();
+        match &self.kind {
+            ItemKind::Message => MessageItem {
+                id: &self.id,
+                kind: "message",
+                status: self.status,
+                role: "assistant",
+                content: with_content
+                    .then(|| OutputText::new(text))
+                    .into_iter()
+                    .collect(),
+            }
+            .serialize(serializer),
+            ItemKind::Reasoning => ReasoningItem {
+                id: &self.id,
+                kind: "reasoning",
+                summary: [],
+                content: with_content
+                    .then(|| ReasoningText::new(text))
+                    .into_iter()
+                    .collect(),
+                status: self.status,
+            }
+            .serialize(serializer),
+            ItemKind::FunctionCall { call_id, name } => FunctionCallItem {
+                kind: "function_call",
+                id: &self.id,
+                call_id,
+                name,
+                arguments: text,
+                status: self.status,
+            }
+            .serialize(serializer),
+        }
+    }
+}
+
+impl Serialize for Item {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.serialize_as(serializer, true)
+    }
+}
+
+/// See [`Item::announced`].
+pub struct Announced<'a>(&'a Item);
+
+impl Serialize for Announced<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let with_content = matches!(self.0.kind, ItemKind::FunctionCall { .. });
+        self.0.serialize_as(serializer, with_content)
+    }
+}
+
+#[derive(serde::Serialize)]
+struct MessageItem<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    status: &'static str,
+    role: &'static str,
+    content: Vec<OutputText<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct ReasoningItem<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    summary: [(); 0],
+    content: Vec<ReasoningText<'a>>,
+    status: &'static str,
+}
+
+#[derive(serde::Serialize)]
+struct FunctionCallItem<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: &'a str,
+    call_id: &'a str,
+    name: &'a str,
+    arguments: &'a str,
+    status: &'static str,
+}
+
+#[derive(Debug, serde::Serialize)]
 pub struct ResponseObject<'a> {
     id: &'a str,
     object: &'static str,
@@ -147,7 +276,7 @@ pub struct ResponseObject<'a> {
     instructions: Option<&'a str>,
     max_output_tokens: Option<u32>,
     model: &'a str,
-    output: Vec<OutputMessage<'a>>,
+    output: &'a [Item],
     parallel_tool_calls: bool,
     previous_response_id: Option<&'a str>,
     reasoning: Value,
@@ -163,29 +292,20 @@ pub struct ResponseObject<'a> {
     metadata: Value,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, serde::Serialize)]
 struct ResponseError<'a> {
     /// The contract's error type (`upstream_error`, `idle_timeout`, ...).
     code: &'static str,
     message: &'a str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, serde::Serialize)]
 struct IncompleteDetails {
     reason: &'static str,
 }
 
-#[derive(Debug, Serialize)]
-pub struct OutputMessage<'a> {
-    id: &'a str,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    status: &'static str,
-    role: &'static str,
-    content: Vec<OutputText<'a>>,
-}
-
-#[derive(Debug, Serialize)]
+/// The `output_text` part of a message item.
+#[derive(Debug, serde::Serialize)]
 pub struct OutputText<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
@@ -205,8 +325,25 @@ impl OutputText<'_> {
     }
 }
 
+/// The `reasoning_text` part of a reasoning item.
+#[derive(Debug, serde::Serialize)]
+pub struct ReasoningText<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: &'a str,
+}
+
+impl ReasoningText<'_> {
+    pub fn new(text: &str) -> ReasoningText<'_> {
+        ReasoningText {
+            kind: "reasoning_text",
+            text,
+        }
+    }
+}
+
 /// Usage in the Responses API's names.
-#[derive(Debug, Serialize)]
+#[derive(Debug, serde::Serialize)]
 struct ResponseUsage {
     input_tokens: u32,
     input_tokens_details: Value,
@@ -221,7 +358,7 @@ impl From<Usage> for ResponseUsage {
             input_tokens: usage.prompt_tokens,
             input_tokens_details: json!({"cached_tokens": 0}),
             output_tokens: usage.completion_tokens,
-            output_tokens_details: json!({"reasoning_tokens": 0}),
+            output_tokens_details: json!({"reasoning_tokens": usage.reasoning_tokens.unwrap_or(0)}),
             total_tokens: usage.total_tokens,
         }
     }

@@ -11,8 +11,9 @@
 use serde_json::{Map, Value};
 
 use crate::doors::json::{parse, take};
+use crate::doors::tools::{self, Dialect};
 use crate::error::ApiError;
-use crate::generation::{check_max_tokens, GenRequest, Message, MockKnobs, Role};
+use crate::generation::{check_choice, check_max_tokens, GenRequest, Message, MockKnobs, Role};
 
 /// What the handler needs besides the generation itself.
 pub struct ParsedRequest {
@@ -66,8 +67,13 @@ pub fn parse_request(body: &[u8]) -> Result<ParsedRequest, ApiError> {
         temperature: take(&mut body, "temperature")?,
         top_p: take(&mut body, "top_p")?,
     };
+    let offered = tools::tools(&body, Dialect::Responses)?;
+    let tool_choice = tools::choice(&body, Dialect::Responses)?;
+    check_choice(&offered, &tool_choice, "tool_choice")?;
     let generation = GenRequest {
         messages,
+        tools: offered,
+        tool_choice,
         max_tokens: max_output_tokens,
         temperature: echo.temperature,
         top_p: echo.top_p,

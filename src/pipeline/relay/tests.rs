@@ -24,6 +24,9 @@ impl Framer for Words {
     fn token(&mut self, token: &str) -> Bytes {
         Bytes::from(format!("token:{token}"))
     }
+    fn reasoning(&mut self, text: &str) -> Bytes {
+        Bytes::from(format!("reasoning:{text}"))
+    }
     fn done(&mut self, finish: &Finish) -> Bytes {
         Bytes::from(format!("done:{}", finish.finish_reason))
     }

@@ -74,6 +74,39 @@ const DEEPER: &[&str] = &[
     "To expand on that:",
 ];
 
+const THOUGHTS: &[&str] = &[
+    "Let me think about what matters most here.",
+    "First, the simplest explanation: what would a newcomer need to hear?",
+    "Hmm, there may be an edge case worth mentioning.",
+    "An example would make this clearer than more prose.",
+    "I should keep the answer short and concrete.",
+    "Wait — does that hold when the input is empty? Mostly, yes.",
+    "Let me double-check that reasoning before I commit to it.",
+    "A list of the key points, then a small code sample, should work.",
+    "The trade-off deserves one honest sentence.",
+    "Okay, I think I have a plan for the answer.",
+];
+
+/// Thinking-style text about `prompt` of at least `min_tokens` tokens, for
+/// the `reasoning_tokens` knob, with where it is cut.
+pub fn reasoning(rng: &mut fastrand::Rng, prompt: &str, min_tokens: u32) -> (String, Vec<Cut>) {
+    let mut out = format!("The user is asking about {}.", topic(prompt));
+    let mut counted = tokenizer::count(&out);
+    loop {
+        while counted < min_tokens {
+            let start = out.len();
+            out.push(' ');
+            out.push_str(pick(rng, THOUGHTS));
+            counted += tokenizer::count(&out[start..]);
+        }
+        let cuts = tokenizer::cuts(&out);
+        counted = cuts.iter().map(|c| c.tokens).sum();
+        if counted >= min_tokens {
+            return (out, cuts);
+        }
+    }
+}
+
 /// A chat-style answer to `prompt` of at least `min_tokens` tokens (0: one
 /// natural answer), with where it is cut into the pieces it is streamed in.
 pub fn compose(rng: &mut fastrand::Rng, prompt: &str, min_tokens: u32) -> (String, Vec<Cut>) {

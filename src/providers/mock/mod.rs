@@ -9,21 +9,26 @@
 //! Dropping the stream drops the timer, which is how the mock stops when the
 //! client leaves.
 
-mod answer;
+//!
+//! A plan is reasoning (the `reasoning_tokens` knob), then an answer or, when
+//! the request forces a tool (or the `tool_call` knob names one), one call
+//! of it with arguments generated from the tool's schema (`arguments`).
 
-use std::time::Duration;
+mod answer;
+mod arguments;
+mod pace;
+mod plan;
 
 use async_stream::stream;
+use serde_json::json;
 
 use super::Provider;
 use crate::generation::{
-    Finish, GenRequest, MockKnobs, MockMode, TokenEvent, TokenStream, UpstreamError, Usage,
+    Finish, GenRequest, MockKnobs, TokenEvent, TokenStream, UpstreamError, Usage,
 };
-use crate::tokenizer::{self, Cut};
-
-const DEFAULT_TTFT_MS: u64 = 300;
-const DEFAULT_TOKEN_DELAY_MS: u64 = 30;
-const DEFAULT_JITTER_MS: u64 = 0;
+use crate::tokenizer;
+use pace::Pace;
+use plan::{Output, Plan};
 
 /// A model served by the mock.
 pub struct Mock {
@@ -50,20 +55,44 @@ impl Provider for Mock {
             let mut pace = Pace::new(&knobs);
             pace.first_token().await;
 
-            let mut completion_tokens = 0u32;
-            let total = plan.cuts.len();
-            let mut start = 0;
-            for (sent, cut) in plan.cuts.iter().enumerate() {
+            // Every piece after the first waits its gap.
+            let mut first = true;
+            for (piece, _) in plan.reasoning.iter() {
+                if !std::mem::take(&mut first) {
+                    pace.between_tokens(&mut rng).await;
+                }
+                yield TokenEvent::Reasoning(piece.to_owned());
+            }
+            // `fail_after` and `drop_after` count the answer's pieces.
+            let (pieces, total) = match &plan.output {
+                Output::Answer(answer) => (answer, answer.cuts.len()),
+                Output::ToolCall { id, name, arguments } => {
+                    if !std::mem::take(&mut first) {
+                        pace.between_tokens(&mut rng).await;
+                    }
+                    yield TokenEvent::ToolCalls(json!([{
+                        "index": 0, "id": id, "type": "function",
+                        "function": {"name": name, "arguments": ""},
+                    }]));
+                    (arguments, arguments.cuts.len())
+                }
+            };
+            let mut output_tokens = 0u32;
+            for (sent, (piece, tokens)) in pieces.iter().enumerate() {
                 if let Some(failure) = failure_at(&knobs, sent) {
                     yield failure;
                     return;
                 }
-                if sent > 0 {
+                if !std::mem::take(&mut first) {
                     pace.between_tokens(&mut rng).await;
                 }
-                completion_tokens += cut.tokens;
-                yield TokenEvent::Token(plan.text[start..cut.end].to_owned());
-                start = cut.end;
+                output_tokens += tokens;
+                yield match &plan.output {
+                    Output::Answer(_) => TokenEvent::Token(piece.to_owned()),
+                    Output::ToolCall { .. } => TokenEvent::ToolCalls(
+                        json!([{"index": 0, "function": {"arguments": piece}}]),
+                    ),
+                };
             }
             // A failure asked for at or past the end still happens, in place of `done`.
             if let Some(failure) = [knobs.fail_after, knobs.drop_after]
@@ -75,7 +104,9 @@ impl Provider for Mock {
                 yield failure;
                 return;
             }
-            let usage = Usage::new(tokenizer::prompt_tokens(&request.messages), completion_tokens);
+            let reasoning = plan.reasoning.tokens();
+            let usage = Usage::new(tokenizer::prompt_tokens(&request.messages), reasoning + output_tokens)
+                .with_reasoning(knobs.reasoning_tokens.map(|_| reasoning));
             yield TokenEvent::Done(Finish {
                 stop_sequence: plan.stop_sequence,
                 ..Finish::new(plan.finish_reason, usage)
@@ -98,128 +129,6 @@ fn failure_at(knobs: &MockKnobs, sent: usize) -> Option<TokenEvent> {
     }
 }
 
-/// What the mock will send: decided up front, so it is deterministic. The
-/// text is kept once, with where to cut it; each piece becomes a `String`
-/// only when it is sent (a plan of strings cost ~64 bytes per token held for
-/// the whole stream).
-struct Plan {
-    text: String,
-    cuts: Vec<Cut>,
-    finish_reason: &'static str,
-    /// The request's stop sequence the text was cut before, if any.
-    stop_sequence: Option<String>,
-}
-
-impl Plan {
-    fn new(knobs: &MockKnobs, request: &GenRequest, rng: &mut fastrand::Rng) -> Plan {
-        let (text, mut cuts) = match (&knobs.text, knobs.mode.unwrap_or_default()) {
-            (Some(text), _) => (text.clone(), tokenizer::cuts(text)),
-            (None, MockMode::Echo) => {
-                let text = request.last_user_text();
-                (text.to_owned(), tokenizer::cuts(text))
-            }
-            (None, MockMode::Lorem) => {
-                answer::compose(rng, request.last_user_text(), knobs.tokens.unwrap_or(0))
-            }
-        };
-        if let Some(wanted) = knobs.tokens {
-            truncate_to_tokens(&mut cuts, wanted);
-        }
-        let mut stop_sequence = cut_at_stop(&text, &mut cuts, &request.stop);
-        let mut finish_reason = "stop";
-        if let Some(max) = request.max_tokens {
-            if truncate_to_tokens(&mut cuts, max) {
-                finish_reason = "length";
-                stop_sequence = None;
-            }
-        }
-        // Only what will be sent is kept.
-        let mut text = text;
-        text.truncate(cuts.last().map_or(0, |c| c.end));
-        text.shrink_to_fit();
-        Plan {
-            text,
-            cuts,
-            finish_reason,
-            stop_sequence,
-        }
-    }
-}
-
-/// Ends the planned pieces before the first of `stops` in the text, as a
-/// model does (the stop sequence itself is not sent), and says which one.
-fn cut_at_stop(text: &str, cuts: &mut Vec<Cut>, stops: &[String]) -> Option<String> {
-    let planned = &text[..cuts.last().map_or(0, |c| c.end)];
-    let (at, stop) = stops
-        .iter()
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| planned.find(s.as_str()).map(|at| (at, s)))
-        .min_by_key(|(at, _)| *at)?;
-    cuts.retain(|c| c.end <= at);
-    // The piece the stop sequence begins inside is cut again before it.
-    let kept = cuts.last().map_or(0, |c| c.end);
-    cuts.extend(tokenizer::cuts(&text[kept..at]).into_iter().map(|c| Cut {
-        end: kept + c.end,
-        tokens: c.tokens,
-    }));
-    Some(stop.clone())
-}
-
-/// Keeps the leading pieces that fit in `limit` tokens; true if any were cut.
-fn truncate_to_tokens(cuts: &mut Vec<Cut>, limit: u32) -> bool {
-    let mut used = 0u32;
-    let keep = cuts
-        .iter()
-        .take_while(|c| {
-            used += c.tokens;
-            used <= limit
-        })
-        .count();
-    let cut = keep < cuts.len();
-    cuts.truncate(keep);
-    cut
-}
-
-/// The mock's timing. Each token is due at a deadline reckoned from the
-/// previous deadline, not from when the previous token was written, so the
-/// pace does not drift by the timer's rounding (tokio's timer has 1 ms
-/// granularity) or by a slow reader.
-struct Pace {
-    ttft: Duration,
-    token_delay_ms: u64,
-    jitter_ms: u64,
-    due: tokio::time::Instant,
-}
-
-impl Pace {
-    fn new(knobs: &MockKnobs) -> Pace {
-        Pace {
-            ttft: Duration::from_millis(knobs.ttft_ms.unwrap_or(DEFAULT_TTFT_MS)),
-            token_delay_ms: knobs.token_delay_ms.unwrap_or(DEFAULT_TOKEN_DELAY_MS),
-            jitter_ms: knobs.jitter_ms.unwrap_or(DEFAULT_JITTER_MS),
-            due: tokio::time::Instant::now(),
-        }
-    }
-
-    async fn first_token(&mut self) {
-        self.due += self.ttft;
-        if !self.ttft.is_zero() {
-            tokio::time::sleep_until(self.due).await;
-        }
-    }
-
-    /// Waits the gap before the next token: `token_delay_ms`, spread by up to
-    /// `jitter_ms` either way.
-    async fn between_tokens(&mut self, rng: &mut fastrand::Rng) {
-        let jitter = self.jitter_ms.min(self.token_delay_ms);
-        let delay = self.token_delay_ms - jitter + rng.u64(0..=2 * jitter);
-        if delay > 0 {
-            self.due += Duration::from_millis(delay);
-            tokio::time::sleep_until(self.due).await;
-        }
-    }
-}
-
 /// The same conversation and seed give the same answer.
 fn seed_for(request: &GenRequest) -> u64 {
     // FNV-1a: tiny, and stable across Rust versions (std's hasher is not).
@@ -237,152 +146,4 @@ fn seed_for(request: &GenRequest) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use futures_util::StreamExt;
-    use tokio::time::{Duration, Instant};
-
-    use super::*;
-    use crate::generation::{Message, Role};
-
-    fn request(knobs: MockKnobs) -> GenRequest {
-        GenRequest {
-            messages: vec![Message {
-                role: Role::User,
-                content: "hello".into(),
-            }],
-            mock: knobs,
-            ..GenRequest::default()
-        }
-    }
-
-    /// Paused time: the clock moves only when every task waits, so the gaps
-    /// seen here are the mock's own schedule, exactly.
-    #[tokio::test(start_paused = true)]
-    async fn tokens_come_at_their_deadlines_ttft_then_one_gap_each() {
-        let knobs = MockKnobs {
-            ttft_ms: Some(300),
-            token_delay_ms: Some(40),
-            tokens: Some(5),
-            ..MockKnobs::default()
-        };
-        let started = Instant::now();
-        let mut events = Mock::new(MockKnobs::default()).generate(request(knobs));
-        let mut at = Vec::new();
-        while let Some(event) = events.next().await {
-            if let TokenEvent::Token(_) = event {
-                at.push(started.elapsed());
-            }
-        }
-        let ms: Vec<u128> = at.iter().map(Duration::as_millis).collect();
-        assert_eq!(ms, [300, 340, 380, 420, 460]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn jitter_spreads_the_gaps_within_its_bound_and_keeps_the_pace() {
-        let knobs = MockKnobs {
-            ttft_ms: Some(0),
-            token_delay_ms: Some(50),
-            jitter_ms: Some(20),
-            tokens: Some(60),
-            ..MockKnobs::default()
-        };
-        let mut events = Mock::new(MockKnobs::default()).generate(request(knobs));
-        let mut last: Option<Instant> = None;
-        let mut gaps: Vec<u128> = Vec::new();
-        while let Some(event) = events.next().await {
-            if let TokenEvent::Token(_) = event {
-                let now = Instant::now();
-                if let Some(last) = last {
-                    gaps.push((now - last).as_millis());
-                }
-                last = Some(now);
-            }
-        }
-        assert!(gaps.len() >= 50, "{} gaps", gaps.len());
-        assert!(gaps.iter().all(|g| (30..=70).contains(g)), "{gaps:?}");
-        let distinct: std::collections::HashSet<_> = gaps.iter().collect();
-        assert!(distinct.len() > 5, "the gaps do not spread: {gaps:?}");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn an_error_status_fails_at_once_and_a_cut_comes_after_its_tokens() {
-        let failing = MockKnobs {
-            error_status: Some(429),
-            ..MockKnobs::default()
-        };
-        let mut events = Mock::new(MockKnobs::default()).generate(request(failing));
-        assert_eq!(
-            events.next().await,
-            Some(TokenEvent::Error(UpstreamError::MockStatus {
-                status: 429,
-                retry_after: Some(1)
-            }))
-        );
-        assert_eq!(events.next().await, None);
-
-        let dropping = MockKnobs {
-            ttft_ms: Some(0),
-            token_delay_ms: Some(1),
-            drop_after: Some(3),
-            ..MockKnobs::default()
-        };
-        let events: Vec<_> = Mock::new(MockKnobs::default())
-            .generate(request(dropping))
-            .collect()
-            .await;
-        assert_eq!(events.len(), 4);
-        assert_eq!(events.last(), Some(&TokenEvent::Cut));
-    }
-
-    async fn finish_of(request: GenRequest) -> (String, Finish) {
-        let events: Vec<_> = Mock::new(MockKnobs::default())
-            .generate(request)
-            .collect()
-            .await;
-        let text = events
-            .iter()
-            .filter_map(|e| match e {
-                TokenEvent::Token(t) => Some(t.as_str()),
-                _ => None,
-            })
-            .collect();
-        match events.last() {
-            Some(TokenEvent::Done(finish)) => (text, finish.clone()),
-            other => panic!("no done: {other:?}"),
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_stop_sequence_ends_the_text_before_it_and_is_reported() {
-        let knobs = MockKnobs {
-            text: Some("one two three. four five".into()),
-            ..MockKnobs::default()
-        };
-        let stopped = GenRequest {
-            stop: vec!["zzz".into(), "ree.".into(), "four".into()],
-            ..request(knobs.clone())
-        };
-        let (text, finish) = finish_of(stopped.clone()).await;
-        // "ree." begins inside the token " three": that piece is cut again.
-        assert_eq!(text, "one two th");
-        assert_eq!(finish.finish_reason, "stop");
-        assert_eq!(finish.stop_sequence.as_deref(), Some("ree."));
-        assert_eq!(finish.usage.completion_tokens, 3);
-
-        // A stop sequence the cap comes before is a `length` finish.
-        let capped = GenRequest {
-            max_tokens: Some(2),
-            ..stopped
-        };
-        let (text, finish) = finish_of(capped).await;
-        assert_eq!(text, "one two");
-        assert_eq!(
-            (finish.finish_reason.as_str(), finish.stop_sequence),
-            ("length", None)
-        );
-
-        let (text, finish) = finish_of(request(knobs)).await;
-        assert_eq!(text, "one two three. four five");
-        assert_eq!(finish.stop_sequence, None);
-    }
-}
+mod tests;

@@ -2,19 +2,27 @@
 //! speaks it (vLLM, llama.cpp, LM Studio, Ollama's /v1, Groq, OpenRouter, ...).
 //!
 //! It asks for `stream: true` with `stream_options.include_usage`, decodes the
-//! SSE response as it arrives, and yields one token per non-empty content
-//! delta. After a chunk with `finish_reason` it keeps reading until `[DONE]`
-//! (or the end of the body), because the usage chunk comes after it. Usage is
-//! counted locally only when the upstream sends none.
+//! SSE response as it arrives, and yields one event per chunk: a token for a
+//! content delta, reasoning for `reasoning_content` or `reasoning`, tool-call
+//! deltas; a chunk with more than one of them, or with fields sluice does not
+//! read (`refusal`, `function_call`, `audio`, `logprobs`), as one
+//! [`ChunkDelta`], which the OpenAI door relays whole. After a chunk with
+//! `finish_reason` it keeps reading until `[DONE]` (or the end of the body),
+//! because the usage chunk comes after it. Usage is counted locally only when
+//! the upstream sends none.
+
+mod delta;
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
+
+use delta::Delta;
 
 use super::upstream::{self, error_message, Endpoint};
 use super::Provider;
 use crate::config::{ModelConfig, Timeouts};
 use crate::generation::{
-    Finish, GenRequest, Message, TokenEvent, TokenStream, UpstreamError, Usage,
+    ChunkDelta, Finish, GenRequest, Message, TokenEvent, TokenStream, UpstreamError, Usage,
 };
 use crate::redact::Redactor;
 use crate::tokenizer;
@@ -81,6 +89,8 @@ struct StreamState {
     /// only if the upstream sent no usage (tokenizing each delta as it came
     /// cost more CPU than relaying it).
     completion: String,
+    /// The reasoning so far, likewise.
+    reasoning: String,
     saw_done: bool,
     /// The conversation, for the prompt tokens when the upstream sends no usage.
     messages: Vec<Message>,
@@ -100,18 +110,19 @@ struct Choice {
     index: u32,
     delta: Option<Delta>,
     finish_reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Delta {
-    content: Option<String>,
-    tool_calls: Option<Value>,
+    logprobs: Option<Value>,
 }
 
 #[derive(Deserialize)]
 struct ChunkUsage {
     prompt_tokens: u32,
     completion_tokens: u32,
+    completion_tokens_details: Option<CompletionDetails>,
+}
+
+#[derive(Deserialize)]
+struct CompletionDetails {
+    reasoning_tokens: Option<u32>,
 }
 
 impl upstream::SseState for StreamState {
@@ -137,7 +148,12 @@ impl upstream::SseState for StreamState {
             return Err(UpstreamError::Stream(redactor.scrub(&message)));
         }
         if let Some(usage) = chunk.usage {
-            self.usage = Some(Usage::new(usage.prompt_tokens, usage.completion_tokens));
+            let reasoning = usage
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens);
+            self.usage = Some(
+                Usage::new(usage.prompt_tokens, usage.completion_tokens).with_reasoning(reasoning),
+            );
         }
         // sluice asks for one choice; any others (n > 1) are not relayed here.
         let Some(choice) = chunk.choices.into_iter().find(|c| c.index == 0) else {
@@ -149,14 +165,7 @@ impl upstream::SseState for StreamState {
         let Some(delta) = choice.delta else {
             return Ok(None);
         };
-        match (delta.content, delta.tool_calls) {
-            (Some(content), _) if !content.is_empty() => {
-                self.completion.push_str(&content);
-                Ok(Some(TokenEvent::Token(content)))
-            }
-            (_, Some(calls)) if !calls.is_null() => Ok(Some(TokenEvent::ToolCalls(calls))),
-            _ => Ok(None),
-        }
+        Ok(self.event_of(delta, choice.logprobs.filter(|l| !l.is_null())))
     }
 
     fn finished(&self) -> bool {
@@ -175,11 +184,57 @@ impl upstream::SseState for StreamState {
             }
         };
         let usage = self.usage.unwrap_or_else(|| {
+            let reasoning = tokenizer::count(&self.reasoning);
             Usage::new(
                 tokenizer::prompt_tokens(&self.messages),
-                tokenizer::count(&self.completion),
+                tokenizer::count(&self.completion) + reasoning,
             )
+            .with_reasoning((reasoning > 0).then_some(reasoning))
         });
         TokenEvent::Done(Finish::new(finish_reason, usage))
+    }
+}
+
+impl StreamState {
+    /// The event for one delta: the cheap single-part ones for the common
+    /// chunks, a whole [`ChunkDelta`] for the rest.
+    fn event_of(&mut self, delta: Delta, logprobs: Option<Value>) -> Option<TokenEvent> {
+        let Delta {
+            content,
+            reasoning,
+            tool_calls,
+            other,
+        } = delta;
+        if let Some(text) = &content {
+            self.completion.push_str(text);
+        }
+        if let Some(text) = &reasoning {
+            self.reasoning.push_str(text);
+        }
+        let plain = other.is_empty() && logprobs.is_none();
+        match (content, reasoning, tool_calls) {
+            (Some(text), None, None) if plain => Some(TokenEvent::Token(text)),
+            (None, Some(text), None) if plain => Some(TokenEvent::Reasoning(text)),
+            (None, None, Some(calls)) if plain => Some(TokenEvent::ToolCalls(calls)),
+            (None, None, None) if plain => None,
+            (content, reasoning, tool_calls) => {
+                let mut fields = Map::new();
+                let parts = [
+                    ("reasoning_content", reasoning.map(Value::from)),
+                    ("content", content.map(Value::from)),
+                    ("tool_calls", tool_calls),
+                ];
+                for (key, value) in parts {
+                    if let Some(value) = value {
+                        fields.insert(key.into(), value);
+                    }
+                }
+                fields.extend(other);
+                Some(TokenEvent::Delta(Box::new(ChunkDelta {
+                    delta: fields,
+                    logprobs,
+                })))
+            }
+        }
     }
 }
