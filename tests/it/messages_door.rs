@@ -124,7 +124,7 @@ async fn a_failure_after_the_start_is_an_error_event_and_the_end() {
 #[tokio::test]
 async fn silences_are_filled_with_pings_after_the_opening() {
     let server = spawn(config(
-        "heartbeat_secs = 1\n[[models]]\nname = \"mock\"\nprovider = \"mock\"\nttft_ms = 1500\ntoken_delay_ms = 0\n",
+        "heartbeat_secs = 1\n[[models]]\nname = \"mock\"\nprovider = \"mock\"\nttft_ms = 2500\ntoken_delay_ms = 0\n",
     ))
     .await;
     let started = Instant::now();
@@ -136,16 +136,16 @@ async fn silences_are_filled_with_pings_after_the_opening() {
         .unwrap();
     // The response began within the heartbeat, before the first token.
     assert_eq!(response.status(), 200);
-    assert!(started.elapsed() < Duration::from_millis(1400));
+    assert!(started.elapsed() < Duration::from_millis(2000));
     let got = receive(response).await;
     let kinds: Vec<String> = named_events(&got).into_iter().map(|(k, _)| k).collect();
-    // The opening's ping, then the heartbeat's, then the tokens.
+    // The heartbeat's ping, then the text block with its own ping, then the tokens.
     assert_eq!(
         kinds[..5],
         [
             "message_start",
-            "content_block_start",
             "ping",
+            "content_block_start",
             "ping",
             "content_block_delta"
         ]
