@@ -29,6 +29,8 @@ mod openai_door;
 mod responses_door;
 // The Anthropic Messages door: event sequences, objects, errors, providers.
 mod messages_door;
+// Reasoning and tool calls on every door, from upstreams and the mock.
+mod reasoning_and_tools;
 // The official OpenAI SDKs (Python, Node) against the OpenAI door.
 mod sdk_clients;
 

@@ -7,7 +7,9 @@
 //! The requested `model` picks a behaviour: `ok`, `max-tokens`, `tool`,
 //! `overloaded` (an `overloaded_error` event after two tokens), `status-429`
 //! (always, `retry-after: 1`), `once-429` (the first request only), `once-529`,
-//! `status-500`, `drip` (a token every 50 ms, for hang-ups).
+//! `status-500`, `drip` (a token every 50 ms, for hang-ups), `thinking` (a
+//! `thinking` block with `thinking_delta`s and a `signature_delta` before the
+//! text, as extended thinking streams it).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,6 +29,8 @@ use tokio::net::TcpListener;
 
 pub const TEXT: &[&str] = &["Hello", " from", " Claude", "."];
 pub const KEY: &str = "sk-ant-api03-SECRETSECRET";
+pub const THINKING: &[&str] = &["Let me", " think."];
+pub const SIGNATURE: &str = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pk";
 
 #[derive(Default)]
 pub struct Seen {
@@ -127,6 +131,18 @@ async fn messages(
         yield Ok::<_, std::io::Error>(Bytes::from(event("message_start", json!({"type": "message_start", "message": {
             "id": "msg_fake", "type": "message", "role": "assistant", "content": [], "model": m,
             "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 25, "output_tokens": 1}}}))));
+        if m == "thinking" {
+            yield Ok(Bytes::from(event("content_block_start", json!({"type": "content_block_start", "index": 0,
+                "content_block": {"type": "thinking", "thinking": "", "signature": ""}}))));
+            for piece in THINKING {
+                yield Ok(Bytes::from(event("content_block_delta", json!({"type": "content_block_delta", "index": 0,
+                    "delta": {"type": "thinking_delta", "thinking": piece}}))));
+            }
+            yield Ok(Bytes::from(event("content_block_delta", json!({"type": "content_block_delta", "index": 0,
+                "delta": {"type": "signature_delta", "signature": SIGNATURE}}))));
+            yield Ok(Bytes::from(event("content_block_stop", json!({"type": "content_block_stop", "index": 0}))));
+        }
+        let text_index = if m == "thinking" { 1 } else { 0 };
         if m == "tool" {
             yield Ok(Bytes::from(event("content_block_start", json!({"type": "content_block_start", "index": 0,
                 "content_block": {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {}}}))));
@@ -136,7 +152,7 @@ async fn messages(
             }
             yield Ok(Bytes::from(event("content_block_stop", json!({"type": "content_block_stop", "index": 0}))));
         } else {
-            yield Ok(Bytes::from(event("content_block_start", json!({"type": "content_block_start", "index": 0,
+            yield Ok(Bytes::from(event("content_block_start", json!({"type": "content_block_start", "index": text_index,
                 "content_block": {"type": "text", "text": ""}}))));
             yield Ok(Bytes::from(event("ping", json!({"type": "ping"}))));
             let rounds = if m == "drip" { 1000 } else { 1 };
@@ -144,7 +160,7 @@ async fn messages(
             for _ in 0..rounds {
                 for text in TEXT {
                     tokio::time::sleep(Duration::from_millis(if m == "drip" { 50 } else { 2 })).await;
-                    yield Ok(Bytes::from(event("content_block_delta", json!({"type": "content_block_delta", "index": 0,
+                    yield Ok(Bytes::from(event("content_block_delta", json!({"type": "content_block_delta", "index": text_index,
                         "delta": {"type": "text_delta", "text": text}}))));
                     sent += 1;
                     if m == "overloaded" && sent == 2 {
@@ -155,7 +171,7 @@ async fn messages(
                     }
                 }
             }
-            yield Ok(Bytes::from(event("content_block_stop", json!({"type": "content_block_stop", "index": 0}))));
+            yield Ok(Bytes::from(event("content_block_stop", json!({"type": "content_block_stop", "index": text_index}))));
         }
         let stop_reason = match m { "max-tokens" => "max_tokens", "tool" => "tool_use", _ => "end_turn" };
         yield Ok(Bytes::from(event("message_delta", json!({"type": "message_delta",

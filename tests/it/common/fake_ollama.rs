@@ -4,7 +4,9 @@
 //!
 //! The requested `model` picks a behaviour: `ok`, `length`, `error-line` (an
 //! `{"error": ...}` line after two tokens), `status-500`, `not-found` (404
-//! with Ollama's error body), `once-503` (the first request only).
+//! with Ollama's error body), `once-503` (the first request only),
+//! `thinking` (lines with `message.thinking` before the content, as Ollama
+//! 0.9+ streams a thinking model).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,6 +24,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 pub const TEXT: &[&str] = &["The", " sky", " is", " blue", "."];
+pub const THINKING: &[&str] = &["Sky", " colour", "?"];
 
 #[derive(Default)]
 pub struct Seen {
@@ -94,6 +97,13 @@ async fn chat(State(seen): State<Arc<Seen>>, Json(body): Json<Value>) -> Respons
     }
     let stream = stream! {
         let m = model.as_str();
+        if m == "thinking" {
+            for thought in THINKING {
+                let l = json!({"model": m, "created_at": "2026-11-24T08:52:19Z",
+                    "message": {"role": "assistant", "content": "", "thinking": thought}, "done": false});
+                yield Ok::<_, std::io::Error>(Bytes::from(format!("{l}\n")));
+            }
+        }
         for (i, text) in TEXT.iter().enumerate() {
             tokio::time::sleep(Duration::from_millis(2)).await;
             // Lines split at odd places across writes, as TCP may deliver them.

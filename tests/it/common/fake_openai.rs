@@ -6,7 +6,11 @@
 //!
 //! The requested `model` picks a behaviour, so one fake serves every fault:
 //! `ok`, `no-usage`, `crlf`, `die`, `hang`, `slow`, `drip`, `error-event`,
-//! `status-429`, `status-500`, `no-blank-end`, `no-finish`, `tools`.
+//! `status-429`, `status-500`, `no-blank-end`, `no-finish`, `tools`; and the
+//! section-11 shapes (see [`scripted`]): `reasoning` (a 2.6 s phase of
+//! `reasoning_content` deltas, then the answer), `reasoning-alt` (the
+//! `reasoning` name), `mixed` (content and a tool call in one delta),
+//! `refusal`, `function-call` (legacy), `logprobs`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -132,6 +136,9 @@ async fn chat(
 
     if model == "tools" {
         return tool_call_stream(&model, include_usage);
+    }
+    if let Some(script) = scripted(&model) {
+        return scripted_stream(&model, script, seen);
     }
     let mut watch = Watch { seen, done: false };
     let body = stream! {
@@ -264,4 +271,124 @@ pub fn config_toml(base_url: &str, extra: &str) -> String {
         ));
     }
     toml
+}
+
+/// The reasoning the `reasoning` models stream before their answer (cycled
+/// to 13 pieces by `reasoning`).
+pub const REASONING: &[&str] = &[
+    "The user",
+    " greets me",
+    ".",
+    " I should",
+    " greet",
+    " back",
+    ".",
+];
+
+/// One scripted chunk: its delta, its choice's `logprobs`, and the pause before it.
+type Step = (Value, Value, Duration);
+
+/// The chunks of the section-11 behaviours (reasoning, deltas with several
+/// parts, fields sluice does not interpret), after the role chunk; then the
+/// finish reason. Documented shapes: DeepSeek's and vLLM's
+/// `reasoning_content`, OpenRouter's `reasoning`, OpenAI's `refusal`,
+/// `function_call` and `logprobs`.
+pub fn scripted(model: &str) -> Option<(Vec<Step>, &'static str)> {
+    let quick = Duration::from_millis(2);
+    let answer = |steps: &mut Vec<Step>| {
+        for token in TOKENS {
+            steps.push((json!({"content": token}), Value::Null, quick));
+        }
+    };
+    let mut steps = Vec::new();
+    let finish = match model {
+        "reasoning" | "reasoning-alt" => {
+            // `reasoning`: 13 pieces 200 ms apart, a 2.6 s reasoning phase.
+            let (key, gap, count) = match model {
+                "reasoning" => ("reasoning_content", Duration::from_millis(200), 13),
+                _ => ("reasoning", quick, REASONING.len()),
+            };
+            for piece in REASONING.iter().cycle().take(count) {
+                steps.push((json!({key: piece, "content": null}), Value::Null, gap));
+            }
+            answer(&mut steps);
+            "stop"
+        }
+        "mixed" => {
+            steps.push((
+                json!({"content": "Let me check.", "tool_calls": [{"index": 0, "id": "call_mixed", "type": "function",
+                       "function": {"name": "get_weather", "arguments": "{\"city\": \"Oslo\"}"}}]}),
+                Value::Null,
+                quick,
+            ));
+            "tool_calls"
+        }
+        "refusal" => {
+            for piece in ["I can't", " help with that."] {
+                steps.push((
+                    json!({"refusal": piece, "content": null}),
+                    Value::Null,
+                    quick,
+                ));
+            }
+            "stop"
+        }
+        "function-call" => {
+            steps.push((
+                json!({"function_call": {"name": "get_weather", "arguments": ""}}),
+                Value::Null,
+                quick,
+            ));
+            steps.push((
+                json!({"function_call": {"arguments": "{\"city\":\"Oslo\"}"}}),
+                Value::Null,
+                quick,
+            ));
+            "function_call"
+        }
+        "logprobs" => {
+            for token in ["Hi", "!"] {
+                let logprobs = json!({"content": [{"token": token, "logprob": -0.25, "bytes": token.as_bytes(), "top_logprobs": []}], "refusal": null});
+                steps.push((json!({"content": token}), logprobs, quick));
+            }
+            "stop"
+        }
+        _ => return None,
+    };
+    Some((steps, finish))
+}
+
+fn scripted_stream(
+    model: &str,
+    (steps, finish): (Vec<Step>, &'static str),
+    seen: Arc<Seen>,
+) -> Response {
+    let model = model.to_owned();
+    let mut watch = Watch { seen, done: false };
+    let body = stream! {
+        let frame = |delta: Value, logprobs: Value, finish: Value| {
+            let chunk = json!({
+                "id": "chatcmpl-fake123", "object": "chat.completion.chunk", "created": 1_700_000_000,
+                "model": model, "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],
+            });
+            Bytes::from(format!("data: {chunk}\n\n"))
+        };
+        yield Ok::<_, std::io::Error>(frame(json!({"role": "assistant", "content": ""}), Value::Null, Value::Null));
+        for (delta, logprobs, pause) in steps {
+            tokio::time::sleep(pause).await;
+            yield Ok(frame(delta, logprobs, Value::Null));
+        }
+        yield Ok(frame(json!({}), Value::Null, json!(finish)));
+        let usage = json!({"id": "chatcmpl-fake123", "object": "chat.completion.chunk", "created": 1_700_000_000,
+            "model": model, "choices": [],
+            "usage": {"prompt_tokens": 11, "completion_tokens": 20, "total_tokens": 31,
+                      "completion_tokens_details": {"reasoning_tokens": 13}}});
+        yield Ok(Bytes::from(format!("data: {usage}\n\n")));
+        yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
+        watch.finish();
+    };
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(body))
+        .unwrap()
 }
