@@ -124,6 +124,41 @@ def an_error_mid_stream_raises():
     assert len(received) == 3, received
 
 
+WEATHER = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "unit": {"enum": ["celsius", "fahrenheit"]}},
+    "required": ["city", "unit"],
+}
+TOOLS = [{"name": "get_weather", "description": "The weather in a city", "input_schema": WEATHER}]
+
+
+def a_forced_tool_is_a_tool_use_block():
+    message = client.messages.create(
+        model="mock", max_tokens=256, messages=MESSAGES, tools=TOOLS, tool_choice={"type": "any"}
+    )
+    block = message.content[0]
+    assert block.type == "tool_use" and block.name == "get_weather", message
+    assert block.input["unit"] in ("celsius", "fahrenheit"), block.input
+    assert message.stop_reason == "tool_use"
+    with client.messages.stream(
+        model="mock", max_tokens=256, messages=MESSAGES, tools=TOOLS, tool_choice={"type": "tool", "name": "get_weather"}
+    ) as stream:
+        final = stream.get_final_message()
+    assert final.content[0].type == "tool_use", final
+    assert final.content[0].input == block.input
+    assert final.stop_reason == "tool_use"
+
+
+def thinking_is_a_thinking_block():
+    with client.messages.stream(
+        model="mock:reasoning_tokens=6,tokens=3", max_tokens=256, messages=MESSAGES
+    ) as stream:
+        final = stream.get_final_message()
+    assert [b.type for b in final.content] == ["thinking", "text"], final.content
+    assert final.content[0].thinking
+    assert final.usage.output_tokens == 9
+
+
 def main():
     text = the_stream_helper_gives_text_and_the_final_message()
     for check in [
@@ -133,6 +168,8 @@ def main():
         models,
         errors_raise_the_sdk_exception_classes,
         an_error_mid_stream_raises,
+        a_forced_tool_is_a_tool_use_block,
+        thinking_is_a_thinking_block,
     ]:
         check()
     print(f"python anthropic {anthropic.__version__}: all checks passed")

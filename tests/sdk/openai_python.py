@@ -4,6 +4,7 @@ Run by tests/it/sdk_clients.rs with SLUICE_BASE_URL set (e.g. http://127.0.0.1:P
 and SLUICE_KEY (the server's API key).
 Each check is a plain function; the script exits non-zero on the first failure.
 """
+import json
 import os
 import sys
 
@@ -136,6 +137,43 @@ def an_error_mid_stream_raises():
     assert all(c.choices[0].finish_reason is None for c in received)
 
 
+WEATHER = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "unit": {"enum": ["celsius", "fahrenheit"]}},
+    "required": ["city", "unit"],
+}
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": WEATHER}}]
+
+
+def reasoning_apart_from_the_answer():
+    chunks = list(
+        client.chat.completions.create(model="mock:reasoning_tokens=5,tokens=3", messages=MESSAGES, stream=True)
+    )
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    reasoning = "".join(getattr(d, "reasoning_content", None) or "" for d in deltas)
+    content = [d.content for d in deltas if d.content]
+    assert reasoning, chunks
+    assert len(content) == 3, content
+    assert reasoning not in "".join(content)
+
+
+def a_forced_tool_call():
+    completion = client.chat.completions.create(
+        model="mock", messages=MESSAGES, tools=TOOLS, tool_choice="required"
+    )
+    call = completion.choices[0].message.tool_calls[0]
+    assert call.function.name == "get_weather", completion
+    arguments = json.loads(call.function.arguments)
+    assert isinstance(arguments["city"], str) and arguments["unit"] in ("celsius", "fahrenheit"), arguments
+    assert completion.choices[0].finish_reason == "tool_calls"
+    # The SDK's stream helper assembles the same call from its deltas.
+    with client.chat.completions.stream(model="mock", messages=MESSAGES, tools=TOOLS, tool_choice="required") as stream:
+        final = stream.get_final_completion()
+    streamed = final.choices[0].message.tool_calls[0]
+    assert (streamed.id, streamed.function.arguments) == (call.id, call.function.arguments), final
+    assert final.choices[0].finish_reason == "tool_calls"
+
+
 def main():
     text = streaming_without_usage()
     checks = [
@@ -146,6 +184,8 @@ def main():
         models,
         errors_raise_the_sdk_exception_classes,
         an_error_mid_stream_raises,
+        reasoning_apart_from_the_answer,
+        a_forced_tool_call,
     ]
     for check in checks:
         check()

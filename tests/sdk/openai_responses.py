@@ -3,6 +3,7 @@
 Run by tests/it/sdk_clients.rs with SLUICE_BASE_URL (e.g. http://127.0.0.1:PORT/v1)
 and SLUICE_KEY (the server's API key). Exits non-zero on the first failure.
 """
+import json
 import os
 import sys
 
@@ -113,6 +114,38 @@ def errors_raise_the_sdk_exception_classes():
     expect(openai.AuthenticationError, lambda: stranger.responses.create(model="mock", input="hi"))
 
 
+WEATHER = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "days": {"type": "integer", "minimum": 1, "maximum": 3}},
+    "required": ["city", "days"],
+}
+TOOLS = [{"type": "function", "name": "get_weather", "parameters": WEATHER}]
+
+
+def a_forced_tool_call_is_a_function_call_item():
+    response = client.responses.create(model="mock", input="Weather?", tools=TOOLS, tool_choice="required")
+    call = response.output[0]
+    assert call.type == "function_call" and call.name == "get_weather", response.output
+    arguments = json.loads(call.arguments)
+    assert 1 <= arguments["days"] <= 3, arguments
+    with client.responses.stream(model="mock", input="Weather?", tools=TOOLS, tool_choice="required") as stream:
+        kinds = [e.type for e in stream]
+        final = stream.get_final_response()
+    assert "response.function_call_arguments.delta" in kinds, kinds
+    assert final.output[0].type == "function_call"
+    assert final.output[0].arguments == call.arguments
+
+
+def reasoning_is_a_reasoning_item():
+    with client.responses.stream(model="mock:reasoning_tokens=5,tokens=3", input="hi") as stream:
+        deltas = [e.delta for e in stream if e.type == "response.reasoning_text.delta"]
+        final = stream.get_final_response()
+    assert len(deltas) == 5, deltas
+    assert [item.type for item in final.output] == ["reasoning", "message"], final.output
+    assert final.usage.output_tokens_details.reasoning_tokens == 5
+    assert final.output_text and "".join(deltas) not in final.output_text
+
+
 def main():
     text = the_stream_helper_accumulates_the_response()
     for check in [
@@ -121,6 +154,8 @@ def main():
         the_token_cap_is_incomplete,
         a_failure_mid_stream_is_response_failed,
         errors_raise_the_sdk_exception_classes,
+        a_forced_tool_call_is_a_function_call_item,
+        reasoning_is_a_reasoning_item,
     ]:
         check()
     print(f"python openai {openai.__version__} (responses): all checks passed")

@@ -3,7 +3,7 @@
 // against a running sluice. Run by tests/it/sdk_clients.rs with
 // SLUICE_BASE_URL (e.g. http://127.0.0.1:PORT/v1) and SLUICE_KEY.
 import assert from "node:assert/strict";
-import { generateText, streamText } from "ai";
+import { generateText, jsonSchema, streamText, tool } from "ai";
 import { createOpenAI } from "@ai-sdk/openai";
 import { createAnthropic } from "@ai-sdk/anthropic";
 import { createRequire } from "node:module";
@@ -61,6 +61,36 @@ for (const [name, provider] of Object.entries(providers)) {
   assert.equal(parts.filter((p) => p.type === "text-delta").length, 3, `${name}: ${JSON.stringify(parts)}`);
   assert.ok(parts.some((p) => p.type === "error"), `${name}: ${JSON.stringify(parts)}`);
 }
+
+// Tool calls: the mock calls the forced tool with arguments valid for its schema.
+const weather = tool({
+  description: "The weather in a city",
+  inputSchema: jsonSchema({
+    type: "object",
+    properties: { city: { type: "string" }, unit: { enum: ["celsius", "fahrenheit"] } },
+    required: ["city", "unit"],
+  }),
+});
+for (const [name, provider] of Object.entries(providers)) {
+  const result = streamText({
+    model: provider("mock"),
+    prompt: "Weather in Oslo?",
+    tools: { get_weather: weather },
+    toolChoice: "required",
+    maxRetries: 0,
+  });
+  const calls = await result.toolCalls;
+  assert.equal(calls.length, 1, `${name}: ${JSON.stringify(calls)}`);
+  assert.equal(calls[0].toolName, "get_weather", name);
+  assert.ok(["celsius", "fahrenheit"].includes(calls[0].input.unit), `${name}: ${JSON.stringify(calls[0].input)}`);
+  assert.equal(await result.finishReason, "tool-calls", name);
+}
+
+// Reasoning: Anthropic's thinking blocks are the AI SDK's reasoning.
+const thinking = streamText({ model: providers.anthropic("mock:reasoning_tokens=6,tokens=3"), prompt: "hi", maxRetries: 0 });
+const reasoningText = await thinking.reasoningText;
+assert.ok(reasoningText && reasoningText.length > 0, `reasoning: ${reasoningText}`);
+assert.ok(!(await thinking.text).includes(reasoningText), "the reasoning stays apart from the answer");
 
 const require = createRequire(import.meta.url);
 const version = (pkg) => require(`${pkg}/package.json`).version;
