@@ -72,7 +72,15 @@ pub fn tools(body: &Map<String, Value>, dialect: Dialect) -> Result<Vec<Tool>, A
                 ))
             }
         };
-        tools.push(Tool { name, parameters });
+        let description = function
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        tools.push(Tool {
+            name,
+            description,
+            parameters,
+        });
     }
     Ok(tools)
 }
@@ -162,6 +170,7 @@ mod tests {
         );
         let expected = vec![Tool {
             name: "w".into(),
+            description: None,
             parameters: schema.clone(),
         }];
         assert_eq!(tools(&chat, Dialect::Chat).unwrap(), expected);

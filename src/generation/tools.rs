@@ -2,8 +2,9 @@
 //! (OpenAI's `function` tools, the Responses API's flat ones, Anthropic's
 //! `input_schema` ones): what the mock needs to call one.
 //!
-//! Upstreams get the client's own `tools` (the OpenAI door passes them
-//! through); this is sluice's reading of them, not a translation.
+//! OpenAI-compatible upstreams behind the OpenAI door get the client's own
+//! `tools` (passed through); every other pairing of door and provider gets
+//! these, written in the provider's shape.
 
 use serde_json::Value;
 
@@ -13,6 +14,7 @@ use super::error::InvalidField;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tool {
     pub name: String,
+    pub description: Option<String>,
     pub parameters: Value,
 }
 

@@ -1,9 +1,9 @@
 //! Provider `anthropic`: Anthropic's Messages API with `stream: true`.
 //!
 //! The request carries `x-api-key` and `anthropic-version`, the system prompt
-//! at the top level (Anthropic has no system role in `messages`), and a
+//! at the top level (Anthropic has no system role in `messages`), a
 //! `max_tokens`, which Anthropic requires: the client's, else the model's
-//! `default_max_tokens` (4096).
+//! `default_max_tokens` (4096), and the request's tools in Anthropic's shape.
 //!
 //! The response is SSE with typed events: `message_start` (input usage),
 //! `content_block_start` / `content_block_delta` / `content_block_stop`,
@@ -20,7 +20,9 @@ use serde_json::{json, Value};
 use super::upstream::{self, error_message, Endpoint};
 use super::Provider;
 use crate::config::{ModelConfig, Timeouts};
-use crate::generation::{Finish, GenRequest, Role, TokenEvent, TokenStream, UpstreamError, Usage};
+use crate::generation::{
+    Finish, GenRequest, Role, TokenEvent, TokenStream, ToolChoice, UpstreamError, Usage,
+};
 use crate::redact::Redactor;
 
 const API_VERSION: &str = "2023-06-01";
@@ -70,6 +72,28 @@ impl Anthropic {
         }
         if !request.stop.is_empty() {
             body["stop_sequences"] = json!(request.stop);
+        }
+        if !request.tools.is_empty() {
+            let tools: Vec<Value> = request
+                .tools
+                .iter()
+                .map(|tool| {
+                    let mut out = json!({"name": tool.name, "input_schema": tool.parameters});
+                    if let Some(description) = &tool.description {
+                        out["description"] = json!(description);
+                    }
+                    out
+                })
+                .collect();
+            body["tools"] = Value::from(tools);
+            match &request.tool_choice {
+                ToolChoice::Auto => {}
+                ToolChoice::None => body["tool_choice"] = json!({"type": "none"}),
+                ToolChoice::Required => body["tool_choice"] = json!({"type": "any"}),
+                ToolChoice::Named(name) => {
+                    body["tool_choice"] = json!({"type": "tool", "name": name})
+                }
+            }
         }
         body
     }

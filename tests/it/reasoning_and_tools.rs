@@ -529,3 +529,55 @@ async fn a_resumed_generation_replays_its_reasoning() {
     );
     assert_eq!(got.tokens().len(), 2);
 }
+
+#[tokio::test]
+async fn tools_reach_each_upstream_in_its_own_shape() {
+    let up = crate::responses_door::every_provider().await;
+    let schema = weather_schema();
+    // The Messages door in front of an OpenAI-compatible upstream.
+    post_to(
+        &up.server,
+        "/v1/messages",
+        json!({"model": "gpt", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}],
+               "tools": [{"name": "get_weather", "description": "Weather", "input_schema": schema}],
+               "tool_choice": {"type": "tool", "name": "get_weather"}}),
+    )
+    .await;
+    let sent = up.openai.seen.last_body.lock().unwrap().clone().unwrap();
+    assert_eq!(
+        sent["tools"],
+        json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": schema}}])
+    );
+    assert_eq!(
+        sent["tool_choice"],
+        json!({"type": "function", "function": {"name": "get_weather"}})
+    );
+
+    // The Responses door, and the OpenAI door, in front of Anthropic.
+    post_to(
+        &up.server,
+        "/v1/responses",
+        json!({"model": "claude", "input": "hi", "tool_choice": "required",
+               "tools": [{"type": "function", "name": "get_weather", "parameters": schema}]}),
+    )
+    .await;
+    let sent = up.anthropic.seen.last_body.lock().unwrap().clone().unwrap();
+    assert_eq!(
+        sent["tools"],
+        json!([{"name": "get_weather", "input_schema": schema}])
+    );
+    assert_eq!(sent["tool_choice"], json!({"type": "any"}));
+    post_to(
+        &up.server,
+        "/v1/chat/completions",
+        json!({"model": "claude", "messages": [{"role": "user", "content": "hi"}],
+               "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": schema}}]}),
+    )
+    .await;
+    let sent = up.anthropic.seen.last_body.lock().unwrap().clone().unwrap();
+    assert_eq!(sent["tools"][0]["name"], "get_weather");
+    assert!(
+        sent.get("tool_choice").is_none(),
+        "auto is Anthropic's default"
+    );
+}

@@ -210,6 +210,7 @@ async fn reasoning_tokens_come_first_apart_from_the_answer_and_count_in_usage() 
 fn weather_tool() -> crate::generation::Tool {
     crate::generation::Tool {
         name: "get_weather".into(),
+        description: None,
         parameters: serde_json::json!({
             "type": "object",
             "properties": {

@@ -22,7 +22,8 @@ use super::upstream::{self, error_message, Endpoint};
 use super::Provider;
 use crate::config::{ModelConfig, Timeouts};
 use crate::generation::{
-    ChunkDelta, Finish, GenRequest, Message, TokenEvent, TokenStream, UpstreamError, Usage,
+    ChunkDelta, Finish, GenRequest, Message, TokenEvent, TokenStream, ToolChoice, UpstreamError,
+    Usage,
 };
 use crate::redact::Redactor;
 use crate::tokenizer;
@@ -50,6 +51,32 @@ impl OpenAi {
         body.insert("messages".into(), messages);
         body.insert("stream".into(), json!(true));
         body.insert("stream_options".into(), json!({ "include_usage": true }));
+        // Tools from a door that is not OpenAI's own (whose `tools` pass through).
+        if !body.contains_key("tools") && !request.tools.is_empty() {
+            let tools: Vec<Value> = request
+                .tools
+                .iter()
+                .map(|tool| {
+                    let mut function = json!({"name": tool.name, "parameters": tool.parameters});
+                    if let Some(description) = &tool.description {
+                        function["description"] = json!(description);
+                    }
+                    json!({"type": "function", "function": function})
+                })
+                .collect();
+            body.insert("tools".into(), Value::from(tools));
+            let choice = match &request.tool_choice {
+                ToolChoice::Auto => None,
+                ToolChoice::None => Some(json!("none")),
+                ToolChoice::Required => Some(json!("required")),
+                ToolChoice::Named(name) => {
+                    Some(json!({"type": "function", "function": {"name": name}}))
+                }
+            };
+            if let Some(choice) = choice {
+                body.insert("tool_choice".into(), choice);
+            }
+        }
         let mut sampling = request.sampling();
         // Newer OpenAI models refuse `max_tokens` next to `max_completion_tokens`.
         if body.contains_key("max_completion_tokens") {
