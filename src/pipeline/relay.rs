@@ -28,7 +28,6 @@
 
 use std::future::Future;
 use std::io;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_stream::stream;
@@ -45,10 +44,12 @@ use super::failover::{Choice, Serving};
 use super::framer::Framer;
 use super::source::{Next, Source};
 use crate::error::ApiError;
-use crate::generation::{Finish, TokenEvent, UpstreamError};
-use crate::generations::{Entry, GenerationLog, CANCELLED};
+use crate::generation::{TokenEvent, UpstreamError};
+use crate::generations::Entry;
 use crate::limits::StreamPermit;
 use crate::observe::{Ended, StreamMeter};
+pub use write::LogWriter;
+use write::{write, End};
 
 /// A generation whose response may begin.
 pub struct Started {
@@ -105,39 +106,6 @@ pub struct StreamContext {
     pub permit: Option<StreamPermit>,
     /// The generation's log, when the generation is a resource.
     pub log: Option<LogWriter>,
-}
-
-/// Appends what a body writes to its generation's log. Dropped before the
-/// terminal frame (the client left, no one will read on), it ends the log
-/// with a `cancelled` done frame and the usage so far.
-pub struct LogWriter {
-    log: Arc<dyn GenerationLog>,
-    ended: bool,
-}
-
-impl LogWriter {
-    pub fn new(log: Arc<dyn GenerationLog>) -> LogWriter {
-        LogWriter { log, ended: false }
-    }
-
-    fn append(&mut self, entry: Entry) {
-        self.ended |= entry.is_terminal();
-        self.log.append(entry);
-    }
-
-    /// The finish of a generation stopped now.
-    fn cancelled(&self) -> Finish {
-        Finish::new(CANCELLED, self.log.usage_so_far())
-    }
-}
-
-impl Drop for LogWriter {
-    fn drop(&mut self) {
-        if !self.ended {
-            let finish = self.cancelled();
-            self.append(Entry::Done(finish));
-        }
-    }
 }
 
 /// A streaming response: status 200, the framer's content type, the headers
@@ -287,89 +255,6 @@ enum Step {
     Cancelled,
 }
 
-/// What one event makes the body write.
-struct Written {
-    frame: Option<Bytes>,
-    end: Option<End>,
-}
-
-enum End {
-    /// The terminal frame is written: end the body.
-    Close,
-    /// Abort the response, so the client sees a failed transfer.
-    Abort(&'static str),
-}
-
-/// The frame for `event`, and whether the body ends with it; the event goes
-/// into the log too, when there is one.
-fn write(
-    framer: &mut dyn Framer,
-    meter: &mut StreamMeter,
-    log: Option<&mut LogWriter>,
-    event: TokenEvent,
-) -> Written {
-    let (frame, end, entry) = match event {
-        TokenEvent::Token(token) => {
-            meter.token();
-            let frame = framer.token(&token);
-            (Some(frame), None, Some(Entry::Token(token)))
-        }
-        TokenEvent::Reasoning(text) => {
-            let frame = framer.reasoning(&text);
-            (Some(frame), None, Some(Entry::Reasoning(text)))
-        }
-        TokenEvent::Signature(signature) => (framer.signature(&signature), None, None),
-        TokenEvent::ToolCalls(calls) => (framer.tool_calls(&calls), None, None),
-        TokenEvent::Delta(delta) => {
-            if delta.content().is_some() {
-                meter.token();
-            }
-            if let Some(log) = log {
-                // The log is door-neutral: the parts the native door shows.
-                if let Some(text) = delta.reasoning() {
-                    log.append(Entry::Reasoning(text.to_owned()));
-                }
-                if let Some(text) = delta.content() {
-                    log.append(Entry::Token(text.to_owned()));
-                }
-            }
-            return Written {
-                frame: framer.delta(&delta),
-                end: None,
-            };
-        }
-        TokenEvent::Done(finish) => {
-            meter.end(Ended::Done);
-            let frame = framer.done(&finish);
-            let frame = (!frame.is_empty()).then_some(frame);
-            (frame, Some(End::Close), Some(Entry::Done(finish)))
-        }
-        TokenEvent::Error(err) => {
-            let err = ApiError::from(err);
-            meter.end(Ended::Error(err.kind));
-            let end = match framer.aborts_on_error() {
-                true => End::Abort("the stream failed"),
-                false => End::Close,
-            };
-            (Some(framer.error(&err)), Some(end), Some(Entry::Error(err)))
-        }
-        TokenEvent::Cut => {
-            meter.end(Ended::Cut);
-            // The connection is cut with no terminal frame; the log, which a
-            // reconnect reads, says why the generation ended.
-            let err = ApiError::from(UpstreamError::Stream(
-                "the mock dropped the connection, as asked by drop_after".into(),
-            ));
-            let end = End::Abort("the mock was asked to drop the connection");
-            (None, Some(end), Some(Entry::Error(err)))
-        }
-    };
-    if let (Some(log), Some(entry)) = (log, entry) {
-        log.append(entry);
-    }
-    Written { frame, end }
-}
-
 /// `frame`, after the body's opening (the framer's preamble) if it has not
 /// gone out yet.
 pub(crate) fn opened(opening: &mut Option<Bytes>, frame: Bytes) -> Bytes {
@@ -396,6 +281,8 @@ async fn flush_point() {
 fn cut(why: &str) -> io::Error {
     io::Error::new(io::ErrorKind::ConnectionAborted, why.to_owned())
 }
+
+mod write;
 
 #[cfg(test)]
 mod tests;

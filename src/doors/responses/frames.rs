@@ -20,9 +20,12 @@
 //! it: as long as the answer, which `max_output_tokens` and `total_ms` bound.
 
 use bytes::Bytes;
-use serde::Serialize;
 use serde_json::Value;
 
+use super::events::{
+    ArgumentsDelta, ArgumentsDone, CallFields, Delta, ItemFields, Part, PartFields, ReasoningDone,
+    ResponseFields, Sequence, TextDone,
+};
 use super::objects::{Head, Item, ItemKind, Outcome, OutputText, ReasoningText};
 use crate::error::ApiError;
 use crate::generation::{Finish, MAX_TOOL_CALLS};
@@ -195,129 +198,6 @@ impl ResponseEvents {
         self.sequence
             .event(out, "response.function_call_arguments.delta", fields);
     }
-}
-
-/// The next `sequence_number` of one stream.
-#[derive(Default)]
-struct Sequence(u64);
-
-impl Sequence {
-    fn take(&mut self) -> u64 {
-        self.0 += 1;
-        self.0 - 1
-    }
-
-    /// Appends one event: `kind`, the next sequence number, and `fields`.
-    fn event(&mut self, out: &mut Vec<u8>, kind: &str, fields: impl Serialize) {
-        #[derive(Serialize)]
-        struct Event<'a, T> {
-            #[serde(rename = "type")]
-            kind: &'a str,
-            sequence_number: u64,
-            #[serde(flatten)]
-            fields: T,
-        }
-        let event = Event {
-            kind,
-            sequence_number: self.take(),
-            fields,
-        };
-        out.extend_from_slice(b"event: ");
-        out.extend_from_slice(kind.as_bytes());
-        out.extend_from_slice(b"\ndata: ");
-        serde_json::to_writer(&mut *out, &event).expect("an event serialises");
-        out.extend_from_slice(b"\n\n");
-    }
-}
-
-/// The fields that place an event in a message or reasoning item's one part.
-#[derive(Serialize, Clone, Copy)]
-struct PartFields<'a> {
-    item_id: &'a str,
-    output_index: usize,
-    content_index: u32,
-}
-
-impl<'a> PartFields<'a> {
-    fn of(item: &'a Item, output_index: usize) -> Self {
-        PartFields {
-            item_id: &item.id,
-            output_index,
-            content_index: 0,
-        }
-    }
-
-    fn with<T>(self, rest: T) -> With<Self, T> {
-        With { place: self, rest }
-    }
-}
-
-/// The fields that place an event in a function call item.
-#[derive(Serialize, Clone, Copy)]
-struct CallFields<'a> {
-    item_id: &'a str,
-    output_index: usize,
-}
-
-impl<'a> CallFields<'a> {
-    fn of(item: &'a Item, output_index: usize) -> Self {
-        CallFields {
-            item_id: &item.id,
-            output_index,
-        }
-    }
-
-    fn with<T>(self, rest: T) -> With<Self, T> {
-        With { place: self, rest }
-    }
-}
-
-#[derive(Serialize)]
-struct With<P, T> {
-    #[serde(flatten)]
-    place: P,
-    #[serde(flatten)]
-    rest: T,
-}
-
-#[derive(Serialize)]
-struct ItemFields<T> {
-    output_index: usize,
-    item: T,
-}
-
-#[derive(Serialize)]
-struct ResponseFields<T> {
-    response: T,
-}
-
-#[derive(Serialize)]
-struct Part<T> {
-    part: T,
-}
-
-#[derive(Serialize)]
-struct TextDone<'a> {
-    text: &'a str,
-    logprobs: [(); 0],
-}
-
-#[derive(Serialize)]
-struct ReasoningDone<'a> {
-    text: &'a str,
-}
-
-#[derive(Serialize)]
-struct Delta<'a> {
-    delta: &'a str,
-}
-
-type ArgumentsDelta<'a> = Delta<'a>;
-
-#[derive(Serialize)]
-struct ArgumentsDone<'a> {
-    name: &'a str,
-    arguments: &'a str,
 }
 
 impl Framer for ResponseEvents {

@@ -11,6 +11,7 @@
 //! What it may not do: keep responses. sluice stores no conversation, so
 //! `previous_response_id` is refused and `store` is answered `false`.
 
+mod events;
 mod frames;
 mod objects;
 mod request;
