@@ -46,6 +46,13 @@ pub enum TokenEvent {
 /// wherever calls are assembled (the index comes from the upstream).
 pub const MAX_TOOL_CALLS: usize = 128;
 
+/// The call a tool-call delta belongs to (its `index`, 0 when absent), or
+/// `None` past [`MAX_TOOL_CALLS`].
+pub fn call_index(delta: &Value) -> Option<usize> {
+    let index = delta.get("index").and_then(Value::as_u64).unwrap_or(0);
+    usize::try_from(index).ok().filter(|i| *i < MAX_TOOL_CALLS)
+}
+
 /// A chunk's `delta` as the upstream sent it (without `role`), and the
 /// choice's `logprobs` when it had any.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -25,7 +25,7 @@ mod request;
 mod tools;
 
 pub use error::{InvalidField, UpstreamError};
-pub use events::{ChunkDelta, Finish, TokenEvent, TokenStream, Usage, MAX_TOOL_CALLS};
+pub use events::{call_index, ChunkDelta, Finish, TokenEvent, TokenStream, Usage};
 pub use knobs::{MockKnobs, MockMode};
 pub use request::{check_max_tokens, GenRequest, Message, Role};
 pub use tools::{check_choice, forced, Tool, ToolChoice};

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::failover::{self, Serving};
 use crate::error::ApiError;
-use crate::generation::{ChunkDelta, Finish, TokenEvent, UpstreamError, MAX_TOOL_CALLS};
+use crate::generation::{call_index, ChunkDelta, Finish, TokenEvent, UpstreamError};
 use crate::observe::{Ended, StreamMeter};
 
 /// A finished generation.
@@ -164,13 +164,12 @@ async fn gather(
 
 /// Folds one `delta.tool_calls` array into the calls so far: `id`, `type` and
 /// the function's `name` arrive once, `arguments` arrive in pieces. A call
-/// index past [`MAX_TOOL_CALLS`] is not the upstream's to choose: ignored.
+/// index past `MAX_TOOL_CALLS` is not the upstream's to choose: ignored.
 fn merge_tool_calls(calls: &mut Vec<Value>, deltas: &Value) {
     for delta in deltas.as_array().into_iter().flatten() {
-        let index = delta.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
-        if index >= MAX_TOOL_CALLS {
+        let Some(index) = call_index(delta) else {
             continue;
-        }
+        };
         while calls.len() <= index {
             calls.push(
                 json!({"id": "", "type": "function", "function": {"name": "", "arguments": ""}}),

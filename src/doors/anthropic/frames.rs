@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 use super::error;
 use super::objects::{self, Block, Head};
 use crate::error::ApiError;
-use crate::generation::{Finish, MAX_TOOL_CALLS};
+use crate::generation::{call_index, Finish};
 use crate::pipeline::framer::Framer;
 
 /// Frames one message's events.
@@ -108,10 +108,9 @@ impl MessageEvents {
     /// One tool-call delta: a new call opens its `tool_use` block, argument
     /// pieces become `input_json_delta`s.
     fn call_delta(&mut self, out: &mut Vec<u8>, delta: &Value) {
-        let call = delta.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
-        if call >= MAX_TOOL_CALLS {
+        let Some(call) = call_index(delta) else {
             return;
-        }
+        };
         let want = Open::ToolUse { call };
         if self.open != Some(want) {
             if self.calls.contains(&call) {

@@ -28,7 +28,7 @@ use super::events::{
 };
 use super::objects::{Head, Item, ItemKind, Outcome, OutputText, ReasoningText};
 use crate::error::ApiError;
-use crate::generation::{Finish, MAX_TOOL_CALLS};
+use crate::generation::{call_index, Finish};
 use crate::pipeline::framer::Framer;
 
 /// Frames one response's events.
@@ -167,10 +167,9 @@ impl ResponseEvents {
 
     /// One tool-call delta: a new call opens its item, argument pieces go to it.
     fn call_delta(&mut self, out: &mut Vec<u8>, delta: &Value) {
-        let call = delta.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
-        if call >= MAX_TOOL_CALLS {
+        let Some(call) = call_index(delta) else {
             return;
-        }
+        };
         let function = &delta["function"];
         let index = match self.calls.iter().find(|(c, _)| *c == call) {
             Some(&(_, index)) => index,
