@@ -31,7 +31,7 @@ try {
     tokens: Number(await text("tokens")), ttft: await text("ttft"),
   });
   const knobs = async (values) => {
-    for (const knob of ["ttft_ms", "token_delay_ms", "fail_after", "drop_after", "error_status"]) {
+    for (const knob of ["ttft_ms", "token_delay_ms", "fail_after", "drop_after", "error_status", "reasoning_tokens"]) {
       await page.fill("#mock-" + knob, values[knob] === undefined ? "" : String(values[knob]));
     }
   };
@@ -87,6 +87,17 @@ try {
   await settled();
   results.failAfter = await state();
   await page.screenshot({ path: `${shots}/error-fail-after.png` });
+
+  // Reasoning: its own box, apart from the answer.
+  await knobs({ ttft_ms: 0, token_delay_ms: 5, reasoning_tokens: 12 });
+  await page.click("#send");
+  await settled();
+  results.reasoning = {
+    ...(await state()),
+    thinking: await text("thinking"),
+    boxShown: await page.$eval("#thinking-box", (e) => !e.hidden),
+  };
+  await page.screenshot({ path: `${shots}/reasoning.png` });
 
   // 360 px wide: nothing wider than the screen.
   await page.setViewportSize({ width: 360, height: 740 });

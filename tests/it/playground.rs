@@ -121,6 +121,15 @@ async fn in_a_browser_the_page_streams_stops_shows_failures_and_takes_an_api_key
     assert_eq!(seen["rateLimited"]["status"], "error: rate_limited");
     assert_eq!(seen["failAfter"]["status"], "error: upstream_error");
     assert_eq!(seen["failAfter"]["tokens"], 3);
+    let reasoning = &seen["reasoning"];
+    assert_eq!(reasoning["status"], "done");
+    assert_eq!(reasoning["boxShown"], true);
+    let thinking = reasoning["thinking"].as_str().unwrap();
+    assert!(thinking.starts_with("The user is asking about"), "{thinking}");
+    assert!(
+        !reasoning["output"].as_str().unwrap().contains(thinking),
+        "the reasoning stays out of the answer"
+    );
     assert!(
         seen["narrow"].as_u64().unwrap() <= 360,
         "usable at 360 px: {}",
@@ -138,6 +147,7 @@ async fn in_a_browser_the_page_streams_stops_shows_failures_and_takes_an_api_key
         "cancelled",
         "error-429",
         "error-fail-after",
+        "reasoning",
         "narrow",
         "auth",
     ] {
