@@ -116,7 +116,7 @@ pub fn sse_generation<S: SseState>(
                     false
                 }
                 Some(Err(err)) => {
-                    yield TokenEvent::Error(broke(&err, &redactor));
+                    yield TokenEvent::Error(broke(&err.without_url(), &redactor));
                     return;
                 }
                 None => {
@@ -150,11 +150,16 @@ const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
 /// The HTTP client for streaming upstreams: a connect timeout, and no
 /// whole-request timeout (a stream may rightly run for minutes; the relay's
-/// deadlines govern it).
+/// deadlines govern it). Redirects are not followed: reqwest keeps custom
+/// headers such as Anthropic's `x-api-key` on a cross-origin redirect, so a
+/// redirecting hop would be handed the key and the prompt. A 3xx is an
+/// upstream error, as nginx and Envoy pass it back; no `Referer` either.
 fn client(timeouts: &Timeouts) -> reqwest::Client {
     reqwest::Client::builder()
         .connect_timeout(timeouts.connect())
         .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
         .build()
         .expect("the HTTP client's TLS backend initialises")
 }
@@ -168,7 +173,7 @@ async fn send(
     let response = call
         .send()
         .await
-        .map_err(|err| send_error(&err, connect_timeout, redactor))?;
+        .map_err(|err| send_error(&err.without_url(), connect_timeout, redactor))?;
     if response.status().is_success() {
         Ok(response)
     } else {
@@ -205,7 +210,7 @@ async fn status_error(response: reqwest::Response, redactor: &Redactor) -> Upstr
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok());
+        .and_then(|v| retry_after_secs(v, std::time::SystemTime::now()));
     let mut body = Vec::new();
     let mut stream = response.bytes_stream();
     while let Some(Ok(bytes)) = stream.next().await {
@@ -225,6 +230,20 @@ async fn status_error(response: reqwest::Response, redactor: &Redactor) -> Upstr
     }
 }
 
+/// `Retry-After` as whole seconds from `now`: delay-seconds, or an
+/// HTTP-date (a date already past is 0).
+fn retry_after_secs(value: &str, now: std::time::SystemTime) -> Option<u64> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse() {
+        return Some(secs);
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(now)
+            .map_or(0, |d| d.as_secs_f64().ceil() as u64),
+    )
+}
+
 /// The human message in an OpenAI-style error object (or whatever it is).
 pub fn error_message(error: &Value) -> String {
     match error {
@@ -238,7 +257,8 @@ pub fn error_message(error: &Value) -> String {
     }
 }
 
-/// A transport error and its causes, without the URL (which may hold credentials).
+/// A transport error and its causes. Callers pass it `without_url()`: the
+/// upstream's address is the operator's business, not the client's.
 fn describe(err: &reqwest::Error) -> String {
     use std::error::Error as _;
     let mut text = err.to_string();
@@ -249,4 +269,22 @@ fn describe(err: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::retry_after_secs;
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(retry_after_secs(" 7 ", now), Some(7));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(retry_after_secs(&later, now), Some(30));
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(retry_after_secs(&earlier, now), Some(0));
+        assert_eq!(retry_after_secs("soon", now), None);
+    }
 }

@@ -45,6 +45,8 @@ mod auth_and_limits;
 mod templates;
 // Every malformed request, on both doors.
 mod bad_input;
+// The defects review's findings, one regression test each.
+mod hardening;
 
 // The real binary: config errors exit 2, metrics, access log, SIGTERM.
 mod config;

@@ -125,7 +125,10 @@ async fn in_a_browser_the_page_streams_stops_shows_failures_and_takes_an_api_key
     assert_eq!(reasoning["status"], "done");
     assert_eq!(reasoning["boxShown"], true);
     let thinking = reasoning["thinking"].as_str().unwrap();
-    assert!(thinking.starts_with("The user is asking about"), "{thinking}");
+    assert!(
+        thinking.starts_with("The user is asking about"),
+        "{thinking}"
+    );
     assert!(
         !reasoning["output"].as_str().unwrap().contains(thinking),
         "the reasoning stays out of the answer"
