@@ -110,7 +110,7 @@ impl Provider for Anthropic {
         }
         upstream::sse_generation(
             self.endpoint.send(call),
-            self.endpoint.redactor.clone(),
+            &self.endpoint,
             MessageState::default(),
         )
     }
@@ -162,8 +162,14 @@ impl upstream::SseState for MessageState {
         self.stopped
     }
 
+    fn answered(&self) -> bool {
+        self.stop_reason.is_some()
+    }
+
+    /// Done after `message_stop`, or after the stop reason when the rest did
+    /// not come: the answer is whole either way.
     fn into_terminal(self) -> TokenEvent {
-        match (self.stopped, self.stop_reason) {
+        match (self.stopped || self.stop_reason.is_some(), self.stop_reason) {
             (true, reason) => TokenEvent::Done(Finish {
                 stop_sequence: self.stop_sequence,
                 ..Finish::new(

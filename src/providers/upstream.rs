@@ -29,8 +29,15 @@ pub struct Endpoint {
     /// The model name sent upstream.
     pub upstream_model: String,
     connect_timeout: Duration,
+    /// How long to wait for the rest (usage, `[DONE]`) once the upstream has
+    /// given its finish reason: an answer that is complete ends as done, not
+    /// as an idle timeout.
+    pub after_answer: Duration,
     pub redactor: Arc<Redactor>,
 }
+
+/// The longest wait for an answered stream's last events.
+const AFTER_ANSWER_MAX: Duration = Duration::from_secs(2);
 
 impl Endpoint {
     /// `path` is appended to the model's `base_url` (or its provider's default).
@@ -48,6 +55,7 @@ impl Endpoint {
             api_key: model.api_key.clone(),
             upstream_model: model.upstream_model().to_owned(),
             connect_timeout: timeouts.connect(),
+            after_answer: (timeouts.idle() / 2).min(AFTER_ANSWER_MAX),
             redactor: Arc::new(Redactor::new(model.api_key.clone())),
         }
     }
@@ -85,6 +93,10 @@ pub trait SseState: Send + 'static {
     /// The upstream said it is done: nothing after this is read.
     fn finished(&self) -> bool;
 
+    /// The upstream gave its finish reason: what follows (usage, the end
+    /// marker) is waited for only [`Endpoint::after_answer`].
+    fn answered(&self) -> bool;
+
     /// The terminal event once the events have ended (or [`Self::finished`]).
     fn into_terminal(self) -> TokenEvent;
 }
@@ -96,9 +108,10 @@ pub trait SseState: Send + 'static {
 /// body bytes to token events, since every upstream token passes through it.
 pub fn sse_generation<S: SseState>(
     response: impl Future<Output = Result<reqwest::Response, UpstreamError>> + Send + 'static,
-    redactor: Arc<Redactor>,
+    endpoint: &Endpoint,
     mut state: S,
 ) -> TokenStream {
+    let (redactor, after_answer) = (endpoint.redactor.clone(), endpoint.after_answer);
     Box::pin(stream! {
         let response = match response.await {
             Ok(response) => response,
@@ -110,7 +123,14 @@ pub fn sse_generation<S: SseState>(
         let mut body = response.bytes_stream();
         let mut decoder = sse::Decoder::new();
         'read: loop {
-            let eof = match body.next().await {
+            let next = match state.answered() {
+                false => body.next().await,
+                true => match tokio::time::timeout(after_answer, body.next()).await {
+                    Ok(next) => next,
+                    Err(_) => break 'read,
+                },
+            };
+            let eof = match next {
                 Some(Ok(bytes)) => {
                     decoder.push(&bytes);
                     false

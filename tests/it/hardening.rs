@@ -92,3 +92,25 @@ async fn finding_11_transport_errors_do_not_name_the_upstream() {
         "{message}"
     );
 }
+
+/// Finding 8: a whole answer ends as `done` when its usage chunk lacks a
+/// count, or when the stream pauses after the finish reason.
+#[tokio::test]
+async fn finding_8_a_complete_answer_is_done_whatever_follows_its_finish() {
+    let upstream = crate::common::fake_openai::start().await;
+    let toml =
+        crate::common::fake_openai::config_toml(&upstream.base_url, "[timeouts]\nidle_ms = 2000");
+    let server = spawn(config_with_env(&toml, &[("FAKE_KEY", "k")])).await;
+    let tokens = crate::common::fake_openai::TOKENS;
+    for model in ["up-partial-usage", "up-pause-after-finish"] {
+        let got = post_json(&server, json!({"model": model, "prompt": "hi"})).await;
+        assert_eq!(got.token_text(), tokens.concat(), "{model}");
+        assert_eq!(got.terminal().event, "done", "{model}: {}", got.text);
+        let usage = &got.terminal_json()["usage"];
+        assert!(usage["completion_tokens"].as_u64().unwrap() > 0, "{model}");
+        if model == "up-partial-usage" {
+            // The count it gave is kept; the one it left out is counted here.
+            assert_eq!(usage["prompt_tokens"], 11);
+        }
+    }
+}

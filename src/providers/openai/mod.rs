@@ -7,9 +7,9 @@
 //! deltas; a chunk with more than one of them, or with fields sluice does not
 //! read (`refusal`, `function_call`, `audio`, `logprobs`), as one
 //! [`ChunkDelta`], which the OpenAI door relays whole. After a chunk with
-//! `finish_reason` it keeps reading until `[DONE]` (or the end of the body),
-//! because the usage chunk comes after it. Usage is counted locally only when
-//! the upstream sends none.
+//! `finish_reason` it keeps reading until `[DONE]` (or the end of the body,
+//! or a short wait: the answer is whole), because the usage chunk comes after
+//! it. A count the upstream leaves out is counted locally.
 
 mod delta;
 
@@ -99,11 +99,7 @@ impl Provider for OpenAi {
             messages: request.messages,
             ..StreamState::default()
         };
-        upstream::sse_generation(
-            self.endpoint.send(call),
-            self.endpoint.redactor.clone(),
-            state,
-        )
+        upstream::sse_generation(self.endpoint.send(call), &self.endpoint, state)
     }
 }
 
@@ -111,7 +107,8 @@ impl Provider for OpenAi {
 #[derive(Default)]
 struct StreamState {
     finish_reason: Option<String>,
-    usage: Option<Usage>,
+    /// The upstream's counts: prompt, completion, reasoning.
+    usage: Option<(Option<u32>, Option<u32>, Option<u32>)>,
     /// The completion so far, counted with the tokenizer only at the end and
     /// only if the upstream sent no usage (tokenizing each delta as it came
     /// cost more CPU than relaying it).
@@ -140,10 +137,12 @@ struct Choice {
     logprobs: Option<Value>,
 }
 
+/// Usage as servers send it: any count may be missing or `null` (some
+/// llama.cpp builds, TGI, gateways), and a missing one is counted locally.
 #[derive(Deserialize)]
 struct ChunkUsage {
-    prompt_tokens: u32,
-    completion_tokens: u32,
+    prompt_tokens: Option<u32>,
+    completion_tokens: Option<u32>,
     completion_tokens_details: Option<CompletionDetails>,
 }
 
@@ -178,9 +177,7 @@ impl upstream::SseState for StreamState {
             let reasoning = usage
                 .completion_tokens_details
                 .and_then(|d| d.reasoning_tokens);
-            self.usage = Some(
-                Usage::new(usage.prompt_tokens, usage.completion_tokens).with_reasoning(reasoning),
-            );
+            self.usage = Some((usage.prompt_tokens, usage.completion_tokens, reasoning));
         }
         // sluice asks for one choice; any others (n > 1) are not relayed here.
         let Some(choice) = chunk.choices.into_iter().find(|c| c.index == 0) else {
@@ -199,6 +196,10 @@ impl upstream::SseState for StreamState {
         self.saw_done
     }
 
+    fn answered(&self) -> bool {
+        self.finish_reason.is_some()
+    }
+
     fn into_terminal(self) -> TokenEvent {
         let finish_reason = match (self.finish_reason, self.saw_done) {
             (Some(reason), _) => reason,
@@ -210,14 +211,14 @@ impl upstream::SseState for StreamState {
                 ));
             }
         };
-        let usage = self.usage.unwrap_or_else(|| {
-            let reasoning = tokenizer::count(&self.reasoning);
-            Usage::new(
-                tokenizer::prompt_tokens(&self.messages),
-                tokenizer::count(&self.completion) + reasoning,
-            )
-            .with_reasoning((reasoning > 0).then_some(reasoning))
-        });
+        // What the upstream did not count is counted here.
+        let (prompt, completion, reasoning) = self.usage.unwrap_or_default();
+        let local_reasoning = || tokenizer::count(&self.reasoning);
+        let usage = Usage::new(
+            prompt.unwrap_or_else(|| tokenizer::prompt_tokens(&self.messages)),
+            completion.unwrap_or_else(|| tokenizer::count(&self.completion) + local_reasoning()),
+        )
+        .with_reasoning(reasoning.or_else(|| Some(local_reasoning()).filter(|n| *n > 0)));
         TokenEvent::Done(Finish::new(finish_reason, usage))
     }
 }

@@ -6,7 +6,10 @@
 //!
 //! The requested `model` picks a behaviour, so one fake serves every fault:
 //! `ok`, `no-usage`, `crlf`, `die`, `hang`, `slow`, `drip`, `error-event`,
-//! `status-429`, `status-500`, `no-blank-end`, `no-finish`, `tools`; and the
+//! `status-429`, `status-500`, `no-blank-end`, `no-finish`, `tools`,
+//! `partial-usage` (a usage chunk without `completion_tokens`),
+//! `pause-after-finish` (5 s of silence between `finish_reason` and the
+//! usage); and the
 //! section-11 shapes (see [`scripted`]): `reasoning` (a 2.6 s phase of
 //! `reasoning_content` deltas, then the answer), `reasoning-alt` (the
 //! `reasoning` name), `mixed` (content and a tool call in one delta),
@@ -193,11 +196,18 @@ async fn chat(
             std::future::pending::<()>().await;
         }
         yield Ok(Bytes::from(chunk(m, json!({}), json!("stop"), include_usage)));
+        if m == "pause-after-finish" {
+            // The answer is whole; the usage and [DONE] come late.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
         if include_usage && m != "no-usage" {
+            let counts = match m {
+                "partial-usage" => json!({"prompt_tokens": 11, "total_tokens": 17}),
+                _ => json!({"prompt_tokens": 11, "completion_tokens": TOKENS.len(), "total_tokens": 11 + TOKENS.len()}),
+            };
             let usage = json!({
                 "id": "chatcmpl-fake123", "object": "chat.completion.chunk", "created": 1_700_000_000,
-                "model": m, "choices": [],
-                "usage": {"prompt_tokens": 11, "completion_tokens": TOKENS.len(), "total_tokens": 11 + TOKENS.len()},
+                "model": m, "choices": [], "usage": counts,
             });
             yield Ok(Bytes::from(format!("data: {usage}\n\n")));
         }
@@ -264,6 +274,8 @@ pub fn config_toml(base_url: &str, extra: &str) -> String {
         "no-finish",
         "tools",
         "burst",
+        "partial-usage",
+        "pause-after-finish",
     ] {
         toml.push_str(&format!(
             "[[models]]\nname = \"up-{behaviour}\"\nprovider = \"openai\"\nbase_url = \"{base_url}\"\n\
