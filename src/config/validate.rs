@@ -16,9 +16,7 @@ impl Config {
                 format!("no model named `{}` is configured", self.default_model),
             ));
         }
-        if self.heartbeat_secs == 0 {
-            return Err(error("heartbeat_secs", "must be at least 1"));
-        }
+        self.validate_durations()?;
         self.validate_limits()?;
         self.resolve_auth(&env)?;
         self.validate_cors()?;
@@ -108,6 +106,54 @@ impl Config {
         Ok(())
     }
 
+    /// Every duration within bounds: a value near `u64::MAX` would overflow
+    /// the clock arithmetic of every stream, and zero means "at once" where
+    /// that makes no sense.
+    fn validate_durations(&self) -> Result<(), ConfigError> {
+        const HOUR_SECS: u64 = 3_600;
+        const DAY_MS: u64 = 86_400_000;
+        const WEEK_SECS: u64 = 7 * 86_400;
+        let t = &self.timeouts;
+        let s = &self.streams;
+        // (key, value, least, most)
+        let bounds = [
+            ("heartbeat_secs", self.heartbeat_secs, 1, HOUR_SECS),
+            (
+                "shutdown_grace_secs",
+                self.shutdown_grace_secs,
+                0,
+                HOUR_SECS,
+            ),
+            (
+                "shutdown_delay_secs",
+                self.shutdown_delay_secs,
+                0,
+                HOUR_SECS,
+            ),
+            ("timeouts.connect_ms", t.connect_ms, 1, DAY_MS),
+            ("timeouts.first_token_ms", t.first_token_ms, 1, DAY_MS),
+            ("timeouts.idle_ms", t.idle_ms, 1, DAY_MS),
+            ("timeouts.total_ms", t.total_ms, 1, DAY_MS),
+            (
+                "streams.reconnect_grace_ms",
+                s.reconnect_grace_ms,
+                0,
+                DAY_MS,
+            ),
+            ("streams.abandon_ms", s.abandon_ms, 1, DAY_MS),
+            ("streams.retain_secs", s.retain_secs, 0, WEEK_SECS),
+        ];
+        for (key, value, least, most) in bounds {
+            if value < least {
+                return Err(error(key, format!("must be at least {least}")));
+            }
+            if value > most {
+                return Err(error(key, format!("must be at most {most}")));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_limits(&self) -> Result<(), ConfigError> {
         let limits = &self.limits;
         let checks = [
@@ -124,7 +170,6 @@ impl Config {
                 "limits.burst",
                 limits.requests_per_second > 0 && limits.burst == 0,
             ),
-            ("streams.abandon_ms", self.streams.abandon_ms == 0),
             ("streams.max_log_bytes", self.streams.max_log_bytes == 0),
         ];
         match checks.into_iter().find(|(_, bad)| *bad) {

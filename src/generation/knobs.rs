@@ -14,6 +14,9 @@ use super::error::InvalidField;
 /// an unbounded answer in memory.
 pub const MAX_TOKENS_KNOB: u32 = 100_000;
 
+/// Bound on the mock's delays (an hour), so their arithmetic cannot overflow.
+pub const MAX_DELAY_MS: u64 = 3_600_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MockMode {
@@ -70,6 +73,19 @@ impl MockKnobs {
                 "error_status",
                 "must be an HTTP error status (400-599)",
             ));
+        }
+        let delays = [
+            ("ttft_ms", self.ttft_ms),
+            ("token_delay_ms", self.token_delay_ms),
+            ("jitter_ms", self.jitter_ms),
+        ];
+        for (knob, value) in delays {
+            if value.is_some_and(|ms| ms > MAX_DELAY_MS) {
+                return Err(InvalidField::new(
+                    knob,
+                    format!("must be at most {MAX_DELAY_MS} (an hour)"),
+                ));
+            }
         }
         for (knob, value) in [
             ("tokens", self.tokens),

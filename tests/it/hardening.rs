@@ -114,3 +114,42 @@ async fn finding_8_a_complete_answer_is_done_whatever_follows_its_finish() {
         }
     }
 }
+
+/// Finding 16: a duration past its bound is a config error naming its key
+/// (the binary exits 2 on it, as on every config error), and a request's
+/// mock delays are bounded too, so no clock arithmetic can overflow.
+#[tokio::test]
+async fn finding_16_durations_are_bounded_at_load_and_in_requests() {
+    let cases = [
+        ("heartbeat_secs = 9223372036854775807\n", "heartbeat_secs"),
+        ("heartbeat_secs = 0\n", "heartbeat_secs"),
+        (
+            "[timeouts]\nidle_ms = 18446744073709551615\n",
+            "timeouts.idle_ms",
+        ),
+        (
+            "[timeouts]\nfirst_token_ms = 0\n",
+            "timeouts.first_token_ms",
+        ),
+        (
+            "[streams]\nretain_secs = 99999999999\n",
+            "streams.retain_secs",
+        ),
+        (
+            "[[models]]\nname = \"m\"\nprovider = \"mock\"\njitter_ms = 9223372036854775807\n",
+            "models[0].jitter_ms",
+        ),
+    ];
+    for (toml, key) in cases {
+        let err = sluice::config::Config::parse(toml, |_| None).expect_err(toml);
+        assert_eq!(err.key, key, "{toml}");
+    }
+    let server = spawn(fast_mock_config()).await;
+    let got = post_json(
+        &server,
+        json!({"prompt": "hi", "mock": {"jitter_ms": 9223372036854775807u64}}),
+    )
+    .await;
+    assert_eq!(got.status, 400);
+    assert_eq!(error_of(&got)["param"], "mock.jitter_ms");
+}
