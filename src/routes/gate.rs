@@ -72,17 +72,35 @@ pub async fn limit(State(app): State<AppState>, request: Request, next: Next) ->
 }
 
 /// The client's address: the connection's peer, or the last
-/// `X-Forwarded-For` entry when the proxy in front is trusted to set it.
+/// `X-Forwarded-For` entry when the proxy in front is trusted to set it; an
+/// IPv6 client as its /64, the block one host is usually given, so that a
+/// host cannot multiply its limits by changing addresses.
 fn client_address(request: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
-    if trust_forwarded_for {
-        if let Some(addr) = forwarded_for(request.headers()) {
-            return Some(addr);
-        }
+    let addr = trust_forwarded_for
+        .then(|| forwarded_for(request.headers()))
+        .flatten()
+        .or_else(|| {
+            request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip())
+        })?;
+    Some(client_block(addr))
+}
+
+/// An IPv4 address as is (an IPv4-mapped IPv6 one as IPv4), an IPv6 one as
+/// its /64.
+fn client_block(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
     }
-    request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip())
 }
 
 fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
@@ -99,4 +117,21 @@ fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
 /// An error in the shape of the request's door.
 fn reject(request: &Request, err: ApiError) -> Response {
     Door::of(request.extensions().get::<MatchedPath>()).reject(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::client_block;
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64() {
+        let key = |text: &str| client_block(text.parse::<IpAddr>().unwrap()).to_string();
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:3::1"), "2001:db8:1:3::");
+        assert_eq!(key("::ffff:203.0.113.9"), "203.0.113.9");
+        assert_eq!(key("203.0.113.9"), "203.0.113.9");
+    }
 }

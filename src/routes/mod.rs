@@ -36,7 +36,11 @@ pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.config.cors);
     // Routes that start a generation: rate and concurrency limits apply.
     let generation = Router::new()
-        .route(paths::STREAM, get(native::get).post(native::post))
+        // HEAD would run the GET handler and start a generation nobody reads.
+        .route(
+            paths::STREAM,
+            get(native::get).post(native::post).head(head_refused),
+        )
         .route(paths::CHAT_COMPLETIONS, post(openai::chat_completions))
         .route(paths::COMPLETIONS, post(openai::completions))
         .route(paths::RESPONSES, post(responses::create))
@@ -69,6 +73,46 @@ pub fn router(state: AppState) -> Router {
         .layer(cors)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        // Outermost: an id a client sends is kept only if it is short and
+        // plain, else a fresh one replaces it (it is logged and echoed).
+        .layer(axum::middleware::map_request(drop_unfit_request_id))
+}
+
+/// Removes an `X-Request-Id` that is not 1 to 128 of `[A-Za-z0-9._-]`, so
+/// that `SetRequestIdLayer` makes a fresh one.
+async fn drop_unfit_request_id(mut request: axum::extract::Request) -> axum::extract::Request {
+    let fit = |id: &[u8]| {
+        (1..=128).contains(&id.len())
+            && id
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    };
+    let headers = request.headers_mut();
+    let ids = headers.get_all(REQUEST_ID).iter().count();
+    if ids > 1
+        || headers
+            .get(REQUEST_ID)
+            .is_some_and(|id| !fit(id.as_bytes()))
+    {
+        headers.remove(REQUEST_ID);
+    }
+    request
+}
+
+/// `HEAD /v1/stream`: 405, naming the methods that work.
+async fn head_refused() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut response = ApiError::new(
+        crate::error::ErrorKind::InvalidRequest,
+        "HEAD would start a generation: use GET or POST",
+    )
+    .into_response();
+    *response.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    response.headers_mut().insert(
+        axum::http::header::ALLOW,
+        axum::http::HeaderValue::from_static("GET, POST"),
+    );
+    response
 }
 
 pub(crate) async fn not_found(uri: Uri) -> ApiError {

@@ -153,3 +153,93 @@ async fn finding_16_durations_are_bounded_at_load_and_in_requests() {
     assert_eq!(got.status, 400);
     assert_eq!(error_of(&got)["param"], "mock.jitter_ms");
 }
+
+/// Finding 13: a client's `X-Request-Id` is kept only when short and plain.
+#[tokio::test]
+async fn finding_13_only_a_short_plain_request_id_is_kept() {
+    let server = spawn(fast_mock_config()).await;
+    let id_for = |id: String| {
+        let url = server.url("/healthz");
+        async move {
+            let response = client()
+                .get(url)
+                .header("x-request-id", id)
+                .send()
+                .await
+                .unwrap();
+            response.headers()["x-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    assert_eq!(id_for("trace-1.A_b".into()).await, "trace-1.A_b");
+    for unfit in [
+        "x".repeat(60_000),
+        "a b".into(),
+        "id=1 client=evil".into(),
+        "ünï".into(),
+    ] {
+        let echoed = id_for(unfit.clone()).await;
+        assert_ne!(echoed, unfit);
+        assert_eq!(echoed.len(), 36, "a fresh UUID: {echoed}");
+    }
+}
+
+/// Finding 14: `HEAD /v1/stream` starts no generation.
+#[tokio::test]
+async fn finding_14_head_starts_no_generation() {
+    let upstream = crate::common::fake_openai::start().await;
+    let toml = crate::common::fake_openai::config_toml(&upstream.base_url, "");
+    let server = spawn(config_with_env(&toml, &[("FAKE_KEY", "k")])).await;
+    let response = client()
+        .head(server.url("/v1/stream?prompt=hi&model=up-slow"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "GET, POST");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(upstream.seen.requests.load(Ordering::SeqCst), 0);
+}
+
+/// Finding 15: a query string is held to `max_body_bytes` like a body.
+#[tokio::test]
+async fn finding_15_a_query_is_bounded_like_a_body() {
+    let server = spawn(config(&format!(
+        "[limits]\nmax_body_bytes = 1000\n{FAST_MOCK}"
+    )))
+    .await;
+    let long = "x".repeat(2_000);
+    let got = send(client().get(server.url(&format!("/v1/stream?prompt={long}")))).await;
+    assert_eq!(got.status, 413, "{}", got.text);
+    assert_eq!(error_of(&got)["type"], "payload_too_large");
+    let got = send(client().get(server.url("/v1/stream?prompt=hi&mock_tokens=2"))).await;
+    assert_eq!(got.status, 200);
+}
+
+/// Finding 17: JSON answers carry their `Content-Length`.
+#[tokio::test]
+async fn finding_17_json_answers_have_a_content_length() {
+    let server = spawn(fast_mock_config()).await;
+    let answers = [
+        client().get(server.url("/v1/models")),
+        client().get(server.url("/nope")),
+        client()
+            .post(server.url("/v1/chat/completions"))
+            .json(&quick_chat()),
+        client()
+            .post(server.url("/v1/stream"))
+            .json(&json!({"prompt": "hi", "model": "nope"})),
+    ];
+    for request in answers {
+        let response = request.send().await.unwrap();
+        let length: usize = response.headers()["content-length"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(response.headers().get("transfer-encoding").is_none());
+        assert_eq!(response.bytes().await.unwrap().len(), length);
+    }
+}

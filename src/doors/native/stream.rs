@@ -66,6 +66,14 @@ fn opening(
     query: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<Opening, ApiError> {
+    // A query is a body by other means: held to the same bound.
+    let limit = app.config.limits.max_body_bytes;
+    if query.is_some_and(|q| q.len() > limit) {
+        return Err(ApiError::new(
+            crate::error::ErrorKind::PayloadTooLarge,
+            format!("the query string is larger than limits.max_body_bytes ({limit} bytes)"),
+        ));
+    }
     let mut pairs = query_pairs(query)?;
     let format = Format::negotiate(take(&mut pairs, "format").as_deref(), headers)?;
     match last_event_id(headers) {
