@@ -12,12 +12,21 @@
 //! because some OpenAI-compatible servers end with `data: [DONE]\n` and a
 //! client of theirs would otherwise lose the final event.
 //!
+//! Bounded: a line, or an event's data, longer than [`MAX_EVENT_BYTES`] stops
+//! the decoder ([`Decoder::overflowed`]), and a partial line is searched for
+//! its end only in the bytes that are new, so a long line delivered in many
+//! reads costs linear time, not quadratic.
+//!
 //! Hand-written rather than taken from a crate: `eventsource-stream`, the
 //! common choice, drops that final unterminated event and copies its buffer on
 //! every line; this sits on the per-token hot path of every proxied stream and
 //! keeps one reusable buffer.
 
 use std::collections::VecDeque;
+
+/// The longest line, and the most data one event may hold: far past any
+/// token chunk, and what the Ollama provider's line codec allows.
+pub const MAX_EVENT_BYTES: usize = 1 << 20;
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -34,6 +43,9 @@ pub struct Event {
 pub struct Decoder {
     /// Bytes received but not yet split into lines.
     buf: Vec<u8>,
+    /// A line or an event was longer than [`MAX_EVENT_BYTES`]: nothing more
+    /// is decoded.
+    overflowed: bool,
     /// The previous read ended in CR: a LF at the start of the next read
     /// belongs to that line end.
     after_cr: bool,
@@ -54,6 +66,9 @@ impl Decoder {
     /// Feeds bytes as they arrived; complete events are then available from
     /// [`Decoder::next_event`].
     pub fn push(&mut self, mut bytes: &[u8]) {
+        if self.overflowed {
+            return;
+        }
         if self.after_cr && !bytes.is_empty() {
             self.after_cr = false;
             if bytes[0] == b'\n' {
@@ -63,7 +78,12 @@ impl Decoder {
         if self.started && self.buf.is_empty() {
             // The usual case, whole lines in one read: no copy but the tail.
             let rest = self.split_lines(bytes);
-            self.buf.extend_from_slice(&bytes[rest..]);
+            self.keep(&bytes[rest..]);
+            return;
+        }
+        // A partial line waits: only the new bytes can hold its end.
+        if self.started && memchr::memchr2(b'\n', b'\r', bytes).is_none() {
+            self.keep(bytes);
             return;
         }
         self.buf.extend_from_slice(bytes);
@@ -81,6 +101,27 @@ impl Decoder {
         let rest = self.split_lines(&buf);
         self.buf = buf;
         self.buf.drain(..rest);
+        self.check_bounds();
+    }
+
+    /// True once a line or an event passed [`MAX_EVENT_BYTES`]; the stream
+    /// is then broken and no more events come.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+
+    /// Appends the start of a line still to be ended.
+    fn keep(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+        self.check_bounds();
+    }
+
+    fn check_bounds(&mut self) {
+        if self.buf.len() > MAX_EVENT_BYTES || self.data.len() > MAX_EVENT_BYTES {
+            self.overflowed = true;
+            self.buf = Vec::new();
+            self.data = String::new();
+        }
     }
 
     /// The next complete event, if any.
@@ -91,6 +132,9 @@ impl Decoder {
     /// Ends the stream: a last line without a line end is taken as a line, and
     /// a last event without its blank line is queued for [`Decoder::next_event`].
     pub fn finish(&mut self) {
+        if self.overflowed {
+            return;
+        }
         if !self.buf.is_empty() {
             let line = std::mem::take(&mut self.buf);
             self.process_line(&line);
@@ -103,6 +147,9 @@ impl Decoder {
     fn split_lines(&mut self, buf: &[u8]) -> usize {
         let mut start = 0;
         while let Some(offset) = memchr::memchr2(b'\n', b'\r', &buf[start..]) {
+            if self.overflowed {
+                break;
+            }
             let end = start + offset;
             self.process_line(&buf[start..end]);
             start = end + 1;
@@ -139,6 +186,10 @@ impl Decoder {
         };
         match field {
             b"data" => {
+                if self.data.len() + value.len() >= MAX_EVENT_BYTES {
+                    self.overflowed = true;
+                    return;
+                }
                 self.data.push_str(&value);
                 self.data.push('\n');
             }

@@ -133,6 +133,13 @@ pub fn sse_generation<S: SseState>(
             let eof = match next {
                 Some(Ok(bytes)) => {
                     decoder.push(&bytes);
+                    if decoder.overflowed() {
+                        yield TokenEvent::Error(UpstreamError::Stream(format!(
+                            "the upstream sent an SSE line or event longer than {} bytes",
+                            sse::MAX_EVENT_BYTES
+                        )));
+                        return;
+                    }
                     false
                 }
                 Some(Err(err)) => {

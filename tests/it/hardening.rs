@@ -243,3 +243,22 @@ async fn finding_17_json_answers_have_a_content_length() {
         assert_eq!(response.bytes().await.unwrap().len(), length);
     }
 }
+
+/// Finding 6: an upstream line that never ends is an error once it passes
+/// the bound, not a buffer that grows until a deadline.
+#[tokio::test]
+async fn finding_6_an_endless_upstream_line_is_an_error() {
+    let upstream = crate::common::fake_openai::start().await;
+    let toml = crate::common::fake_openai::config_toml(&upstream.base_url, "");
+    let server = spawn(config_with_env(&toml, &[("FAKE_KEY", "k")])).await;
+    let got = post_json(&server, json!({"model": "up-huge-line", "prompt": "hi"})).await;
+    assert_eq!(got.status, 502, "{}", got.text);
+    assert!(
+        error_of(&got)["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer than"),
+        "{}",
+        got.text
+    );
+}

@@ -100,3 +100,35 @@ fn invalid_utf8_is_replaced_not_a_panic() {
     let events = decode(&[b"data: \xFF\xFEok\n\n"]);
     assert_eq!(events[0].data, "\u{FFFD}\u{FFFD}ok");
 }
+
+/// Finding 6: a line with no end grows to a bound, then the decoder stops.
+#[test]
+fn a_line_past_the_bound_overflows() {
+    let mut decoder = Decoder::new();
+    decoder.push(b"data: ");
+    let piece = [b'a'; 4096];
+    let mut reads = 0;
+    while !decoder.overflowed() {
+        decoder.push(&piece);
+        reads += 1;
+        assert!(reads < 1_000, "no bound");
+    }
+    assert_eq!(reads, sluice::sse::MAX_EVENT_BYTES / 4096);
+    decoder.push(b"\n\ndata: more\n\n");
+    decoder.finish();
+    assert_eq!(decoder.next_event(), None, "nothing after the overflow");
+
+    // Many data lines for one event are bounded the same way.
+    let mut decoder = Decoder::new();
+    let line = format!("data: {}\n", "b".repeat(1000));
+    for _ in 0..1100 {
+        decoder.push(line.as_bytes());
+    }
+    assert!(decoder.overflowed());
+
+    // Below the bound nothing changes.
+    let mut decoder = Decoder::new();
+    decoder.push(format!("data: {}", "c".repeat(500_000)).as_bytes());
+    decoder.push(b"\n\n");
+    assert_eq!(decoder.next_event().unwrap().data.len(), 500_000);
+}

@@ -7,7 +7,8 @@
 //! The requested `model` picks a behaviour, so one fake serves every fault:
 //! `ok`, `no-usage`, `crlf`, `die`, `hang`, `slow`, `drip`, `error-event`,
 //! `status-429`, `status-500`, `no-blank-end`, `no-finish`, `tools`,
-//! `partial-usage` (a usage chunk without `completion_tokens`),
+//! `partial-usage` (a usage chunk without `completion_tokens`), `huge-line`
+//! (a 4 MiB line that never ends),
 //! `pause-after-finish` (5 s of silence between `finish_reason` and the
 //! usage); and the
 //! section-11 shapes (see [`scripted`]): `reasoning` (a 2.6 s phase of
@@ -139,6 +140,20 @@ async fn chat(
 
     if model == "tools" {
         return tool_call_stream(&model, include_usage);
+    }
+    if model == "huge-line" {
+        // One 4 MiB line that never ends, in 64 KiB writes, then silence.
+        let body = stream! {
+            yield Ok::<_, std::io::Error>(Bytes::from_static(b"data: "));
+            for _ in 0..64 {
+                yield Ok(Bytes::from(vec![b'a'; 64 * 1024]));
+            }
+            std::future::pending::<()>().await;
+        };
+        return Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(body))
+            .unwrap();
     }
     if let Some(script) = scripted(&model) {
         return scripted_stream(&model, script, seen);
@@ -276,6 +291,7 @@ pub fn config_toml(base_url: &str, extra: &str) -> String {
         "burst",
         "partial-usage",
         "pause-after-finish",
+        "huge-line",
     ] {
         toml.push_str(&format!(
             "[[models]]\nname = \"up-{behaviour}\"\nprovider = \"openai\"\nbase_url = \"{base_url}\"\n\
