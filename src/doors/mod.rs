@@ -276,7 +276,7 @@ pub async fn stream(
 ) -> Result<Response, ApiError> {
     let route = planned.route.clone();
     let heartbeat = app.config.heartbeat();
-    let started = relay::start(planned.choose(app), heartbeat).await?;
+    let started = relay::start(planned.choose(app), heartbeat, &app.drain.expiry()).await?;
     // Unknown until the first token when it took longer than a heartbeat.
     let served_by = started
         .served_by

@@ -73,15 +73,22 @@ impl Started {
     }
 }
 
-/// Waits for `choice`, up to `heartbeat`; a failure in that time is returned
-/// as the error response.
+/// Waits for `choice`, up to `heartbeat`; a failure in that time, or the
+/// end of the shutdown grace, is returned as the error response.
 pub async fn start(
     choice: impl Future<Output = Result<Serving, UpstreamError>> + Send + 'static,
     heartbeat: Duration,
+    shutdown: &CancellationToken,
 ) -> Result<Started, ApiError> {
     let asked = Instant::now();
     let mut choice: Choice = Box::pin(choice);
-    match tokio::time::timeout_at(asked + heartbeat, &mut choice).await {
+    let waited = tokio::select! {
+        waited = tokio::time::timeout_at(asked + heartbeat, &mut choice) => waited,
+        // The grace period ended before the response began: a real 503,
+        // not a connection dropped with no reply.
+        () = shutdown.cancelled() => return Err(ApiError::shutting_down()),
+    };
+    match waited {
         Ok(Ok(serving)) => Ok(Started {
             upstream_ttft: matches!(serving.first, TokenEvent::Token(_)).then(|| asked.elapsed()),
             served_by: Some(serving.model.clone()),

@@ -262,3 +262,30 @@ async fn finding_6_an_endless_upstream_line_is_an_error() {
         got.text
     );
 }
+
+/// Finding 12: a request still waiting for its first event when the
+/// shutdown grace ends gets a real 503, not an empty reply.
+#[tokio::test]
+async fn finding_12_the_shutdown_grace_ends_a_waiting_request_with_a_503() {
+    let server = spawn(config(
+        "shutdown_grace_secs = 1\nshutdown_delay_secs = 0\n[[models]]\nname = \"mock\"\nprovider = \"mock\"\nttft_ms = 20000\n",
+    ))
+    .await;
+    let url = server.url("/v1/stream");
+    let waiting = tokio::spawn(async move {
+        receive(
+            client()
+                .post(url)
+                .json(&json!({"prompt": "hi"}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    drop(server); // SIGTERM, in-process
+    let got = waiting.await.unwrap();
+    assert_eq!(got.status, 503, "{}", got.text);
+    assert_eq!(error_of(&got)["type"], "shutting_down");
+}

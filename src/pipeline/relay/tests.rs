@@ -75,7 +75,7 @@ fn choice(first_ms: u64, first: TokenEvent, rest: TokenStream, timeouts: Timeout
 /// whether the body ended in an abort.
 async fn relay(choice: Choice, shutdown: CancellationToken) -> (Vec<(u128, String)>, bool) {
     let t0 = Instant::now();
-    let started = match start(choice, HEARTBEAT).await {
+    let started = match start(choice, HEARTBEAT, &CancellationToken::new()).await {
         Ok(started) => started,
         Err(err) => {
             return (
