@@ -184,8 +184,20 @@ fn model_names(config: &Config) -> String {
     names.join(", ")
 }
 
-/// Ctrl-C or SIGTERM.
+/// Ctrl-C or SIGTERM. A second one, during the grace period, exits at once.
 async fn shutdown_signal() {
+    signalled().await;
+    tracing::info!("shutting down: not ready any more; letting streams in flight finish");
+    // The one task main spawns: it only waits for a second signal.
+    #[allow(clippy::disallowed_methods)]
+    tokio::spawn(async {
+        signalled().await;
+        tracing::warn!("a second signal: exiting without waiting for streams in flight");
+        std::process::exit(130);
+    });
+}
+
+async fn signalled() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -204,5 +216,4 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!("shutting down: not ready any more; letting streams in flight finish");
 }

@@ -320,6 +320,18 @@ async fn streams_on_every_serving_thread_finish_before_the_exit() {
     assert_eq!(sluice.wait(Duration::from_secs(10)), Some(0));
 }
 
+/// Finding 12: an operator can force-quit during the grace period.
+#[tokio::test]
+async fn a_second_sigterm_exits_at_once() {
+    let mut sluice = Sluice::start("shutdown_grace_secs = 60\n", &[]);
+    let _stream = slow_stream(&sluice, 1000, 50).await;
+    sluice.terminate();
+    // The grace period would last a minute; the second signal ends it.
+    std::thread::sleep(Duration::from_millis(300));
+    sluice.terminate();
+    assert_eq!(sluice.wait(Duration::from_secs(10)), Some(130));
+}
+
 #[tokio::test]
 async fn a_stream_past_the_grace_period_ends_with_shutting_down() {
     let mut sluice = Sluice::start("shutdown_grace_secs = 1\n", &[]);
