@@ -154,6 +154,9 @@ impl Templates {
 
 impl Library {
     fn read(dir: &Path) -> Library {
+        // Taken before the files are read: an edit that lands while they are
+        // read then differs from it, and the next check reloads.
+        let seen = fingerprint(dir);
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         // Prompts are plain text: no HTML escaping, and keep the last newline as written.
@@ -180,7 +183,7 @@ impl Library {
         Library {
             env,
             meta,
-            fingerprint: fingerprint(dir),
+            fingerprint: seen,
         }
     }
 }
