@@ -52,6 +52,7 @@ mod providers;
 mod redact;
 mod routes;
 mod shutdown;
+mod stall;
 mod state;
 mod templates;
 mod tls;

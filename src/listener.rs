@@ -28,6 +28,20 @@ use tokio_util::sync::CancellationToken;
 use tower_service::Service;
 
 use crate::coalesce::Coalesce;
+use crate::stall::SendDeadline;
+
+/// What bounds the connections of one server: how many may be open (shared
+/// by every thread's listener), how long a client has for its first bytes
+/// and each request head, and how long a write may stay blocked.
+#[derive(Clone)]
+pub struct Bounds {
+    pub permits: Arc<tokio::sync::Semaphore>,
+    pub header_timeout: Duration,
+    pub send_timeout: Duration,
+}
+
+/// How often, at most, the log says the connection cap is being hit.
+const CAP_WARNING_EVERY: Duration = Duration::from_secs(10);
 
 /// How long a client has to finish its TLS handshake.
 const HANDSHAKE: Duration = Duration::from_secs(10);
@@ -36,8 +50,14 @@ const HANDSHAKE: Duration = Duration::from_secs(10);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// HTTP/1.1 and HTTP/2 with settings chosen for long-lived token streams.
-pub fn builder() -> auto::Builder<TokioExecutor> {
+pub fn builder(header_timeout: Duration) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // Runs while hyper waits for a request head, between requests too:
+        // slowloris and idle keep-alive connections are both closed.
+        .header_read_timeout(header_timeout);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -63,10 +83,12 @@ pub async fn serve(
     router: Router,
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     stop: CancellationToken,
+    bounds: Bounds,
 ) {
-    let builder = Arc::new(builder());
+    let builder = Arc::new(builder(bounds.header_timeout));
     let tls = tls.map(TlsAcceptor::from);
     let graceful = GracefulShutdown::new();
+    let mut refused = Refused::default();
     loop {
         let (tcp, addr) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -79,6 +101,10 @@ pub async fn serve(
             },
             () = stop.cancelled() => break,
         };
+        let Ok(permit) = bounds.permits.clone().try_acquire_owned() else {
+            refused.one();
+            continue; // dropping `tcp` closes it
+        };
         // Tokens are small writes that must leave at once: no Nagle delay.
         let _ = tcp.set_nodelay(true);
         // The router for this connection, which knows its peer's address.
@@ -88,15 +114,35 @@ pub async fn serve(
             let mut router = router.clone();
             async move { router.call(request).await }
         });
-        let io = Coalesce::new(tcp);
+        let header_timeout = bounds.header_timeout;
+        let first_bytes = async move {
+            // hyper's head timeout starts only once the protocol is known;
+            // until the first byte, the wait is bounded here.
+            let mut byte = [0u8; 1];
+            matches!(
+                tokio::time::timeout(header_timeout, tcp.peek(&mut byte)).await,
+                Ok(Ok(1..))
+            )
+            .then_some(tcp)
+        };
+        let send_timeout = bounds.send_timeout;
         let (builder, tls, watcher) = (builder.clone(), tls.clone(), graceful.watcher());
         tokio::spawn(async move {
+            let _permit = permit;
             let served = match tls {
                 None => {
+                    let Some(tcp) = first_bytes.await else {
+                        return;
+                    };
+                    let io = Coalesce::new(SendDeadline::new(tcp, send_timeout));
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
                     watcher.watch(conn.into_owned()).await
                 }
                 Some(tls) => {
+                    let Some(tcp) = first_bytes.await else {
+                        return;
+                    };
+                    let io = Coalesce::new(SendDeadline::new(tcp, send_timeout));
                     let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE, tls.accept(io)).await
                     else {
                         return;
@@ -113,4 +159,28 @@ pub async fn serve(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Connections refused at the cap, and when the log last said so.
+#[derive(Default)]
+struct Refused {
+    since_warning: u64,
+    warned: Option<tokio::time::Instant>,
+}
+
+impl Refused {
+    fn one(&mut self) {
+        self.since_warning += 1;
+        let now = tokio::time::Instant::now();
+        if self.warned.is_none_or(|at| now - at >= CAP_WARNING_EVERY) {
+            tracing::warn!(
+                refused = self.since_warning,
+                "limits.max_connections reached: closing new connections"
+            );
+            metrics::counter!(crate::metrics::REJECTED, "reason" => "connections")
+                .increment(self.since_warning);
+            self.since_warning = 0;
+            self.warned = Some(now);
+        }
+    }
 }

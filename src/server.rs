@@ -148,7 +148,12 @@ async fn accept(listener: TcpListener, state: AppState) -> io::Result<()> {
         None => None,
     };
     let (stopped, expired) = (state.drain.stopped_accepting(), state.drain.expiry());
-    let served = listener::serve(listener, routes::router(state), tls, stopped);
+    let bounds = listener::Bounds {
+        permits: state.connections.clone(),
+        header_timeout: state.config.limits.header_timeout(),
+        send_timeout: state.config.limits.send_timeout(),
+    };
+    let served = listener::serve(listener, routes::router(state), tls, stopped, bounds);
     // After the grace period, streams get their final frame at once; a client
     // that does not read it does not hold the process up for long.
     let last_word = async move {

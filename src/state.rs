@@ -22,6 +22,8 @@ pub struct Shared {
     pub drain: Arc<Drain>,
     /// Generations, kept for reconnects and the generations API.
     pub generations: Arc<dyn GenerationStore>,
+    /// One permit per open client connection (`limits.max_connections`).
+    pub connections: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {
@@ -32,6 +34,7 @@ impl Shared {
             templates: Arc::new(Templates::load(&config.prompts_dir)),
             drain: Arc::default(),
             generations: Arc::new(LocalStore::new(&config.streams)),
+            connections: Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections)),
             config: Arc::new(config),
         }
     }

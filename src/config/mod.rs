@@ -89,6 +89,15 @@ pub struct Limits {
     /// sluice behind a trusted reverse proxy. Off by default: clients could
     /// otherwise pick their own rate-limit key.
     pub trust_forwarded_for: bool,
+    /// Open client connections, all threads together; past it a new
+    /// connection is closed at once, with a warning in the log.
+    pub max_connections: usize,
+    /// A connection must send its first bytes, and each request head, within
+    /// this long (slowloris; an idle keep-alive connection is closed too).
+    pub header_timeout_ms: u64,
+    /// A client that takes none of the bytes sluice writes for this long is
+    /// cut off, and its stream's upstream request with it.
+    pub send_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -100,7 +109,20 @@ impl Default for Limits {
             max_concurrent_streams: 10_000,
             per_client_concurrent_streams: 200,
             trust_forwarded_for: false,
+            max_connections: 50_000,
+            header_timeout_ms: 30_000,
+            send_timeout_ms: 60_000,
         }
+    }
+}
+
+impl Limits {
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+
+    pub fn send_timeout(&self) -> Duration {
+        Duration::from_millis(self.send_timeout_ms)
     }
 }
 

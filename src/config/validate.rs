@@ -142,6 +142,18 @@ impl Config {
             ),
             ("streams.abandon_ms", s.abandon_ms, 1, DAY_MS),
             ("streams.retain_secs", s.retain_secs, 0, WEEK_SECS),
+            (
+                "limits.header_timeout_ms",
+                self.limits.header_timeout_ms,
+                1,
+                DAY_MS,
+            ),
+            (
+                "limits.send_timeout_ms",
+                self.limits.send_timeout_ms,
+                1,
+                DAY_MS,
+            ),
         ];
         for (key, value, least, most) in bounds {
             if value < least {
@@ -171,6 +183,7 @@ impl Config {
                 limits.requests_per_second > 0 && limits.burst == 0,
             ),
             ("streams.max_log_bytes", self.streams.max_log_bytes == 0),
+            ("limits.max_connections", limits.max_connections == 0),
         ];
         match checks.into_iter().find(|(_, bad)| *bad) {
             Some((key, _)) => Err(error(key, "must be at least 1")),

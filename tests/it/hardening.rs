@@ -289,3 +289,115 @@ async fn finding_12_the_shutdown_grace_ends_a_waiting_request_with_a_503() {
     assert_eq!(got.status, 503, "{}", got.text);
     assert_eq!(error_of(&got)["type"], "shutting_down");
 }
+
+/// Reads from `tcp` until it closes; true if it closed within `within`.
+async fn closes_within(tcp: &mut tokio::net::TcpStream, within: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut sink = Vec::new();
+    matches!(
+        tokio::time::timeout(within, tcp.read_to_end(&mut sink)).await,
+        Ok(Ok(_))
+    )
+}
+
+fn addr_of(server: &Server) -> String {
+    server.base.trim_start_matches("http://").to_owned()
+}
+
+/// Finding 3: a connection that sends nothing, half a request head, or
+/// nothing more after its answer is closed after `limits.header_timeout_ms`.
+#[tokio::test]
+async fn finding_3_slow_and_idle_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = spawn(config(&format!(
+        "[limits]\nheader_timeout_ms = 500\n{FAST_MOCK}"
+    )))
+    .await;
+    let addr = addr_of(&server);
+    let wait = std::time::Duration::from_secs(5);
+
+    let mut silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    assert!(
+        closes_within(&mut silent, wait).await,
+        "a silent connection stays open"
+    );
+
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    assert!(
+        closes_within(&mut slow, wait).await,
+        "half a head stays open"
+    );
+
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 12];
+    idle.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    assert!(
+        closes_within(&mut idle, wait).await,
+        "an idle keep-alive connection stays open"
+    );
+}
+
+/// Finding 3: past `limits.max_connections` a new connection is closed at
+/// once; once one closes, connections are taken again.
+#[tokio::test]
+async fn finding_3_connections_are_capped() {
+    let server = spawn(config(&format!(
+        "[limits]\nmax_connections = 2\n{FAST_MOCK}"
+    )))
+    .await;
+    let addr = addr_of(&server);
+    let first = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let _second = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // Give the accept loop the two first.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut third = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    assert!(closes_within(&mut third, std::time::Duration::from_secs(2)).await);
+    drop(first);
+    assert!(eventually(std::time::Duration::from_secs(5), || true).await,);
+    let mut ok = false;
+    for _ in 0..50 {
+        if client().get(server.url("/healthz")).send().await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ok, "a connection is taken once one has closed");
+}
+
+/// Finding 3: a client that stops reading is cut off after
+/// `limits.send_timeout_ms`, and its upstream request with it.
+#[tokio::test]
+async fn finding_3_a_client_that_stops_reading_is_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let upstream = crate::common::fake_openai::start().await;
+    let toml = crate::common::fake_openai::config_toml(
+        &upstream.base_url,
+        "[limits]\nsend_timeout_ms = 500",
+    );
+    let server = spawn(config_with_env(&toml, &[("FAKE_KEY", "k")])).await;
+    let mut tcp = tokio::net::TcpStream::connect(addr_of(&server))
+        .await
+        .unwrap();
+    let body = r#"{"model":"up-firehose","prompt":"hi"}"#;
+    let request = format!(
+        "POST /v1/stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    // The client never reads; the upstream is let go all the same.
+    assert!(
+        upstream
+            .seen
+            .saw_cancels(1, std::time::Duration::from_secs(15))
+            .await
+    );
+    drop(tcp);
+}

@@ -8,7 +8,7 @@
 //! `ok`, `no-usage`, `crlf`, `die`, `hang`, `slow`, `drip`, `error-event`,
 //! `status-429`, `status-500`, `no-blank-end`, `no-finish`, `tools`,
 //! `partial-usage` (a usage chunk without `completion_tokens`), `huge-line`
-//! (a 4 MiB line that never ends),
+//! (a 4 MiB line that never ends), `firehose` (16 KiB deltas, forever),
 //! `pause-after-finish` (5 s of silence between `finish_reason` and the
 //! usage); and the
 //! section-11 shapes (see [`scripted`]): `reasoning` (a 2.6 s phase of
@@ -140,6 +140,22 @@ async fn chat(
 
     if model == "tools" {
         return tool_call_stream(&model, include_usage);
+    }
+    if model == "firehose" {
+        // Big content deltas as fast as the client takes them, forever.
+        // Never finished: dropping it counts the hang-up.
+        let watch = Watch { seen, done: false };
+        let piece = "x".repeat(16 * 1024);
+        let body = stream! {
+            let _watch = watch;
+            loop {
+                yield Ok::<_, std::io::Error>(Bytes::from(chunk("firehose", json!({"content": piece}), Value::Null, false)));
+            }
+        };
+        return Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(body))
+            .unwrap();
     }
     if model == "huge-line" {
         // One 4 MiB line that never ends, in 64 KiB writes, then silence.
@@ -292,6 +308,7 @@ pub fn config_toml(base_url: &str, extra: &str) -> String {
         "partial-usage",
         "pause-after-finish",
         "huge-line",
+        "firehose",
     ] {
         toml.push_str(&format!(
             "[[models]]\nname = \"up-{behaviour}\"\nprovider = \"openai\"\nbase_url = \"{base_url}\"\n\
