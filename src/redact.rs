@@ -19,6 +19,11 @@ static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
         (r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]*@", "${1}[redacted]@"),
         // OpenAI/Anthropic-style keys: sk-..., sk-ant-..., rk-..., pk-...
         (r"\b(?:sk|rk|pk)-[A-Za-z0-9_\-]{8,}", REDACTED),
+        // Groq gsk_, Hugging Face hf_, xAI xai-, OpenRouter sk-or- (above),
+        // Google AIza..., AWS access key ids AKIA/ASIA...
+        (r"\b(?:gsk_|hf_|xai-)[A-Za-z0-9_\-]{16,}", REDACTED),
+        (r"\bAIza[0-9A-Za-z_\-]{35}", REDACTED),
+        (r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", REDACTED),
         (r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=\-]{8,}", "${1}[redacted]"),
         (
             r#"(?i)\b((?:api[_-]?key|x-api-key|token|secret|password)["']?\s*[:=]\s*["']?)[A-Za-z0-9._~+/\-]{6,}"#,
@@ -78,5 +83,10 @@ mod tests {
             assert!(!out.contains(secret), "{secret} leaked in {out}");
         }
         assert!(out.contains("http://[redacted]@example.test/v1"), "{out}");
+        let others = "gsk_8aBcDeFgHiJkLmNoPqRsTu hf_AbCdEfGhIjKlMnOpQrStUv \
+                      xai-AbCdEfGhIjKlMnOpQrStUvWx AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW \
+                      AKIAIOSFODNN7EXAMPLE";
+        let scrubbed = Redactor::default().scrub(others);
+        assert_eq!(scrubbed.matches(REDACTED).count(), 5, "{scrubbed}");
     }
 }
