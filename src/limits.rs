@@ -46,6 +46,8 @@ pub enum ClientKey {
 }
 
 pub struct Limits {
+    /// Failed authentications, per address.
+    pub auth_failures: AuthFailures,
     rate: Option<DefaultKeyedRateLimiter<ClientKey>>,
     clock: DefaultClock,
     started: Instant,
@@ -94,6 +96,7 @@ impl Limits {
             RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst))
         });
         Limits {
+            auth_failures: AuthFailures::new(),
             rate,
             clock: DefaultClock::default(),
             started: Instant::now(),
@@ -191,6 +194,73 @@ impl Limits {
         {
             rate.retain_recent();
             rate.shrink_to_fit();
+        }
+    }
+}
+
+/// Failed authentications an address may make at once, then one more per
+/// [`FAILED_AUTH_EVERY`].
+const FAILED_AUTH_BURST: u32 = 10;
+const FAILED_AUTH_EVERY: Duration = Duration::from_secs(2);
+
+/// Failed authentications per address. Past the budget the address is
+/// refused with a 429, whatever key it sends, until its budget is back, so
+/// keys cannot be guessed at speed (nginx puts `limit_req` before
+/// `auth_request` for the same reason).
+pub struct AuthFailures {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    /// Addresses refused, and until when.
+    refused: Mutex<HashMap<IpAddr, Instant>>,
+    clock: DefaultClock,
+}
+
+impl AuthFailures {
+    fn new() -> AuthFailures {
+        let burst = NonZeroU32::new(FAILED_AUTH_BURST).expect("a non-zero burst");
+        let quota = Quota::with_period(FAILED_AUTH_EVERY)
+            .expect("a non-zero period")
+            .allow_burst(burst);
+        AuthFailures {
+            limiter: RateLimiter::keyed(quota),
+            refused: Mutex::default(),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// A 429 while `addr` is refused.
+    pub fn check(&self, addr: IpAddr) -> Result<(), ApiError> {
+        let refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        match refused.get(&addr) {
+            Some(until) if *until > Instant::now() => Err(Self::refusal(*until - Instant::now())),
+            Some(_) | None => Ok(()),
+        }
+    }
+
+    /// Counts a failed attempt by `addr`; a 429 when it spent the budget.
+    pub fn failed(&self, addr: IpAddr) -> Result<(), ApiError> {
+        let Err(not_until) = self.limiter.check_key(&addr) else {
+            return Ok(());
+        };
+        let wait = not_until.wait_time_from(self.clock.now());
+        let now = Instant::now();
+        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        if refused.len() >= 4096 {
+            // Bounded: the expired go first.
+            refused.retain(|_, until| *until > now);
+            self.limiter.retain_recent();
+        }
+        refused.insert(addr, now + wait);
+        Err(Self::refusal(wait))
+    }
+
+    fn refusal(wait: Duration) -> ApiError {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        ApiError {
+            retry_after: Some(secs.max(1)),
+            ..ApiError::new(
+                ErrorKind::RateLimited,
+                "too many failed authentications from this address; retry later",
+            )
         }
     }
 }

@@ -1,6 +1,7 @@
-//! The gate in front of the API routes: auth, then rate and concurrency
-//! limits, as two axum middlewares. Each answers in the shape of the door it
-//! guards (OpenAI's error shape on the OpenAI-compatible paths).
+//! The gate in front of the API routes: auth (failed attempts limited per
+//! address), then rate and concurrency limits, as two axum middlewares.
+//! Each answers in the shape of the door it guards (OpenAI's error shape on
+//! the OpenAI-compatible paths).
 //!
 //! The concurrency slot is left in the request (a `PermitSlot`) for the
 //! handler, which moves it into the stream it starts: a stream counts as open
@@ -26,9 +27,19 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let client = if app.keys.enabled() {
+        let addr = client_address(&request, app.config.limits.trust_forwarded_for);
+        let failures = &app.limits.auth_failures;
+        if let Some(Err(err)) = addr.map(|addr| failures.check(addr)) {
+            observe::rejected("auth_failures");
+            return reject(&request, err);
+        }
         match app.keys.check(request.headers()) {
             Ok(key) => ClientKey::Key(key),
             Err(err) => {
+                let err = match addr.map(|addr| failures.failed(addr)) {
+                    Some(Err(refused)) => refused,
+                    Some(Ok(())) | None => err,
+                };
                 observe::rejected("unauthorized");
                 return reject(&request, err);
             }

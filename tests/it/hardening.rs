@@ -401,3 +401,36 @@ async fn finding_3_a_client_that_stops_reading_is_cut_off() {
     );
     drop(tcp);
 }
+
+/// Finding 10: failed authentications are limited per address: past the
+/// budget the address gets 429s, even with the right key, for a while.
+#[tokio::test]
+async fn finding_10_failed_authentications_are_throttled() {
+    let server = spawn(config(&format!(
+        "[auth]\napi_keys = [\"sk-right\"]\n{FAST_MOCK}"
+    )))
+    .await;
+    let with = |key: &str| {
+        client()
+            .post(server.url("/v1/stream"))
+            .bearer_auth(key)
+            .json(&quick())
+    };
+    assert_eq!(send(with("sk-right")).await.status, 200);
+    let mut statuses = Vec::new();
+    for n in 0..15 {
+        statuses.push(send(with(&format!("guess-{n}"))).await.status);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        10,
+        "{statuses:?}"
+    );
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+    let refused = send(with("sk-right")).await;
+    assert_eq!(
+        refused.status, 429,
+        "a guesser's address is refused outright"
+    );
+    assert!(refused.headers.contains_key("retry-after"));
+}
