@@ -434,3 +434,41 @@ async fn finding_10_failed_authentications_are_throttled() {
     );
     assert!(refused.headers.contains_key("retry-after"));
 }
+
+/// Finding 7: a tool-call index from the upstream cannot size sluice's
+/// memory: one past the bound is ignored, on every door.
+#[tokio::test]
+async fn finding_7_a_wild_tool_call_index_is_ignored() {
+    let upstream = crate::common::fake_openai::start().await;
+    let toml = format!(
+        "[[models]]\nname = \"wild\"\nprovider = \"openai\"\nbase_url = \"{}\"\nupstream_model = \"wild-index\"\nretries = 0\n",
+        upstream.base_url
+    );
+    let server = spawn(config(&toml)).await;
+    let hi = json!([{"role": "user", "content": "hi"}]);
+    let whole = post_to(
+        &server,
+        "/v1/chat/completions",
+        json!({"model": "wild", "messages": hi}),
+    )
+    .await;
+    assert_eq!(whole.status, 200, "{}", whole.text);
+    let calls = whole.json()["choices"][0]["message"]["tool_calls"].clone();
+    assert_eq!(calls.as_array().unwrap().len(), 1, "{calls}");
+    assert_eq!(calls[0]["id"], "call_0");
+    for (path, body) in [
+        (
+            "/v1/responses",
+            json!({"model": "wild", "input": "hi", "stream": true}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "wild", "max_tokens": 9, "messages": hi, "stream": true}),
+        ),
+    ] {
+        let got = post_to(&server, path, body).await;
+        assert_eq!(got.status, 200, "{path}: {}", got.text);
+        assert!(!got.text.contains("call_wild"), "{path}: {}", got.text);
+        assert!(got.text.contains("call_0"), "{path}: {}", got.text);
+    }
+}

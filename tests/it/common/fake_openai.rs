@@ -14,7 +14,8 @@
 //! section-11 shapes (see [`scripted`]): `reasoning` (a 2.6 s phase of
 //! `reasoning_content` deltas, then the answer), `reasoning-alt` (the
 //! `reasoning` name), `mixed` (content and a tool call in one delta),
-//! `refusal`, `function-call` (legacy), `logprobs`.
+//! `refusal`, `function-call` (legacy), `logprobs`, `wild-index` (a tool
+//! call at index 2^32 - 1).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -358,6 +359,22 @@ pub fn scripted(model: &str) -> Option<(Vec<Step>, &'static str)> {
             }
             answer(&mut steps);
             "stop"
+        }
+        "wild-index" => {
+            // A call index no answer has: 2^32 - 1.
+            steps.push((
+                json!({"tool_calls": [{"index": 4_294_967_295u64, "id": "call_wild", "type": "function",
+                       "function": {"name": "f", "arguments": "{}"}}]}),
+                Value::Null,
+                quick,
+            ));
+            steps.push((
+                json!({"tool_calls": [{"index": 0, "id": "call_0", "type": "function",
+                       "function": {"name": "get_weather", "arguments": "{}"}}]}),
+                Value::Null,
+                quick,
+            ));
+            "tool_calls"
         }
         "mixed" => {
             steps.push((
