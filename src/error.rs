@@ -23,6 +23,8 @@ use crate::generation::{InvalidField, UpstreamError};
 pub enum ErrorKind {
     InvalidRequest,
     Unauthorized,
+    /// A browser page from an origin, or a `Host`, sluice does not serve.
+    Forbidden,
     NotFound,
     PayloadTooLarge,
     RateLimited,
@@ -41,6 +43,7 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -59,6 +62,7 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidRequest => "invalid_request",
             ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::Forbidden => "forbidden",
             ErrorKind::NotFound => "not_found",
             ErrorKind::PayloadTooLarge => "payload_too_large",
             ErrorKind::RateLimited => "rate_limited",
@@ -77,7 +81,8 @@ impl ErrorKind {
     /// fail with a given status).
     pub fn for_status(status: StatusCode) -> ErrorKind {
         match status.as_u16() {
-            401 | 403 => ErrorKind::Unauthorized,
+            401 => ErrorKind::Unauthorized,
+            403 => ErrorKind::Forbidden,
             404 => ErrorKind::NotFound,
             413 => ErrorKind::PayloadTooLarge,
             429 => ErrorKind::RateLimited,

@@ -151,17 +151,28 @@ impl fmt::Debug for Auth {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Cors {
-    /// `["*"]` allows any origin.
+    /// Origins whose pages may call sluice: origins such as
+    /// `"http://localhost:5173"`, `"loopback"` (any `localhost`, `127.0.0.1`
+    /// or `[::1]` origin, any port: the default, for frontend dev servers),
+    /// or `"*"` (any page on any site).
     pub allow_origins: Vec<String>,
+    /// The `Host`s sluice answers, against DNS rebinding: names such as
+    /// `"sluice.internal"`, with or without a port. Absent: the loopback
+    /// names when sluice listens on a loopback address, any host otherwise.
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 impl Default for Cors {
     fn default() -> Self {
         Cors {
-            allow_origins: vec!["*".into()],
+            allow_origins: vec![LOOPBACK.into()],
+            allowed_hosts: None,
         }
     }
 }
+
+/// In `cors.allow_origins`: every loopback origin.
+pub const LOOPBACK: &str = "loopback";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -33,12 +33,20 @@ impl Config {
 
     fn validate_cors(&self) -> Result<(), ConfigError> {
         for (i, origin) in self.cors.allow_origins.iter().enumerate() {
-            if origin != "*" && !is_origin(origin) {
+            if origin != "*" && origin != super::LOOPBACK && !is_origin(origin) {
                 return Err(error(
                     format!("cors.allow_origins[{i}]"),
                     format!(
-                        "`{origin}` is not an origin such as \"http://localhost:5173\" (or \"*\")"
+                        "`{origin}` is not an origin such as \"http://localhost:5173\" (or \"loopback\", or \"*\")"
                     ),
+                ));
+            }
+        }
+        for (i, host) in self.cors.allowed_hosts.iter().flatten().enumerate() {
+            if host.is_empty() || host.contains(['/', ' ', '@']) {
+                return Err(error(
+                    format!("cors.allowed_hosts[{i}]"),
+                    format!("`{host}` is not a host such as \"sluice.internal\""),
                 ));
             }
         }

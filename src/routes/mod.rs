@@ -6,7 +6,8 @@
 //! first):
 //! 1. `SetRequestIdLayer`, `PropagateRequestIdLayer`: an `X-Request-Id` on
 //!    every request and response;
-//! 2. `CorsLayer`;
+//! 2. `sites::check`: a 403 for a page's origin or a `Host` sluice does not
+//!    serve; then `CorsLayer`;
 //! 3. on the API routes, `record::record`: the request's access record;
 //! 4. `gate::authenticate`: the API key, when auth is on;
 //! 5. on the routes that start a generation, `gate::limit`: the rate limit and
@@ -17,15 +18,15 @@ mod ops;
 mod playground;
 mod prompts;
 mod record;
+mod sites;
 
 use axum::http::{HeaderName, Method, Uri};
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
-use tower_http::cors::{AllowHeaders, AllowOrigin, Any, CorsLayer};
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
-use crate::config::Cors;
 use crate::doors::{anthropic, native, openai, paths, responses};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -33,7 +34,8 @@ use crate::state::AppState;
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: AppState) -> Router {
-    let cors = cors_layer(&state.config.cors);
+    let sites = std::sync::Arc::new(sites::Sites::of(&state.config));
+    let cors = cors_layer(sites.clone());
     // Routes that start a generation: rate and concurrency limits apply.
     let generation = Router::new()
         // HEAD would run the GET handler and start a generation nobody reads.
@@ -71,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         // Compression is deliberately absent: it would hold tokens back.
         .layer(cors)
+        .layer(from_fn_with_state(sites, sites::check))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         // Outermost: an id a client sends is kept only if it is short and
@@ -119,19 +122,10 @@ pub(crate) async fn not_found(uri: Uri) -> ApiError {
     ApiError::not_found("path", format!("no endpoint at {}", uri.path()))
 }
 
-/// Permissive by default, so a frontend dev server on another port can call
-/// the mock; `cors.allow_origins` narrows it to a list.
-fn cors_layer(config: &Cors) -> CorsLayer {
-    let origins = if config.allow_origins.iter().any(|o| o == "*") {
-        AllowOrigin::from(Any)
-    } else {
-        AllowOrigin::list(
-            config
-                .allow_origins
-                .iter()
-                .filter_map(|origin| origin.parse().ok()),
-        )
-    };
+/// The CORS answers for the origins `sites` allows: loopback origins by
+/// default, so a frontend dev server on another port can call the mock.
+fn cors_layer(sites: std::sync::Arc<sites::Sites>) -> CorsLayer {
+    let origins = AllowOrigin::predicate(move |origin, _| sites.allows_origin(origin));
     CorsLayer::new()
         .allow_origin(origins)
         .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])

@@ -1,6 +1,7 @@
 // A real browser's EventSource against sluice: headless Debian Chromium,
 // driven by playwright-core (no browser download). Run by tests/it/browser.rs
-// with SLUICE_STREAM_URL set; prints one JSON line with what the page saw.
+// with SLUICE_STREAM_URL and SLUICE_PAGE_URL set; prints one JSON line with
+// what the page saw.
 //
 // The page never calls es.close(): after the `done` frame the server ends
 // the response, the browser reconnects with Last-Event-ID, and sluice's 204
@@ -9,6 +10,10 @@ import { chromium } from "playwright-core";
 
 const url = process.env.SLUICE_STREAM_URL;
 if (!url) throw new Error("SLUICE_STREAM_URL is not set");
+// The page the EventSource runs in: a loopback origin, which sluice's
+// default cors.allow_origins lets call it (about:blank's origin is opaque).
+const pageUrl = process.env.SLUICE_PAGE_URL;
+if (!pageUrl) throw new Error("SLUICE_PAGE_URL is not set");
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -26,6 +31,7 @@ try {
     const { protocol, hostname } = new URL(request.url());
     if (protocol.startsWith("http") && hostname !== "127.0.0.1") foreign.push(request.url());
   });
+  await page.goto(pageUrl);
   const seen = await page.evaluate(
     (url) =>
       new Promise((resolve) => {

@@ -140,7 +140,12 @@ async fn a_browser_reconnects_through_a_cut_and_gets_the_whole_answer_once_then_
     // Past the headers and a handful of token frames.
     let relay = relay(target, 900).await;
     let url = format!("http://{}{query}", relay.addr);
-    let seen = run(&script, &[("SLUICE_STREAM_URL", url)]).await;
+    let page = server.url("/healthz");
+    let seen = run(
+        &script,
+        &[("SLUICE_STREAM_URL", url), ("SLUICE_PAGE_URL", page)],
+    )
+    .await;
     eprintln!(
         "browser: {} tokens, {} opens, closed {}, {} ms, relay connections {}",
         seen["tokens"].as_array().map_or(0, Vec::len),

@@ -323,7 +323,7 @@ async fn finding_3_slow_and_idle_connections_are_closed() {
     );
 
     let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         .await
         .unwrap();
     assert!(
@@ -332,7 +332,7 @@ async fn finding_3_slow_and_idle_connections_are_closed() {
     );
 
     let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
         .unwrap();
     let mut answer = [0u8; 12];
@@ -388,7 +388,7 @@ async fn finding_3_a_client_that_stops_reading_is_cut_off() {
         .unwrap();
     let body = r#"{"model":"up-firehose","prompt":"hi"}"#;
     let request = format!(
-        "POST /v1/stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST /v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     tcp.write_all(request.as_bytes()).await.unwrap();
@@ -471,4 +471,68 @@ async fn finding_7_a_wild_tool_call_index_is_ignored() {
         assert!(!got.text.contains("call_wild"), "{path}: {}", got.text);
         assert!(got.text.contains("call_0"), "{path}: {}", got.text);
     }
+}
+
+/// Finding 5: by default only loopback pages may call sluice, and a page
+/// elsewhere is refused before anything runs (a `text/plain` POST needs no
+/// preflight); a foreign `Host` (DNS rebinding) is refused too. `"*"` and
+/// `allowed_hosts` open them up when configured.
+#[tokio::test]
+async fn finding_5_foreign_pages_and_hosts_are_refused_by_default() {
+    let upstream = crate::common::fake_openai::start().await;
+    let toml = crate::common::fake_openai::config_toml(&upstream.base_url, "");
+    let server = spawn(config_with_env(&toml, &[("FAKE_KEY", "k")])).await;
+    let body = r#"{"model":"up-ok","messages":[{"role":"user","content":"hi"}]}"#;
+    let simple = |origin: &str, host: Option<&str>| {
+        let mut request = client()
+            .post(server.url("/v1/chat/completions"))
+            .header("origin", origin)
+            .header("content-type", "text/plain")
+            .body(body);
+        if let Some(host) = host {
+            request = request.header("host", host);
+        }
+        request
+    };
+    let got = send(simple("https://evil.example", None)).await;
+    assert_eq!(got.status, 403, "{}", got.text);
+    assert_eq!(error_of(&got)["type"], "forbidden");
+    let got = send(simple(
+        "http://localhost:5173",
+        Some("rebind.attacker.example"),
+    ))
+    .await;
+    assert_eq!(got.status, 403, "{}", got.text);
+    assert_eq!(
+        upstream.seen.requests.load(Ordering::SeqCst),
+        0,
+        "nothing ran"
+    );
+    assert_eq!(
+        send(simple("http://127.0.0.1:3000", None)).await.status,
+        200
+    );
+
+    let open = format!("[cors]\nallow_origins = [\"*\"]\nallowed_hosts = [\"sluice.internal\", \"127.0.0.1\"]\n{FAST_MOCK}");
+    let server = spawn(config(&open)).await;
+    let got = send(
+        client()
+            .post(server.url("/v1/stream"))
+            .header("origin", "https://any.example")
+            .header("host", "sluice.internal:7800")
+            .json(&quick()),
+    )
+    .await;
+    assert_eq!(got.status, 200, "{}", got.text);
+    // Listening on a non-loopback address, any Host is answered.
+    let mut anywhere = fast_mock_config();
+    anywhere.listen = "0.0.0.0:7800".parse().unwrap();
+    let server = spawn(anywhere).await;
+    let got = send(
+        client()
+            .get(server.url("/healthz"))
+            .header("host", "sluice-1.svc"),
+    )
+    .await;
+    assert_eq!(got.status, 200);
 }

@@ -416,7 +416,7 @@ async fn messages_and_system_make_the_conversation() {
 }
 
 #[tokio::test]
-async fn cors_is_permissive_by_default_and_narrowed_by_config() {
+async fn cors_lets_loopback_pages_in_by_default_and_follows_config() {
     let server = spawn(fast_mock_config()).await;
     let preflight = client()
         .request(reqwest::Method::OPTIONS, server.url("/v1/stream"))
@@ -430,7 +430,10 @@ async fn cors_is_permissive_by_default_and_narrowed_by_config() {
         .await
         .unwrap();
     assert!(preflight.status().is_success());
-    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
 
     let mut config = fast_mock_config();
     config.cors.allow_origins = vec!["https://chat.example".into()];
@@ -446,6 +449,7 @@ async fn cors_is_permissive_by_default_and_narrowed_by_config() {
             .send()
             .await
             .unwrap();
+        assert_eq!(response.status().is_success(), allowed, "{origin}");
         let header = response
             .headers()
             .get("access-control-allow-origin")
