@@ -74,3 +74,16 @@ pub mod frames {
 pub fn app(config: Config) -> Router {
     routes::router(state::AppState::on(&state::Shared::new(config)))
 }
+
+/// Entry points for the fuzz targets in `fuzz/` (the parsers that read
+/// untrusted bytes); built only with the `fuzzing` feature, not part of the API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::doors::anthropic::fuzz_request as anthropic_request;
+    pub use crate::doors::native::fuzz_request as native_request;
+    pub use crate::doors::openai::fuzz_requests as openai_requests;
+    pub use crate::doors::responses::fuzz_request as responses_request;
+    pub use crate::providers::fuzz_anthropic_events as anthropic_events;
+    pub use crate::providers::fuzz_openai_events as openai_events;
+}

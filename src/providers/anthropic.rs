@@ -323,3 +323,18 @@ fn finish_reason(stop_reason: &str) -> String {
     }
     .to_owned()
 }
+
+/// For the fuzz targets: a stream of upstream events through the event
+/// parser, to its terminal event.
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_events(events: &[&str]) {
+    use upstream::SseState;
+    let redactor = Redactor::default();
+    let mut state = MessageState::default();
+    for data in events {
+        if state.on_event(data, &redactor).is_err() || state.finished() {
+            break;
+        }
+    }
+    let _ = state.into_terminal();
+}

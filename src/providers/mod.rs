@@ -16,6 +16,11 @@ mod ollama;
 mod openai;
 mod upstream;
 
+#[cfg(feature = "fuzzing")]
+pub use anthropic::fuzz_events as fuzz_anthropic_events;
+#[cfg(feature = "fuzzing")]
+pub use openai::fuzz_events as fuzz_openai_events;
+
 use std::sync::Arc;
 
 use crate::config::{ModelConfig, ProviderKind, Timeouts};

@@ -48,3 +48,9 @@ pub async fn messages(
     };
     Ok(super::stream(&app, admission, planned, framer_for, None).await?)
 }
+
+/// For the fuzz targets: the request parser on untrusted bytes.
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_request(body: &[u8]) {
+    let _ = request::parse_request(body);
+}

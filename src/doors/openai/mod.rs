@@ -138,3 +138,10 @@ fn model_object(name: &str) -> Value {
         "type": "model", "display_name": name, "created_at": "1970-01-01T00:00:00Z",
     })
 }
+
+/// For the fuzz targets: both request parsers on untrusted bytes.
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_requests(body: &[u8]) {
+    let _ = request::chat(body);
+    let _ = request::completion(body);
+}

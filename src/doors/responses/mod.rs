@@ -51,3 +51,9 @@ pub async fn create(
         |route: &str| -> Box<dyn Framer> { Box::new(ResponseEvents::new(Head::new(route, echo))) };
     Ok(super::stream(&app, admission, planned, framer_for, None).await?)
 }
+
+/// For the fuzz targets: the request parser on untrusted bytes.
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_request(body: &[u8]) {
+    let _ = request::parse_request(body);
+}

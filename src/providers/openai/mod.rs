@@ -266,3 +266,18 @@ impl StreamState {
         }
     }
 }
+
+/// For the fuzz targets: a stream of upstream events through the chunk
+/// parser, to its terminal event.
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_events(events: &[&str]) {
+    use upstream::SseState;
+    let redactor = Redactor::default();
+    let mut state = StreamState::default();
+    for data in events {
+        if state.on_event(data, &redactor).is_err() || state.finished() {
+            break;
+        }
+    }
+    let _ = state.into_terminal();
+}
