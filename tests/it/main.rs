@@ -47,6 +47,8 @@ mod templates;
 mod bad_input;
 // The defects review's findings, one regression test each.
 mod hardening;
+// Every upstream fault on both streaming doors.
+mod fault_matrix;
 
 // The real binary: config errors exit 2, metrics, access log, SIGTERM.
 mod config;

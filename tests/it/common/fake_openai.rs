@@ -7,6 +7,7 @@
 //! The requested `model` picks a behaviour, so one fake serves every fault:
 //! `ok`, `no-usage`, `crlf`, `die`, `hang`, `slow`, `drip`, `error-event`,
 //! `status-429`, `status-500`, `no-blank-end`, `no-finish`, `tools`,
+//! `status-529`, `malformed` (a broken chunk after two tokens),
 //! `partial-usage` (a usage chunk without `completion_tokens`), `huge-line`
 //! (a 4 MiB line that never ends), `firehose` (16 KiB deltas, forever),
 //! `pause-after-finish` (5 s of silence between `finish_reason` and the
@@ -136,6 +137,10 @@ async fn chat(
             let error = json!({"error": {"message": format!("The server had an error processing your request (key {UPSTREAM_KEY})"), "type": "server_error"}});
             return (StatusCode::INTERNAL_SERVER_ERROR, Json(error)).into_response();
         }
+        "status-529" => {
+            let error = json!({"error": {"message": format!("Overloaded (key {UPSTREAM_KEY})"), "type": "overloaded_error"}});
+            return (StatusCode::from_u16(529).unwrap(), Json(error)).into_response();
+        }
         _ => {}
     }
 
@@ -205,6 +210,10 @@ async fn chat(
                     yield Ok(Bytes::from(frame));
                 }
                 sent += 1;
+                if m == "malformed" && sent == 2 {
+                    yield Ok(Bytes::from_static(b"data: {\"choices\": [oops\n\n"));
+                    std::future::pending::<()>().await;
+                }
                 if m == "die" && sent == 2 {
                     // hyper drops unflushed bytes when a body fails: let them go out first.
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -310,6 +319,8 @@ pub fn config_toml(base_url: &str, extra: &str) -> String {
         "pause-after-finish",
         "huge-line",
         "firehose",
+        "status-529",
+        "malformed",
     ] {
         toml.push_str(&format!(
             "[[models]]\nname = \"up-{behaviour}\"\nprovider = \"openai\"\nbase_url = \"{base_url}\"\n\
