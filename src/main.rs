@@ -59,7 +59,7 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:7800/readyz")]
         url: String,
     },
-    /// Load-test an SSE token endpoint (sluice's or any OpenAI-compatible one).
+    /// Load-test an SSE token endpoint (sluice's, or any OpenAI-compatible, Responses or Messages one).
     Bench(sluice::bench::BenchArgs),
 }
 

@@ -50,8 +50,29 @@ impl Provider for Mock {
                 yield TokenEvent::Error(UpstreamError::MockStatus { status, retry_after });
                 return;
             }
-            let mut rng = fastrand::Rng::with_seed(seed_for(&request));
-            let plan = Plan::new(&knobs, &request, &mut rng);
+            let heavy = is_heavy(&knobs, &request);
+            let planning = {
+                let knobs = knobs.clone();
+                // The request goes with the planning: only the prompt's count
+                // is kept for the stream's life.
+                move || {
+                    let mut rng = fastrand::Rng::with_seed(seed_for(&request));
+                    let plan = Plan::new(&knobs, &request, &mut rng);
+                    (plan, rng, tokenizer::prompt_tokens(&request.messages))
+                }
+            };
+            let (plan, mut rng, prompt_tokens) = match heavy {
+                // A big plan is CPU the stream's core would spend with every
+                // other stream on it waiting: it is made on the blocking pool.
+                true => match tokio::task::spawn_blocking(planning).await {
+                    Ok(planned) => planned,
+                    Err(err) => {
+                        yield TokenEvent::Error(UpstreamError::Stream(format!("the mock could not plan its answer: {err}")));
+                        return;
+                    }
+                },
+                false => planning(),
+            };
             let mut pace = Pace::new(&knobs);
             pace.first_token().await;
 
@@ -105,7 +126,7 @@ impl Provider for Mock {
                 return;
             }
             let reasoning = plan.reasoning.tokens();
-            let usage = Usage::new(tokenizer::prompt_tokens(&request.messages), reasoning + output_tokens)
+            let usage = Usage::new(prompt_tokens, reasoning + output_tokens)
                 .with_reasoning(knobs.reasoning_tokens.map(|_| reasoning));
             yield TokenEvent::Done(Finish {
                 stop_sequence: plan.stop_sequence,
@@ -127,6 +148,25 @@ fn failure_at(knobs: &MockKnobs, sent: usize) -> Option<TokenEvent> {
     } else {
         None
     }
+}
+
+/// Whether planning this answer is worth taking off the stream's core: a
+/// long answer or a long prompt to cut into tokens, whose CPU grows with
+/// their length.
+fn is_heavy(knobs: &MockKnobs, request: &GenRequest) -> bool {
+    const HEAVY_TOKENS: u32 = 4_000;
+    const HEAVY_PROMPT_BYTES: usize = 64 * 1024;
+    let planned = knobs
+        .tokens
+        .unwrap_or(0)
+        .saturating_add(knobs.reasoning_tokens.unwrap_or(0));
+    let prompt: usize = request.messages.iter().map(|m| m.content.len()).sum();
+    planned > HEAVY_TOKENS
+        || prompt > HEAVY_PROMPT_BYTES
+        || knobs
+            .text
+            .as_ref()
+            .is_some_and(|t| t.len() > HEAVY_PROMPT_BYTES)
 }
 
 /// The same conversation and seed give the same answer.

@@ -291,3 +291,28 @@ async fn a_forced_tool_is_called_with_arguments_valid_against_its_schema() {
         .iter()
         .all(|e| !matches!(e, TokenEvent::ToolCalls(_))));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_heavy_plan_made_on_the_blocking_pool_is_the_same_answer() {
+    let knobs = MockKnobs {
+        tokens: Some(5_000),
+        token_delay_ms: Some(0),
+        ..MockKnobs::default()
+    };
+    let heavy = request(knobs.clone());
+    assert!(is_heavy(&knobs, &heavy));
+    let events = events_of(heavy).await;
+    let tokens = events
+        .iter()
+        .filter(|e| matches!(e, TokenEvent::Token(_)))
+        .count();
+    assert!(tokens >= 4_000, "{tokens}");
+    let Some(TokenEvent::Done(finish)) = events.last() else {
+        panic!("no done")
+    };
+    assert_eq!(finish.usage.completion_tokens, 5_000);
+    assert_eq!(
+        finish.usage.prompt_tokens,
+        tokenizer::prompt_tokens(&request(knobs).messages)
+    );
+}
