@@ -52,7 +52,8 @@ done
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$PROXY/status"; }
 idle=$(rss)
 "$BIN" bench --url http://127.0.0.1:$PROXY_PORT/v1/chat/completions -c "$STREAMS" --hold \
-  --duration "$SECONDS_HELD" --json >"$TMP/report.json" &
+  --duration "$SECONDS_HELD" --json \
+  --body '{"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]}' >"$TMP/report.json" &
 LOAD=$!
 echo "idle RSS ${idle} KiB; holding $STREAMS streams for $SECONDS_HELD s"
 echo "t_s rss_kib kib_per_stream"
