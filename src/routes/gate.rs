@@ -87,16 +87,41 @@ pub async fn limit(State(app): State<AppState>, request: Request, next: Next) ->
 /// IPv6 client as its /64, the block one host is usually given, so that a
 /// host cannot multiply its limits by changing addresses.
 fn client_address(request: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
-    let addr = trust_forwarded_for
+    let forwarded = trust_forwarded_for
         .then(|| forwarded_for(request.headers()))
-        .flatten()
-        .or_else(|| {
-            request
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|info| info.0.ip())
-        })?;
+        .flatten();
+    if trust_forwarded_for && forwarded.is_none() {
+        untrusted_fallback();
+    }
+    let addr = forwarded.or_else(|| {
+        request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip())
+    })?;
     Some(client_block(addr))
+}
+
+/// With `trust_forwarded_for`, a request without a usable `X-Forwarded-For`
+/// is keyed by its peer, the proxy in front, and so shares one budget with
+/// every other such request: worth a warning, at most once a minute.
+fn untrusted_fallback() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_WARNED_SECS: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST_WARNED_SECS.load(Ordering::Relaxed);
+    if now >= last + 60
+        && LAST_WARNED_SECS
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(
+            "limits.trust_forwarded_for is on, but a request had no usable X-Forwarded-For: \
+             it counts against the proxy's own address"
+        );
+    }
 }
 
 /// An IPv4 address as is (an IPv4-mapped IPv6 one as IPv4), an IPv6 one as
