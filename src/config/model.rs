@@ -52,6 +52,11 @@ pub struct ModelConfig {
     /// `max_tokens` sent when the client gives none, for providers that
     /// require one (Anthropic). Default 4096.
     pub default_max_tokens: Option<u32>,
+    /// For `openai` models: the request fields sluice does not read that
+    /// clients may pass to the upstream (say `["tools", "tool_choice",
+    /// "response_format"]`). Absent: all of them. Fields such as
+    /// `service_tier` or `store` act on the operator's account.
+    pub passthrough: Option<Vec<String>>,
 
     pub ttft_ms: Option<u64>,
     pub token_delay_ms: Option<u64>,
@@ -94,6 +99,7 @@ impl ModelConfig {
             fallbacks: Vec::new(),
             retries: None,
             default_max_tokens: None,
+            passthrough: None,
             ttft_ms: None,
             token_delay_ms: None,
             jitter_ms: None,

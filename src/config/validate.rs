@@ -96,6 +96,12 @@ impl Config {
                     return Err(error(key("base_url"), format!("`{base_url}` is not a URL")));
                 }
             }
+            if model.passthrough.is_some() && model.provider != super::ProviderKind::Openai {
+                return Err(error(
+                    key("passthrough"),
+                    "only applies to provider \"openai\" (the others are sent no client fields)",
+                ));
+            }
             if model.default_max_tokens == Some(0) {
                 return Err(error(key("default_max_tokens"), "must be at least 1"));
             }

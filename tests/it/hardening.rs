@@ -536,3 +536,35 @@ async fn finding_5_foreign_pages_and_hosts_are_refused_by_default() {
     .await;
     assert_eq!(got.status, 200);
 }
+
+/// Finding 19: an operator can limit which client fields reach an
+/// OpenAI-compatible upstream (`service_tier`, `store` act on its account).
+#[tokio::test]
+async fn finding_19_passthrough_can_be_limited_per_model() {
+    let upstream = crate::common::fake_openai::start().await;
+    let toml = format!(
+        "[[models]]\nname = \"gpt\"\nprovider = \"openai\"\nbase_url = \"{}\"\nupstream_model = \"ok\"\nretries = 0\npassthrough = [\"tools\", \"user\"]\n",
+        upstream.base_url
+    );
+    let server = spawn(config(&toml)).await;
+    let body = json!({"model": "gpt", "messages": [{"role": "user", "content": "hi"}],
+                      "user": "u1", "service_tier": "priority", "store": true,
+                      "tools": [{"type": "function", "function": {"name": "f"}}]});
+    assert_eq!(
+        post_to(&server, "/v1/chat/completions", body).await.status,
+        200
+    );
+    let sent = upstream.seen.last_body.lock().unwrap().clone().unwrap();
+    assert_eq!(sent["user"], "u1");
+    assert!(sent["tools"].is_array());
+    assert!(
+        sent.get("service_tier").is_none() && sent.get("store").is_none(),
+        "{sent}"
+    );
+    let err = sluice::config::Config::parse(
+        "[[models]]\nname = \"m\"\nprovider = \"mock\"\npassthrough = []\n",
+        |_| None,
+    )
+    .unwrap_err();
+    assert_eq!(err.key, "models[0].passthrough");
+}

@@ -30,12 +30,15 @@ use crate::tokenizer;
 
 pub struct OpenAi {
     endpoint: Endpoint,
+    /// The client fields the upstream may receive; `None`: all.
+    passthrough: Option<Vec<String>>,
 }
 
 impl OpenAi {
     pub fn new(model: &ModelConfig, timeouts: &Timeouts) -> OpenAi {
         OpenAi {
             endpoint: Endpoint::new(model, timeouts, "/chat/completions"),
+            passthrough: model.passthrough.clone(),
         }
     }
 
@@ -43,6 +46,9 @@ impl OpenAi {
     /// then the fields sluice owns.
     fn request_body(&self, request: &GenRequest) -> Value {
         let mut body = request.passthrough.clone();
+        if let Some(allowed) = &self.passthrough {
+            body.retain(|key, _| allowed.iter().any(|a| a == key));
+        }
         let messages = match &request.raw_messages {
             Some(raw) => Value::from(raw.clone()),
             None => json!(request.messages),
