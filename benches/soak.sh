@@ -6,14 +6,15 @@
 #
 #   benches/soak.sh [STREAMS] [SECONDS]     # default 3000 streams, 300 s
 #
-# Each stream gets a token every 500 ms, for the whole hold. Prints one line
+# Each stream gets a token every 500 ms (an answer of 1,000 tokens, longer
+# than the hold; a longer one would spend the machine planning it). Prints one line
 # per sample and the growth from the first sample after warm-up (60 s) to
 # the last.
 set -euo pipefail
 STREAMS=${1:-3000}
 SECONDS_HELD=${2:-300}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN="$ROOT/target/release/sluice"
+BIN="${SLUICE_BIN:-$ROOT/target/release/sluice}"
 [ -x "$BIN" ] || cargo build --release --locked --bin sluice --manifest-path "$ROOT/Cargo.toml"
 UP_PORT=18400
 PROXY_PORT=18401
@@ -38,7 +39,7 @@ total_ms = 86400000
 name = "chat"
 provider = "openai"
 base_url = "http://127.0.0.1:$UP_PORT/v1"
-upstream_model = "mock:ttft_ms=100,token_delay_ms=500,tokens=100000"
+upstream_model = "mock:ttft_ms=100,token_delay_ms=500,tokens=1000"
 retries = 0
 TOML
 "$BIN" --listen 127.0.0.1:$UP_PORT --config "$TMP/upstream.toml" >/dev/null 2>&1 &

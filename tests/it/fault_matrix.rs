@@ -91,20 +91,7 @@ async fn run_case(server: &Server, door: &str, model: &str, slow_reader: bool) -
         text.extend_from_slice(&chunk);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let mut decoder = sluice::sse::Decoder::new();
-    decoder.push(&text);
-    decoder.finish();
-    let mut events = Vec::new();
-    while let Some(event) = decoder.next_event() {
-        events.push(event);
-    }
-    Received {
-        status,
-        headers,
-        text: String::from_utf8(text).unwrap(),
-        events,
-        cut: false,
-    }
+    Received::of(status, headers, text, false)
 }
 
 #[tokio::test]

@@ -277,20 +277,7 @@ async fn rest_of(mut response: reqwest::Response) -> Received {
     while let Ok(Some(bytes)) = response.chunk().await {
         text.extend_from_slice(&bytes);
     }
-    let mut decoder = sluice::sse::Decoder::new();
-    decoder.push(&text);
-    decoder.finish();
-    let mut events = Vec::new();
-    while let Some(event) = decoder.next_event() {
-        events.push(event);
-    }
-    Received {
-        status: 200,
-        headers: Default::default(),
-        text: String::from_utf8(text).unwrap(),
-        events,
-        cut: false,
-    }
+    Received::of(200, Default::default(), text, false)
 }
 
 #[tokio::test]

@@ -130,19 +130,32 @@ pub async fn receive(response: reqwest::Response) -> Received {
             }
         }
     }
-    let text = String::from_utf8(body).expect("UTF-8 body");
-    let mut decoder = sse::Decoder::new();
-    decoder.push(text.as_bytes());
-    let mut events = Vec::new();
-    while let Some(event) = decoder.next_event() {
-        events.push(event);
-    }
-    Received {
-        status,
-        headers,
-        text,
-        events,
-        cut,
+    Received::of(status, headers, body, cut)
+}
+
+impl Received {
+    /// A whole body, decoded as SSE.
+    pub fn of(
+        status: u16,
+        headers: reqwest::header::HeaderMap,
+        body: Vec<u8>,
+        cut: bool,
+    ) -> Received {
+        let text = String::from_utf8(body).expect("UTF-8 body");
+        let mut decoder = sse::Decoder::new();
+        decoder.push(text.as_bytes());
+        decoder.finish();
+        let mut events = Vec::new();
+        while let Some(event) = decoder.next_event() {
+            events.push(event);
+        }
+        Received {
+            status,
+            headers,
+            text,
+            events,
+            cut,
+        }
     }
 }
 
