@@ -115,12 +115,10 @@ struct StreamState {
     finish_reason: Option<String>,
     /// The upstream's counts: prompt, completion, reasoning.
     usage: Option<(Option<u32>, Option<u32>, Option<u32>)>,
-    /// The completion so far, counted with the tokenizer only at the end and
-    /// only if the upstream sent no usage (tokenizing each delta as it came
-    /// cost more CPU than relaying it).
-    completion: String,
-    /// The reasoning so far, likewise.
-    reasoning: String,
+    /// The completion, counted for when the upstream sends no usage.
+    completion: Tally,
+    /// The reasoning, likewise.
+    reasoning: Tally,
     saw_done: bool,
     /// The conversation, for the prompt tokens when the upstream sends no usage.
     messages: Vec<Message>,
@@ -219,13 +217,40 @@ impl upstream::SseState for StreamState {
         };
         // What the upstream did not count is counted here.
         let (prompt, completion, reasoning) = self.usage.unwrap_or_default();
-        let local_reasoning = || tokenizer::count(&self.reasoning);
+        let local_reasoning = self.reasoning.tokens();
         let usage = Usage::new(
             prompt.unwrap_or_else(|| tokenizer::prompt_tokens(&self.messages)),
-            completion.unwrap_or_else(|| tokenizer::count(&self.completion) + local_reasoning()),
+            completion.unwrap_or_else(|| self.completion.tokens() + local_reasoning),
         )
-        .with_reasoning(reasoning.or_else(|| Some(local_reasoning()).filter(|n| *n > 0)));
+        .with_reasoning(reasoning.or_else(|| Some(local_reasoning).filter(|n| *n > 0)));
         TokenEvent::Done(Finish::new(finish_reason, usage))
+    }
+}
+
+/// Text counted in tokens for a fallback usage, in bounded memory: it is
+/// kept up to [`Tally::HELD`] bytes, then counted and let go. Tokenizing each
+/// delta as it came cost more CPU than relaying it; batches cost what one
+/// count at the end would (a merge across a batch's edge can make the count
+/// differ by a token, in a figure that is an estimate anyway).
+#[derive(Default)]
+struct Tally {
+    held: String,
+    counted: u32,
+}
+
+impl Tally {
+    const HELD: usize = 4096;
+
+    fn add(&mut self, text: &str) {
+        self.held.push_str(text);
+        if self.held.len() >= Self::HELD {
+            self.counted += tokenizer::count(&self.held);
+            self.held.clear();
+        }
+    }
+
+    fn tokens(&self) -> u32 {
+        self.counted + tokenizer::count(&self.held)
     }
 }
 
@@ -240,10 +265,10 @@ impl StreamState {
             other,
         } = delta;
         if let Some(text) = &content {
-            self.completion.push_str(text);
+            self.completion.add(text);
         }
         if let Some(text) = &reasoning {
-            self.reasoning.push_str(text);
+            self.reasoning.add(text);
         }
         let plain = other.is_empty() && logprobs.is_none();
         match (content, reasoning, tool_calls) {
@@ -286,4 +311,27 @@ pub fn fuzz_events(events: &[&str]) {
         }
     }
     let _ = state.into_terminal();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tally;
+    use crate::tokenizer;
+
+    #[test]
+    fn a_tally_holds_a_bounded_text_and_counts_like_the_whole() {
+        let piece = "Streaming matters because people read as fast as tokens arrive. ";
+        let mut tally = Tally::default();
+        let mut whole = String::new();
+        for _ in 0..500 {
+            tally.add(piece);
+            whole.push_str(piece);
+            assert!(tally.held.capacity() <= 2 * Tally::HELD);
+        }
+        let (counted, exact) = (tally.tokens(), tokenizer::count(&whole));
+        assert!(
+            counted.abs_diff(exact) <= exact / 100,
+            "{counted} vs {exact}"
+        );
+    }
 }
