@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # The soak: sluice (release build, the mock behind the OpenAI-compatible
 # provider, as in production) holds STREAMS streams for SECONDS while its
-# resident memory is sampled every 10 s. After warm-up the RSS must be flat:
+# resident memory is sampled every 10 s. After warm-up (the first 120 s, in
+# which every stream's buffers reach their size) the RSS must be flat:
 # no memory that grows with time or with tokens relayed.
 #
 #   benches/soak.sh [STREAMS] [SECONDS]     # default 3000 streams, 300 s
 #
-# Each stream gets a token every 500 ms (an answer of 1,000 tokens, longer
+# Each stream gets a token every 200 ms (an answer of 2,000 tokens, longer
 # than the hold; a longer one would spend the machine planning it). Prints one line
-# per sample and the growth from the first sample after warm-up (60 s) to
-# the last.
+# per sample and the growth from the first sample after warm-up to the last.
 set -euo pipefail
 STREAMS=${1:-3000}
 SECONDS_HELD=${2:-300}
@@ -39,7 +39,7 @@ total_ms = 86400000
 name = "chat"
 provider = "openai"
 base_url = "http://127.0.0.1:$UP_PORT/v1"
-upstream_model = "mock:ttft_ms=100,token_delay_ms=500,tokens=1000"
+upstream_model = "mock:ttft_ms=100,token_delay_ms=200,tokens=2000"
 retries = 0
 TOML
 "$BIN" --listen 127.0.0.1:$UP_PORT --config "$TMP/upstream.toml" >/dev/null 2>&1 &
@@ -65,7 +65,7 @@ while kill -0 "$LOAD" 2>/dev/null; do
   t=$(( $(date +%s) - start ))
   now=$(rss)
   echo "$t $now $(( (now - idle) / STREAMS ))"
-  if [ -z "$warm" ] && [ "$t" -ge 60 ]; then warm=$now; fi
+  if [ -z "$warm" ] && [ "$t" -ge 120 ]; then warm=$now; fi
   last=$now
 done
 wait "$LOAD"

@@ -228,7 +228,7 @@ impl upstream::SseState for StreamState {
 }
 
 /// Text counted in tokens for a fallback usage, in bounded memory: it is
-/// kept up to [`Tally::HELD`] bytes, then counted and let go. Tokenizing each
+/// kept up to [`Tally::HELD`] bytes (1 KiB), then counted and let go. Tokenizing each
 /// delta as it came cost more CPU than relaying it; batches cost what one
 /// count at the end would (a merge across a batch's edge can make the count
 /// differ by a token, in a figure that is an estimate anyway).
@@ -239,7 +239,7 @@ struct Tally {
 }
 
 impl Tally {
-    const HELD: usize = 4096;
+    const HELD: usize = 1024;
 
     fn add(&mut self, text: &str) {
         self.held.push_str(text);
