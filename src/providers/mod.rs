@@ -16,10 +16,17 @@ mod ollama;
 mod openai;
 mod upstream;
 
+/// For the fuzz targets (`sluice::fuzzing`).
 #[cfg(feature = "fuzzing")]
-pub use anthropic::fuzz_events as fuzz_anthropic_events;
+pub fn fuzz_anthropic_events(events: &[&str]) {
+    anthropic::fuzz_events(events);
+}
+
+/// For the fuzz targets (`sluice::fuzzing`).
 #[cfg(feature = "fuzzing")]
-pub use openai::fuzz_events as fuzz_openai_events;
+pub fn fuzz_openai_events(events: &[&str]) {
+    openai::fuzz_events(events);
+}
 
 use std::sync::Arc;
 
