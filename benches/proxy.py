@@ -173,7 +173,8 @@ def nginx_binary():
 def write_configs(tmp):
     limits = "[limits]\nrequests_per_second = 0\nmax_concurrent_streams = 100000\nper_client_concurrent_streams = 100000\n"
     with open(os.path.join(tmp, "upstream.toml"), "w") as f:
-        f.write(limits)
+        # nginx's requests name its upstream group `up` as their Host.
+        f.write(limits + '[cors]\nallowed_hosts = ["127.0.0.1", "up"]\n')
     models = "".join(
         f'[[models]]\nname = "{name}"\nprovider = "openai"\nbase_url = "http://127.0.0.1:{UPSTREAM}/v1"\n'
         f'upstream_model = "{upstream}"\nretries = 0\n'

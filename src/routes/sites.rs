@@ -85,7 +85,8 @@ impl Sites {
             return false;
         };
         let name = strip_port(host).to_ascii_lowercase();
-        hosts.iter().any(|allowed| strip_port(allowed) == name)
+        // `*.localhost` names resolve to loopback (RFC 6761): no one else's.
+        name.ends_with(".localhost") || hosts.iter().any(|allowed| strip_port(allowed) == name)
     }
 }
 
@@ -159,5 +160,12 @@ mod tests {
         assert_eq!(strip_port("[::1]:7800"), "[::1]");
         assert_eq!(strip_port("[::1]"), "[::1]");
         assert_eq!(strip_port("localhost:7800"), "localhost");
+        let config = crate::config::Config::default();
+        let sites = Sites::of(&config);
+        assert!(sites.allows_host(Some("127.0.0.1:7800")));
+        assert!(sites.allows_host(Some("app.localhost:5173")));
+        assert!(!sites.allows_host(Some("rebind.attacker.example")));
+        assert!(!sites.allows_host(Some("localhost.attacker.example")));
+        assert!(!sites.allows_host(None));
     }
 }
