@@ -227,30 +227,35 @@ impl upstream::SseState for StreamState {
     }
 }
 
-/// Text counted in tokens for a fallback usage, in bounded memory: it is
-/// kept up to [`Tally::HELD`] bytes (1 KiB), then counted and let go. Tokenizing each
-/// delta as it came cost more CPU than relaying it; batches cost what one
-/// count at the end would (a merge across a batch's edge can make the count
-/// differ by a token, in a figure that is an estimate anyway).
+/// Text counted in tokens for a fallback usage (when the upstream sends
+/// none), in bounded memory and with no work per token beyond a copy: the
+/// first [`Tally::HELD`] bytes (1 KiB) are kept and only the length of the
+/// rest; at the end the kept part is counted and the rest estimated at its
+/// rate. Tokenizing as the text came cost more CPU than relaying it, and is
+/// wasted when the usage arrives, as it usually does.
 #[derive(Default)]
 struct Tally {
     held: String,
-    counted: u32,
+    bytes: usize,
 }
 
 impl Tally {
     const HELD: usize = 1024;
 
     fn add(&mut self, text: &str) {
-        self.held.push_str(text);
-        if self.held.len() >= Self::HELD {
-            self.counted += tokenizer::count(&self.held);
-            self.held.clear();
+        self.bytes += text.len();
+        if self.held.len() < Self::HELD {
+            self.held.push_str(text);
         }
     }
 
     fn tokens(&self) -> u32 {
-        self.counted + tokenizer::count(&self.held)
+        let counted = tokenizer::count(&self.held);
+        if self.bytes <= self.held.len() || self.held.is_empty() {
+            return counted;
+        }
+        let estimate = u64::from(counted) * self.bytes as u64 / self.held.len() as u64;
+        u32::try_from(estimate).unwrap_or(u32::MAX)
     }
 }
 
