@@ -35,6 +35,10 @@ pub enum ErrorKind {
     IdleTimeout,
     TotalTimeout,
     ShuttingDown,
+    /// `[store]` is set and Redis cannot be reached (section 12).
+    StoreUnavailable,
+    /// The replica running a generation died; its watchers elsewhere get this.
+    GenerationLost,
     Internal,
 }
 
@@ -48,7 +52,10 @@ impl ErrorKind {
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::UpstreamError => StatusCode::BAD_GATEWAY,
-            ErrorKind::Overloaded | ErrorKind::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Overloaded | ErrorKind::ShuttingDown | ErrorKind::StoreUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ErrorKind::GenerationLost => StatusCode::BAD_GATEWAY,
             ErrorKind::UpstreamTimeout
             | ErrorKind::ConnectTimeout
             | ErrorKind::IdleTimeout
@@ -73,8 +80,35 @@ impl ErrorKind {
             ErrorKind::IdleTimeout => "idle_timeout",
             ErrorKind::TotalTimeout => "total_timeout",
             ErrorKind::ShuttingDown => "shutting_down",
+            ErrorKind::StoreUnavailable => "store_unavailable",
+            ErrorKind::GenerationLost => "generation_lost",
             ErrorKind::Internal => "internal_error",
         }
+    }
+
+    /// The kind whose [`ErrorKind::as_str`] is `name` (an error read back
+    /// from another replica's log).
+    pub fn named(name: &str) -> Option<ErrorKind> {
+        [
+            ErrorKind::InvalidRequest,
+            ErrorKind::Unauthorized,
+            ErrorKind::Forbidden,
+            ErrorKind::NotFound,
+            ErrorKind::PayloadTooLarge,
+            ErrorKind::RateLimited,
+            ErrorKind::UpstreamError,
+            ErrorKind::Overloaded,
+            ErrorKind::UpstreamTimeout,
+            ErrorKind::ConnectTimeout,
+            ErrorKind::IdleTimeout,
+            ErrorKind::TotalTimeout,
+            ErrorKind::ShuttingDown,
+            ErrorKind::StoreUnavailable,
+            ErrorKind::GenerationLost,
+            ErrorKind::Internal,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == name)
     }
 
     /// The kind a bare HTTP status stands for (used when the mock is told to

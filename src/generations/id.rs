@@ -16,6 +16,12 @@ impl GenId {
         GenId(format!("gen_{}", URL_SAFE_NO_PAD.encode(bytes)))
     }
 
+    /// An id this replica did not make, as the shared store keeps it (it
+    /// came from a client as a `gen_` id and was found there).
+    pub fn known(id: &str) -> GenId {
+        GenId(id.to_owned())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

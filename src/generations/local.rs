@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::id::GenId;
 use super::log::{self, Entry, Frames, Gone, Read, Snapshot, Status};
-use super::store::{GenerationLog, GenerationStore, Owner};
+use super::store::{GenerationLog, GenerationStore, Owner, Pending};
 use crate::config::Streams;
 use crate::generation::Usage;
 use crate::metrics as names;
@@ -104,13 +104,36 @@ impl Inner {
 }
 
 impl GenerationStore for LocalStore {
-    fn create(
+    fn create<'a>(
+        &'a self,
+        owner: Owner,
+        model: &'a str,
+        prompt_tokens: u32,
+        stop: CancellationToken,
+    ) -> Pending<'a, Arc<dyn GenerationLog>> {
+        let log = self.create_now(owner, model, prompt_tokens, stop);
+        Box::pin(async move { Ok(log as Arc<dyn GenerationLog>) })
+    }
+
+    fn find<'a>(
+        &'a self,
+        id: &'a str,
+        owner: Owner,
+    ) -> Pending<'a, Option<Arc<dyn GenerationLog>>> {
+        let found = self.find_now(id, owner);
+        Box::pin(async move { Ok(found) })
+    }
+}
+
+impl LocalStore {
+    /// [`GenerationStore::create`], at once.
+    pub fn create_now(
         &self,
         owner: Owner,
         model: &str,
         prompt_tokens: u32,
         stop: CancellationToken,
-    ) -> Arc<dyn GenerationLog> {
+    ) -> Arc<LocalLog> {
         let now = Instant::now();
         self.inner.sweep(now);
         let log = Arc::new(LocalLog {
@@ -135,14 +158,26 @@ impl GenerationStore for LocalStore {
         log
     }
 
-    fn find(&self, id: &str, owner: Owner) -> Option<Arc<dyn GenerationLog>> {
+    /// [`GenerationStore::find`], at once.
+    pub fn find_now(&self, id: &str, owner: Owner) -> Option<Arc<dyn GenerationLog>> {
         self.inner.sweep(Instant::now());
         let log = lock(&self.inner.logs).get(id).cloned()?;
         (log.owner == owner).then_some(log as Arc<dyn GenerationLog>)
     }
+
+    /// The generation `id` whoever owns it: for a cancel from another
+    /// replica, which checked the owner there.
+    pub fn find_any(&self, id: &str) -> Option<Arc<dyn GenerationLog>> {
+        lock(&self.inner.logs)
+            .get(id)
+            .cloned()
+            .map(|log| log as Arc<dyn GenerationLog>)
+    }
 }
 
-struct LocalLog {
+/// One generation's frames in this process: a generation of this store's,
+/// or (made with [`LocalLog::copy`]) a copy of one another replica runs.
+pub struct LocalLog {
     id: GenId,
     owner: Owner,
     created: u64,
@@ -150,7 +185,57 @@ struct LocalLog {
     state: Mutex<State>,
     changed: Notify,
     stop: CancellationToken,
+    /// The store it is retired to when it ends; none for a copy.
     store: Weak<Inner>,
+}
+
+/// What a copy of another replica's generation starts from.
+pub struct Copied {
+    pub id: GenId,
+    pub owner: Owner,
+    pub model: String,
+    pub created: u64,
+    pub prompt_tokens: u32,
+    pub max_log_bytes: usize,
+}
+
+impl LocalLog {
+    /// A log that copies another replica's generation, frame by frame
+    /// through [`LocalLog::copy_frame`]; watchers here read it as any log.
+    pub fn copy(from: Copied, stop: CancellationToken) -> LocalLog {
+        LocalLog {
+            id: from.id,
+            owner: from.owner,
+            created: from.created,
+            prompt_tokens: from.prompt_tokens,
+            state: Mutex::new(State {
+                model: from.model,
+                frames: Frames::new(from.max_log_bytes),
+                watchers: 0,
+                unwatched_since: Instant::now(),
+            }),
+            changed: Notify::new(),
+            stop,
+            store: Weak::new(),
+        }
+    }
+
+    /// Frame `index` of the generation copied; see `Frames::push_at`.
+    pub fn copy_frame(&self, index: u64, entry: Entry) {
+        let (ended, watched) = {
+            let mut state = lock(&self.state);
+            let (_, ended) = state.frames.push_at(index, entry);
+            (ended, state.watchers > 0)
+        };
+        if watched || ended {
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// Unix seconds.
+    pub fn created(&self) -> u64 {
+        self.created
+    }
 }
 
 struct State {
@@ -297,13 +382,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn ended_logs_stay_for_retain_secs_then_go() {
         let store = store(300, usize::MAX);
-        let log = store.create(None, "m", 1, CancellationToken::new());
+        let log = store.create_now(None, "m", 1, CancellationToken::new());
         let id = log.id().to_string();
         finish(log.as_ref());
         tokio::time::advance(Duration::from_secs(299)).await;
-        assert!(store.find(&id, None).is_some());
+        assert!(store.find_now(&id, None).is_some());
         tokio::time::advance(Duration::from_secs(2)).await;
-        assert!(store.find(&id, None).is_none());
+        assert!(store.find_now(&id, None).is_none());
     }
 
     #[tokio::test(start_paused = true)]
@@ -312,33 +397,33 @@ mod tests {
             + Entry::Done(Finish::new("stop", Usage::default())).bytes()
             + PER_GENERATION;
         let store = store(300, 2 * one);
-        let running = store.create(None, "m", 1, CancellationToken::new());
+        let running = store.create_now(None, "m", 1, CancellationToken::new());
         running.append(Entry::Token("y".repeat(10_000)));
         let ids: Vec<String> = (0..3)
             .map(|_| {
-                let log = store.create(None, "m", 1, CancellationToken::new());
+                let log = store.create_now(None, "m", 1, CancellationToken::new());
                 finish(log.as_ref());
                 log.id().to_string()
             })
             .collect();
-        assert!(store.find(&ids[0], None).is_none(), "the oldest went");
-        assert!(store.find(&ids[1], None).is_some());
-        assert!(store.find(&ids[2], None).is_some());
-        assert!(store.find(&running.id().to_string(), None).is_some());
+        assert!(store.find_now(&ids[0], None).is_none(), "the oldest went");
+        assert!(store.find_now(&ids[1], None).is_some());
+        assert!(store.find_now(&ids[2], None).is_some());
+        assert!(store.find_now(&running.id().to_string(), None).is_some());
     }
 
     #[tokio::test]
     async fn another_owner_finds_nothing() {
         let store = store(300, usize::MAX);
-        let log = store.create(
+        let log = store.create_now(
             Some(crate::auth::KeyId(0)),
             "m",
             1,
             CancellationToken::new(),
         );
         let id = log.id().to_string();
-        assert!(store.find(&id, Some(crate::auth::KeyId(0))).is_some());
-        assert!(store.find(&id, Some(crate::auth::KeyId(1))).is_none());
-        assert!(store.find(&id, None).is_none());
+        assert!(store.find_now(&id, Some(crate::auth::KeyId(0))).is_some());
+        assert!(store.find_now(&id, Some(crate::auth::KeyId(1))).is_none());
+        assert!(store.find_now(&id, None).is_none());
     }
 }

@@ -181,6 +181,22 @@ impl Frames {
         (self.len() - 1, ends.is_some())
     }
 
+    /// Appends `entry` as frame `index` of a log copied from elsewhere: a
+    /// frame already held is skipped, and frames missing before `index`
+    /// (dropped at the source) drop everything held, so that a read from
+    /// before them is [`Gone`], never a renumbered frame.
+    pub(super) fn push_at(&mut self, index: u64, entry: Entry) -> (u64, bool) {
+        if index < self.len() {
+            return (index, false);
+        }
+        if index > self.len() {
+            self.entries.clear();
+            self.bytes = 0;
+            self.base = index;
+        }
+        self.push(entry)
+    }
+
     pub(super) fn read(&self, after: Option<u64>) -> Result<Read, Gone> {
         let first = after.map_or(0, |n| n.saturating_add(1));
         if first < self.base {

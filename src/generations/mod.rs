@@ -22,7 +22,7 @@ mod local;
 mod log;
 mod store;
 
-pub use id::EventId;
-pub use local::LocalStore;
-pub use log::{Entry, Status, CANCELLED};
-pub use store::{GenerationLog, GenerationStore, Owner, Watching};
+pub use id::{EventId, GenId};
+pub use local::{Copied, LocalLog, LocalStore};
+pub use log::{Entry, Gone, Read, Snapshot, Status, CANCELLED};
+pub use store::{GenerationLog, GenerationStore, Owner, Pending, Watching};

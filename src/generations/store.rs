@@ -9,7 +9,12 @@ use tokio_util::sync::CancellationToken;
 use super::id::GenId;
 use super::log::{Entry, Gone, Read, Snapshot, Status};
 use crate::auth::KeyId;
+use crate::error::ApiError;
 use crate::generation::Usage;
+
+/// What a store's making and finding return: a shared store asks its server,
+/// so both may wait, and both fail with `store_unavailable` when it is down.
+pub type Pending<'a, T> = Pin<Box<dyn Future<Output = Result<T, ApiError>> + Send + 'a>>;
 
 /// Whose a generation is: the API key that made it, when auth is on. Any
 /// other key finds nothing (a 404, as for an unknown id).
@@ -21,16 +26,23 @@ pub trait GenerationStore: Send + Sync + 'static {
     /// counts `prompt_tokens` (for the usage of a cancelled one). `stop` is
     /// its stop token: a child of the shutdown grace's, so that whoever runs
     /// it waits on one token for both.
-    fn create(
-        &self,
+    fn create<'a>(
+        &'a self,
         owner: Owner,
-        model: &str,
+        model: &'a str,
         prompt_tokens: u32,
         stop: CancellationToken,
-    ) -> Arc<dyn GenerationLog>;
+    ) -> Pending<'a, Arc<dyn GenerationLog>>;
 
     /// The generation `id` if it is kept and `owner`'s.
-    fn find(&self, id: &str, owner: Owner) -> Option<Arc<dyn GenerationLog>>;
+    fn find<'a>(&'a self, id: &'a str, owner: Owner)
+        -> Pending<'a, Option<Arc<dyn GenerationLog>>>;
+
+    /// Ready for work: an in-process store always is; a shared one while its
+    /// server answers (`/readyz`).
+    fn ready(&self) -> bool {
+        true
+    }
 }
 
 /// One generation's log and status.

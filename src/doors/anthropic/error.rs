@@ -26,8 +26,11 @@ fn error_type(kind: ErrorKind) -> &'static str {
         ErrorKind::NotFound => "not_found_error",
         ErrorKind::PayloadTooLarge => "request_too_large",
         ErrorKind::RateLimited => "rate_limit_error",
-        ErrorKind::Overloaded | ErrorKind::ShuttingDown => "overloaded_error",
+        ErrorKind::Overloaded | ErrorKind::ShuttingDown | ErrorKind::StoreUnavailable => {
+            "overloaded_error"
+        }
         ErrorKind::UpstreamError
+        | ErrorKind::GenerationLost
         | ErrorKind::UpstreamTimeout
         | ErrorKind::ConnectTimeout
         | ErrorKind::IdleTimeout

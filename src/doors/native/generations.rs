@@ -38,7 +38,7 @@ pub async fn create(
     LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
     let request = StreamRequest::from_post(&headers, &body, query_pairs(query.as_deref())?)?;
-    let (log, planned) = resume::create(&app, &admission, request)?;
+    let (log, planned) = resume::create(&app, &admission, request).await?;
     let detached = Detached {
         meter: admission.tally.meter(&planned.route.name, None),
         shutdown: app.drain.expiry(),
@@ -68,7 +68,7 @@ pub async fn status(
     admission: Admission,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let log = resume::find(&app, &admission, &id)?;
+    let log = resume::find(&app, &admission, &id).await?;
     Ok(Json(log.snapshot().to_json()).into_response())
 }
 
@@ -79,7 +79,7 @@ pub async fn cancel(
     admission: Admission,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let log = resume::find(&app, &admission, &id)?;
+    let log = resume::find(&app, &admission, &id).await?;
     log.cancel();
     let wait = async {
         loop {
@@ -117,7 +117,7 @@ pub async fn events(
             format!("unknown query parameter `{key}`: expected format or after"),
         ));
     }
-    let log = resume::find(&app, &admission, &id)?;
+    let log = resume::find(&app, &admission, &id).await?;
     let after = last_event_id(&headers)
         .filter(|event| event.generation == id)
         .map(|event| event.index)

@@ -15,7 +15,7 @@ use crate::generations::{EventId, GenerationLog, Status};
 use crate::state::AppState;
 
 /// The request as a new generation, and the plan to run it.
-pub fn create(
+pub async fn create(
     app: &AppState,
     admission: &Admission,
     request: StreamRequest,
@@ -25,22 +25,26 @@ pub fn create(
     // Counted now, while the request still holds the prompt, for the usage of
     // a generation cancelled part way.
     let prompt_tokens = crate::tokenizer::prompt_tokens(&planned.request.messages);
-    let log = app.generations.create(
-        admission.owner(),
-        &planned.route.name,
-        prompt_tokens,
-        app.drain.expiry().child_token(),
-    );
+    let log = app
+        .generations
+        .create(
+            admission.owner(),
+            &planned.route.name,
+            prompt_tokens,
+            app.drain.expiry().child_token(),
+        )
+        .await?;
     Ok((log, planned))
 }
 
 /// The generation `id`, if this client may see it.
-pub fn find(
+pub async fn find(
     app: &AppState,
     admission: &Admission,
     id: &str,
 ) -> Result<Arc<dyn GenerationLog>, ApiError> {
-    app.generations.find(id, admission.owner()).ok_or_else(|| {
+    let found = app.generations.find(id, admission.owner()).await?;
+    found.ok_or_else(|| {
         ApiError::not_found(
             "generation",
             format!("generation `{id}` is unknown or has expired"),

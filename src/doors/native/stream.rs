@@ -26,7 +26,7 @@ pub async fn post(
     headers: HeaderMap,
     LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
-    let (pairs, format) = match opening(&app, &admission, query.as_deref(), &headers)? {
+    let (pairs, format) = match opening(&app, &admission, query.as_deref(), &headers).await? {
         Opening::Resumed(response) => return Ok(response),
         Opening::New { pairs, format } => (pairs, format),
     };
@@ -40,7 +40,7 @@ pub async fn get(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (pairs, format) = match opening(&app, &admission, query.as_deref(), &headers)? {
+    let (pairs, format) = match opening(&app, &admission, query.as_deref(), &headers).await? {
         Opening::Resumed(response) => return Ok(response),
         Opening::New { pairs, format } => (pairs, format),
     };
@@ -60,7 +60,7 @@ enum Opening {
 
 /// The format, and the resume when the request is a reconnect (its other
 /// fields are then ignored).
-fn opening(
+async fn opening(
     app: &AppState,
     admission: &Admission,
     query: Option<&str>,
@@ -78,7 +78,7 @@ fn opening(
     let format = Format::negotiate(take(&mut pairs, "format").as_deref(), headers)?;
     match last_event_id(headers) {
         Some(event) => {
-            let log = resume::find(app, admission, &event.generation)?;
+            let log = resume::find(app, admission, &event.generation).await?;
             Ok(Opening::Resumed(resume::after(
                 app,
                 log,
@@ -99,7 +99,7 @@ async fn stream(
     request: StreamRequest,
     format: Format,
 ) -> Result<Response, ApiError> {
-    let (log, planned) = resume::create(&app, &admission, request)?;
+    let (log, planned) = resume::create(&app, &admission, request).await?;
     let id = log.id().to_string();
     let grace = app.config.streams.reconnect_grace();
     if !grace.is_zero() {
