@@ -1,11 +1,9 @@
 //! Operations: metrics after real streams, the JSON access log, readiness,
 //! and graceful shutdown of the real binary on SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::binary::Sluice;
 use crate::common::*;
 use serde_json::{json, Value};
 
@@ -155,103 +153,6 @@ async fn rejections_are_counted() {
         metric(&after, name) - metric(&before, name) >= 1.0,
         "{after}"
     );
-}
-
-// ------------------------------------------------------------ the real binary
-
-/// The release-or-debug `sluice` binary, running with a config file.
-struct Sluice {
-    child: Child,
-    base: String,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Sluice {
-    fn start(config_toml: &str, args: &[&str]) -> Sluice {
-        let path = std::env::temp_dir().join(format!(
-            "sluice-ops-{}-{}.toml",
-            std::process::id(),
-            fastrand()
-        ));
-        std::fs::write(&path, config_toml).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args([
-                "--config",
-                path.to_str().unwrap(),
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .args(args)
-            .env("RUST_LOG", "sluice=info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("listening on http://") {
-                    let addr: String = line[at + 20..]
-                        .chars()
-                        .take_while(|c| !c.is_whitespace() && *c != '"')
-                        .collect();
-                    let _ = tx.send(addr);
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("sluice started");
-        Sluice {
-            child,
-            base: format!("http://{addr}"),
-            lines,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit; its exit code.
-    fn wait(&mut self, within: Duration) -> Option<i32> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("sluice did not exit within {within:?}");
-    }
-
-    fn log_lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Sluice {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn fastrand() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(Instant::now())
 }
 
 /// Starts a slow stream and returns it once its first token arrived.

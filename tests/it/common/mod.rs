@@ -1,6 +1,7 @@
 //! Shared test helpers: the real sluice server on an ephemeral port, and a
 //! client side that reads its frames.
 
+pub mod binary;
 pub mod fake_anthropic;
 pub mod fake_ollama;
 pub mod fake_openai;
