@@ -29,6 +29,22 @@ impl Keys {
         }
     }
 
+    /// A stable name for a key that is neither the key nor its digest
+    /// (replicas with the same keys give it the same name, whatever their
+    /// order): whose a generation is, and whose limits, in the shared store.
+    pub fn fingerprint(&self, key: KeyId) -> String {
+        let Some(known) = self.digests.get(key.0) else {
+            return String::new();
+        };
+        let mut hasher = Sha256::new();
+        hasher.update(b"sluice key fingerprint\0");
+        hasher.update(known);
+        hasher.finalize()[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// Auth is on when any key is configured.
     pub fn enabled(&self) -> bool {
         !self.digests.is_empty()

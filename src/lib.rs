@@ -54,6 +54,7 @@ mod routes;
 mod shutdown;
 mod stall;
 mod state;
+mod store;
 mod templates;
 mod tls;
 

@@ -10,6 +10,12 @@
 //!   and gives it back when dropped, that is when the response body ends or
 //!   the client goes away.
 //!
+//! With `[store]`, the same limits hold across replicas (`store::SharedLimits`):
+//! each request is counted in Redis, and a stream holds a shared slot beside
+//! this replica's own. When Redis cannot be reached, each replica keeps the
+//! limits alone (counted in `sluice_store_fallbacks_total`) rather than
+//! refuse everything: a Redis outage degrades the limits, not the service.
+//!
 //! Keyed state stays bounded: a sweep at most once per `SWEEP_EVERY` drops
 //! the limiter state of clients idle long enough to be back at full burst,
 //! and a client's concurrency entry goes when its last stream does. A flood
@@ -28,9 +34,11 @@ use tokio::time::Instant;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::auth::KeyId;
+use crate::auth::{KeyId, Keys};
 use crate::config;
 use crate::error::{ApiError, ErrorKind};
+use crate::metrics as names;
+use crate::store::{Admission, SharedLimits};
 
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
@@ -55,6 +63,8 @@ pub struct Limits {
     streams: Arc<Streams>,
     max_streams: usize,
     per_client_streams: usize,
+    /// The limits shared with other replicas, and the keys that name clients there.
+    shared: Option<(Arc<SharedLimits>, Arc<Keys>)>,
 }
 
 /// Open streams, in all and per client.
@@ -65,10 +75,20 @@ struct Streams {
 }
 
 /// One open stream's slot; dropping it frees the slot.
-#[derive(Debug)]
 pub struct StreamPermit {
     streams: Arc<Streams>,
     client: ClientKey,
+    /// The shared slot, given back with this one.
+    shared: Option<(Arc<SharedLimits>, String)>,
+}
+
+impl std::fmt::Debug for StreamPermit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamPermit")
+            .field("client", &self.client)
+            .field("shared", &self.shared.is_some())
+            .finish()
+    }
 }
 
 /// Where the gate leaves a request's [`StreamPermit`] for its handler (a
@@ -104,67 +124,104 @@ impl Limits {
             streams: Arc::default(),
             max_streams: config.max_concurrent_streams,
             per_client_streams: config.per_client_concurrent_streams,
+            shared: None,
+        }
+    }
+
+    /// The same limits, held across the replicas sharing `shared`.
+    pub fn shared(config: &config::Limits, shared: Arc<SharedLimits>, keys: Arc<Keys>) -> Limits {
+        Limits {
+            shared: Some((shared, keys)),
+            ..Limits::new(config)
         }
     }
 
     /// Counts one request against the client's rate.
-    pub fn check_rate(&self, client: ClientKey) -> Result<(), ApiError> {
+    pub async fn check_rate(&self, client: ClientKey) -> Result<(), ApiError> {
+        if let Some((shared, keys)) = &self.shared {
+            match shared.check_rate(&client.shared_name(keys)).await {
+                Ok(None) => return Ok(()),
+                Ok(Some(wait)) => return Err(over_rate(wait)),
+                Err(_) => {
+                    metrics::counter!(names::STORE_FALLBACKS, "limit" => "rate").increment(1);
+                }
+            }
+        }
+        self.check_rate_here(client)
+    }
+
+    /// [`Limits::check_rate`] with this replica's own bucket.
+    pub fn check_rate_here(&self, client: ClientKey) -> Result<(), ApiError> {
         let Some(rate) = &self.rate else {
             return Ok(());
         };
         self.sweep_if_due(rate);
-        rate.check_key(&client).map_err(|not_until| {
-            let wait = not_until.wait_time_from(self.clock.now());
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            ApiError {
-                retry_after: Some(secs.max(1)),
-                ..ApiError::new(
-                    ErrorKind::RateLimited,
-                    format!(
-                        "too many requests: over limits.requests_per_second; retry in {} ms",
-                        wait.as_millis().max(1)
-                    ),
-                )
-            }
-        })
+        rate.check_key(&client)
+            .map_err(|not_until| over_rate(not_until.wait_time_from(self.clock.now())))
     }
 
     /// Takes a stream slot for the client, or says why not.
-    pub fn open_stream(&self, client: ClientKey) -> Result<StreamPermit, ApiError> {
+    pub async fn open_stream(&self, client: ClientKey) -> Result<StreamPermit, ApiError> {
+        let mut permit = self.open_stream_here(client)?;
+        if let Some((shared, keys)) = &self.shared {
+            let name = client.shared_name(keys);
+            match shared.open(&name).await {
+                Ok(Admission::Admitted) => permit.shared = Some((shared.clone(), name)),
+                Ok(Admission::ProxyFull) => return Err(self.proxy_full()),
+                Ok(Admission::ClientFull) => return Err(self.client_full()),
+                Err(_) => {
+                    metrics::counter!(names::STORE_FALLBACKS, "limit" => "streams").increment(1);
+                }
+            }
+        }
+        Ok(permit)
+    }
+
+    fn proxy_full(&self) -> ApiError {
+        ApiError {
+            retry_after: Some(1),
+            ..ApiError::new(
+                ErrorKind::Overloaded,
+                format!(
+                    "the proxy is at limits.max_concurrent_streams ({}); try again shortly",
+                    self.max_streams
+                ),
+            )
+        }
+    }
+
+    fn client_full(&self) -> ApiError {
+        ApiError {
+            retry_after: Some(1),
+            ..ApiError::new(
+                ErrorKind::RateLimited,
+                format!(
+                    "too many open streams for this client: limits.per_client_concurrent_streams is {}",
+                    self.per_client_streams
+                ),
+            )
+        }
+    }
+
+    /// [`Limits::open_stream`] with this replica's own counts.
+    pub fn open_stream_here(&self, client: ClientKey) -> Result<StreamPermit, ApiError> {
         let streams = &self.streams;
         if streams.open.fetch_add(1, Ordering::SeqCst) >= self.max_streams {
             streams.open.fetch_sub(1, Ordering::SeqCst);
-            return Err(ApiError {
-                retry_after: Some(1),
-                ..ApiError::new(
-                    ErrorKind::Overloaded,
-                    format!(
-                        "the proxy is at limits.max_concurrent_streams ({}); try again shortly",
-                        self.max_streams
-                    ),
-                )
-            });
+            return Err(self.proxy_full());
         }
         let mut per_client = streams.per_client.lock().expect("stream counts lock");
         let count = per_client.entry(client).or_insert(0);
         if *count >= self.per_client_streams {
             drop(per_client);
             streams.open.fetch_sub(1, Ordering::SeqCst);
-            return Err(ApiError {
-                retry_after: Some(1),
-                ..ApiError::new(
-                    ErrorKind::RateLimited,
-                    format!(
-                        "too many open streams for this client: limits.per_client_concurrent_streams is {}",
-                        self.per_client_streams
-                    ),
-                )
-            });
+            return Err(self.client_full());
         }
         *count += 1;
         Ok(StreamPermit {
             streams: streams.clone(),
             client,
+            shared: None,
         })
     }
 
@@ -194,6 +251,32 @@ impl Limits {
         {
             rate.retain_recent();
             rate.shrink_to_fit();
+        }
+    }
+}
+
+fn over_rate(wait: Duration) -> ApiError {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    ApiError {
+        retry_after: Some(secs.max(1)),
+        ..ApiError::new(
+            ErrorKind::RateLimited,
+            format!(
+                "too many requests: over limits.requests_per_second; retry in {} ms",
+                wait.as_millis().max(1)
+            ),
+        )
+    }
+}
+
+impl ClientKey {
+    /// The client as the shared store names it: the same on every replica
+    /// (a key by its fingerprint, never by its place in the config).
+    fn shared_name(self, keys: &Keys) -> String {
+        match self {
+            ClientKey::Key(key) => format!("k{}", keys.fingerprint(key)),
+            ClientKey::Addr(addr) => format!("a{addr}"),
+            ClientKey::Unknown => "u".to_owned(),
         }
     }
 }
@@ -267,6 +350,9 @@ impl AuthFailures {
 
 impl Drop for StreamPermit {
     fn drop(&mut self) {
+        if let Some((shared, name)) = self.shared.take() {
+            shared.close(name);
+        }
         let mut per_client = self.streams.per_client.lock().expect("stream counts lock");
         if let Some(count) = per_client.get_mut(&self.client) {
             *count -= 1;
@@ -301,32 +387,32 @@ mod tests {
     fn a_burst_admits_exactly_burst_then_says_when_to_retry() {
         let limits = limits(1, 3, 10, 10);
         for _ in 0..3 {
-            limits.check_rate(addr(1)).unwrap();
+            limits.check_rate_here(addr(1)).unwrap();
         }
-        let err = limits.check_rate(addr(1)).unwrap_err();
+        let err = limits.check_rate_here(addr(1)).unwrap_err();
         assert_eq!(err.kind, ErrorKind::RateLimited);
         assert_eq!(err.retry_after, Some(1));
         limits
-            .check_rate(addr(2))
+            .check_rate_here(addr(2))
             .expect("another client has its own budget");
     }
 
     #[test]
     fn stream_slots_come_back_when_permits_drop() {
         let limits = limits(0, 0, 3, 2);
-        let a = limits.open_stream(addr(1)).unwrap();
-        let _b = limits.open_stream(addr(1)).unwrap();
+        let a = limits.open_stream_here(addr(1)).unwrap();
+        let _b = limits.open_stream_here(addr(1)).unwrap();
         assert_eq!(
-            limits.open_stream(addr(1)).unwrap_err().kind,
+            limits.open_stream_here(addr(1)).unwrap_err().kind,
             ErrorKind::RateLimited
         );
-        let _c = limits.open_stream(addr(2)).unwrap();
+        let _c = limits.open_stream_here(addr(2)).unwrap();
         assert_eq!(
-            limits.open_stream(addr(3)).unwrap_err().kind,
+            limits.open_stream_here(addr(3)).unwrap_err().kind,
             ErrorKind::Overloaded
         );
         drop(a);
-        let _d = limits.open_stream(addr(1)).unwrap();
+        let _d = limits.open_stream_here(addr(1)).unwrap();
         assert_eq!(limits.open_streams(), 3);
     }
 
@@ -335,11 +421,11 @@ mod tests {
         // 1000/s with a burst of 1: a client is back to full burst after 1 ms.
         let limits = limits(1000, 1, 10, 10);
         for i in 0..50_000 {
-            limits.check_rate(addr(i)).unwrap();
+            limits.check_rate_here(addr(i)).unwrap();
         }
         assert!(limits.tracked_clients() >= 49_000);
         std::thread::sleep(SWEEP_EVERY + Duration::from_millis(50));
-        limits.check_rate(addr(u32::MAX)).unwrap();
+        limits.check_rate_here(addr(u32::MAX)).unwrap();
         assert!(
             limits.tracked_clients() <= 1,
             "{} clients still tracked",

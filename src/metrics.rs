@@ -27,6 +27,10 @@ pub const GENERATIONS_RUNNING: &str = "sluice_generations_running";
 pub const WATCHERS: &str = "sluice_generation_watchers";
 pub const RESUMES: &str = "sluice_generation_resumes_total";
 pub const GENERATION_LOG_BYTES: &str = "sluice_generation_log_bytes";
+pub const STORE_LATENCY: &str = "sluice_store_seconds";
+pub const STORE_ERRORS: &str = "sluice_store_errors_total";
+pub const STORE_LEASE_RENEWALS: &str = "sluice_store_lease_renewals_total";
+pub const STORE_FALLBACKS: &str = "sluice_store_fallbacks_total";
 
 /// Seconds buckets from 1 ms to 60 s for time to first token.
 const TTFT_BUCKETS: &[f64] = &[
@@ -52,6 +56,9 @@ pub fn install() -> &'static PrometheusHandle {
             .and_then(|b| b.set_buckets_for_metric(Matcher::Full(INTER_TOKEN.into()), GAP_BUCKETS))
             .and_then(|b| {
                 b.set_buckets_for_metric(Matcher::Full(OVERHEAD.into()), OVERHEAD_BUCKETS)
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(STORE_LATENCY.into()), OVERHEAD_BUCKETS)
             })
             .expect("bucket lists are not empty")
             .build_recorder();
@@ -134,5 +141,22 @@ fn describe() {
         GENERATION_LOG_BYTES,
         Unit::Bytes,
         "Bytes held by the logs of ended generations kept for reconnects."
+    );
+    describe_histogram!(
+        STORE_LATENCY,
+        Unit::Seconds,
+        "Round trips to the shared store (Redis), by operation."
+    );
+    describe_counter!(
+        STORE_ERRORS,
+        "Failed round trips to the shared store (Redis), by operation."
+    );
+    describe_counter!(
+        STORE_LEASE_RENEWALS,
+        "Renewals of this replica's lease in the shared store."
+    );
+    describe_counter!(
+        STORE_FALLBACKS,
+        "Limit checks made by this replica alone because the shared store was down, by limit."
     );
 }

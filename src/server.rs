@@ -125,6 +125,7 @@ fn start(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) ->
     let shared = Shared::new(config);
     let watcher = tokio::spawn(templates_watcher(shared.templates.clone()));
     let upkeep = tokio::spawn(metrics::upkeep());
+    let store = shared.store.clone().map(|store| tokio::spawn(store.run()));
     let (delay, grace) = (
         shared.config.shutdown_delay(),
         shared.config.shutdown_grace(),
@@ -134,6 +135,9 @@ fn start(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) ->
         drain.run(shutdown, delay, grace).await;
         watcher.abort();
         upkeep.abort();
+        if let Some(store) = store {
+            store.abort();
+        }
     });
     shared
 }

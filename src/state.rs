@@ -10,6 +10,7 @@ use crate::generations::{GenerationStore, LocalStore};
 use crate::limits::Limits;
 use crate::models::ModelTable;
 use crate::shutdown::Drain;
+use crate::store;
 use crate::templates::Templates;
 
 /// What every runtime shares: the config and what is built from it once.
@@ -24,17 +25,47 @@ pub struct Shared {
     pub generations: Arc<dyn GenerationStore>,
     /// One permit per open client connection (`limits.max_connections`).
     pub connections: Arc<tokio::sync::Semaphore>,
+    /// What is shared with other replicas, with `[store]`; its chores run
+    /// from `server`.
+    pub store: Option<store::Shared>,
 }
 
 impl Shared {
     pub fn new(config: Config) -> Shared {
+        let keys = Arc::new(Keys::new(&config.auth.api_keys));
+        let store = config.store.redis_url.as_deref().map(|url| {
+            // The URL was checked with the config; connecting is lazy.
+            let redis = Arc::new(
+                store::Redis::new(url, &config.store.key_prefix).expect("a valid store.redis_url"),
+            );
+            store::Shared {
+                generations: Arc::new(store::RedisStore::new(
+                    redis.clone(),
+                    &config.streams,
+                    keys.clone(),
+                )),
+                limits: Arc::new(store::SharedLimits::new(redis.clone(), &config.limits)),
+                redis,
+            }
+        });
+        let (generations, limits): (Arc<dyn GenerationStore>, Limits) = match &store {
+            Some(shared) => (
+                shared.generations.clone(),
+                Limits::shared(&config.limits, shared.limits.clone(), keys.clone()),
+            ),
+            None => (
+                Arc::new(LocalStore::new(&config.streams)),
+                Limits::new(&config.limits),
+            ),
+        };
         Shared {
-            keys: Arc::new(Keys::new(&config.auth.api_keys)),
-            limits: Arc::new(Limits::new(&config.limits)),
+            keys,
+            limits: Arc::new(limits),
             templates: Arc::new(Templates::load(&config.prompts_dir)),
             drain: Arc::default(),
-            generations: Arc::new(LocalStore::new(&config.streams)),
+            generations,
             connections: Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections)),
+            store,
             config: Arc::new(config),
         }
     }

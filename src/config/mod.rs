@@ -45,6 +45,8 @@ pub struct Config {
     pub cors: Cors,
     pub timeouts: Timeouts,
     pub streams: Streams,
+    /// Shared state for replicas (section 12); absent: all in this process.
+    pub store: Store,
     /// TLS on the listener; absent: cleartext (HTTP/1.1 and HTTP/2 alike).
     pub tls: Option<Tls>,
     pub models: Vec<ModelConfig>,
@@ -65,6 +67,7 @@ impl Default for Config {
             cors: Cors::default(),
             timeouts: Timeouts::default(),
             streams: Streams::default(),
+            store: Store::default(),
             tls: None,
             models: Vec::new(),
         }
@@ -256,6 +259,38 @@ impl Streams {
     }
     pub fn abandon(&self) -> Duration {
         Duration::from_millis(self.abandon_ms)
+    }
+}
+
+/// `[store]`: where replicas keep what they share (contract section 12).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Store {
+    /// `redis://HOST:PORT[/DB]` (a password as `redis://:PASSWORD@HOST`):
+    /// generations and limits live in Redis, shared by every replica that
+    /// names the same server and prefix. Absent: in this process.
+    pub redis_url: Option<String>,
+    /// The prefix of every key and channel sluice uses, so that several
+    /// deployments can share one Redis.
+    pub key_prefix: String,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            redis_url: None,
+            key_prefix: "sluice".into(),
+        }
+    }
+}
+
+impl fmt::Debug for Store {
+    // The URL may carry a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "[hidden]"))
+            .field("key_prefix", &self.key_prefix)
+            .finish()
     }
 }
 

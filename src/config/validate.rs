@@ -20,6 +20,7 @@ impl Config {
         self.validate_limits()?;
         self.resolve_auth(&env)?;
         self.validate_cors()?;
+        self.validate_store()?;
         if let Some(tls) = &self.tls {
             // Read now, so that a bad file stops start-up naming its key.
             crate::tls::server_config(&tls.cert_file, &tls.key_file).map_err(|err| match err {
@@ -29,6 +30,33 @@ impl Config {
         }
         self.validate_models(&env)?;
         Ok(self)
+    }
+
+    fn validate_store(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.store.redis_url {
+            // The client's own parser; its message never repeats the URL
+            // (which may hold a password).
+            if !url.starts_with("redis://") && !url.starts_with("redis+unix://") {
+                return Err(error(
+                    "store.redis_url",
+                    "expected a URL such as \"redis://127.0.0.1:6379\"",
+                ));
+            }
+            if redis::Client::open(url.as_str()).is_err() {
+                return Err(error(
+                    "store.redis_url",
+                    "not a valid Redis URL (expected redis://HOST:PORT[/DB])",
+                ));
+            }
+        }
+        let prefix = &self.store.key_prefix;
+        if prefix.is_empty() || prefix.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            return Err(error(
+                "store.key_prefix",
+                "must be a non-empty name without spaces",
+            ));
+        }
+        Ok(())
     }
 
     fn validate_cors(&self) -> Result<(), ConfigError> {

@@ -62,11 +62,11 @@ pub async fn limit(State(app): State<AppState>, request: Request, next: Next) ->
         .get::<ClientKey>()
         .copied()
         .unwrap_or(ClientKey::Unknown);
-    if let Err(err) = app.limits.check_rate(client) {
+    if let Err(err) = app.limits.check_rate(client).await {
         observe::rejected("rate");
         return reject(&request, err);
     }
-    let permit = match app.limits.open_stream(client) {
+    let permit = match app.limits.open_stream(client).await {
         Ok(permit) => permit,
         Err(err) => {
             observe::rejected(if err.kind == ErrorKind::Overloaded {

@@ -14,10 +14,13 @@ pub async fn healthz() -> &'static str {
 }
 
 /// 200 when the config is loaded and the proxy takes new work; 503 once a
-/// shutdown has begun, so load balancers move traffic away.
+/// shutdown has begun, or while the shared store (`[store]`) cannot be
+/// reached, so load balancers move traffic away.
 pub async fn readyz(State(app): State<AppState>) -> (StatusCode, &'static str) {
     if app.drain.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+    } else if !app.generations.ready() {
+        (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n")
     } else {
         (StatusCode::OK, "ready\n")
     }

@@ -55,6 +55,8 @@ mod config;
 mod operations;
 // Two replicas behind the shipped nginx config.
 mod behind_nginx;
+// Two replicas sharing one Redis (section 12).
+mod scale_out;
 // `sluice bench`.
 mod bench_cli;
 // The upstream SSE decoder, split at every byte.

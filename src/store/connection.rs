@@ -1,0 +1,274 @@
+//! The connection to Redis every part of the shared store uses: one
+//! multiplexed connection (the `redis` crate's connection manager, which
+//! reconnects by itself), every command under a named deadline, timed and
+//! counted, and whether the server answered last.
+//!
+//! Also this replica's lease: `PREFIX:replica:RID`, set every
+//! [`LEASE_EVERY`] to expire after [`LEASE_FOR`]. Whatever a replica owns in
+//! Redis names its RID; once the lease is gone, the replica is dead and what
+//! it owned is lost (its generations) or free (its stream slots).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, FromRedisValue, RedisResult};
+
+use crate::error::{ApiError, ErrorKind};
+use crate::metrics as names;
+
+/// The deadline of one command (or pipeline) on the shared connection: past
+/// it the request that needs it gets `store_unavailable`.
+pub const COMMAND_DEADLINE: Duration = Duration::from_secs(1);
+/// How long connecting may take.
+pub const CONNECT_DEADLINE: Duration = Duration::from_secs(1);
+/// How often a replica renews its lease.
+pub const LEASE_EVERY: Duration = Duration::from_secs(1);
+/// How long a lease outlives its last renewal: how long a dead replica's
+/// generations look alive. A watcher gives them up once the lease has been
+/// gone a while ([`super::copy`]): within 8 s of the death, inside the
+/// contract's 10 s.
+pub const LEASE_FOR: Duration = Duration::from_secs(4);
+/// After a failed renewal the next comes this soon, so that a Redis that
+/// lost its data (restarted) has this replica's lease back at once.
+const LEASE_RETRY: Duration = Duration::from_millis(200);
+
+pub struct Redis {
+    client: redis::Client,
+    manager: ConnectionManager,
+    prefix: String,
+    replica: String,
+    healthy: AtomicBool,
+    /// When the lease was last renewed (ms since start; 0: never).
+    leased_ms: AtomicU64,
+    /// When an error was last logged (ms since start), so an outage logs once
+    /// a few seconds, not once a request.
+    last_warned_ms: AtomicU64,
+    started: Instant,
+}
+
+impl Redis {
+    /// A handle on `url`; it connects on first use and again after a failure.
+    pub fn new(url: &str, prefix: &str) -> RedisResult<Redis> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_DEADLINE))
+            .set_response_timeout(Some(COMMAND_DEADLINE))
+            // Fail a request quickly while Redis is down; the next command
+            // tries to connect again.
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+        Ok(Redis {
+            client,
+            manager,
+            prefix: prefix.to_owned(),
+            replica: uuid::Uuid::new_v4().simple().to_string(),
+            healthy: AtomicBool::new(false),
+            leased_ms: AtomicU64::new(0),
+            last_warned_ms: AtomicU64::new(0),
+            started: Instant::now(),
+        })
+    }
+
+    /// This process's replica id.
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+
+    /// The shared connection (a handle; clones share one socket).
+    pub fn conn(&self) -> ConnectionManager {
+        self.manager.clone()
+    }
+
+    /// A connection of its own, for a command that blocks (`XREAD BLOCK`),
+    /// whose replies may take up to `wait` longer than a command's deadline.
+    pub async fn dedicated(&self, wait: Duration) -> Result<MultiplexedConnection, ApiError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_DEADLINE))
+            .set_response_timeout(Some(COMMAND_DEADLINE + wait));
+        let connecting = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config);
+        self.timed("connect", connecting).await
+    }
+
+    /// A pub/sub connection.
+    pub async fn pubsub(&self) -> Result<redis::aio::PubSub, ApiError> {
+        let connecting = async {
+            match tokio::time::timeout(CONNECT_DEADLINE, self.client.get_async_pubsub()).await {
+                Ok(result) => result,
+                Err(_) => Err(redis::RedisError::from(std::io::Error::from(
+                    std::io::ErrorKind::TimedOut,
+                ))),
+            }
+        };
+        self.timed("connect", connecting).await
+    }
+
+    /// Runs a pipeline on the shared connection; see [`Redis::timed`].
+    pub async fn pipeline<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, ApiError> {
+        self.timed(op, async {
+            let first = pipe.query_async(&mut self.conn()).await;
+            match first {
+                Err(err) if err.is_connection_refusal() => pipe.query_async(&mut self.conn()).await,
+                first => first,
+            }
+        })
+        .await
+    }
+
+    /// Runs one command on the shared connection.
+    pub async fn command<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        cmd: &redis::Cmd,
+    ) -> Result<T, ApiError> {
+        self.timed(op, async {
+            let first = cmd.query_async(&mut self.conn()).await;
+            match first {
+                Err(err) if err.is_connection_refusal() => cmd.query_async(&mut self.conn()).await,
+                first => first,
+            }
+        })
+        .await
+    }
+
+    /// Runs a Lua script on the shared connection.
+    pub async fn script<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, ApiError> {
+        self.timed(op, async {
+            let first = invocation.invoke_async(&mut self.conn()).await;
+            match first {
+                Err(err) if err.is_connection_refusal() => {
+                    invocation.invoke_async(&mut self.conn()).await
+                }
+                first => first,
+            }
+        })
+        .await
+    }
+
+    /// Ready for work: Redis answered the last command, and this replica's
+    /// lease is current (so other replicas see it alive).
+    pub fn healthy(&self) -> bool {
+        let leased = self.leased_ms.load(Ordering::Relaxed);
+        let now = self.started.elapsed().as_millis() as u64;
+        self.healthy.load(Ordering::Relaxed)
+            && leased > 0
+            && now.saturating_sub(leased) < LEASE_FOR.as_millis() as u64
+    }
+
+    /// Runs one command or pipeline (`op` names it in the metrics): its
+    /// latency is recorded, a failure counted and logged, and mapped to
+    /// `503 store_unavailable`.
+    ///
+    /// [`Redis::pipeline`], [`Redis::command`] and [`Redis::script`] run
+    /// theirs on the shared connection, and try once more when it was
+    /// refused: after an outage the connection manager hands out its failed
+    /// connection once more (the failure then starts the reconnect), and a
+    /// refused command never reached Redis, so sending it again is safe.
+    pub async fn timed<T>(
+        &self,
+        op: &'static str,
+        command: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T, ApiError> {
+        let start = Instant::now();
+        let result = command.await;
+        metrics::histogram!(names::STORE_LATENCY, "op" => op).record(start.elapsed().as_secs_f64());
+        match result {
+            Ok(value) => {
+                self.healthy.store(true, Ordering::Relaxed);
+                Ok(value)
+            }
+            Err(err) => {
+                metrics::counter!(names::STORE_ERRORS, "op" => op).increment(1);
+                // A script or type error is a bug of ours, not an outage.
+                let down = err.is_io_error()
+                    || err.is_timeout()
+                    || err.is_connection_dropped()
+                    || err.is_connection_refusal()
+                    || err.is_unrecoverable_error();
+                if down {
+                    self.healthy.store(false, Ordering::Relaxed);
+                }
+                self.warn(op, &err);
+                Err(unavailable())
+            }
+        }
+    }
+
+    fn warn(&self, op: &str, err: &redis::RedisError) {
+        let now = self.started.elapsed().as_millis() as u64;
+        let last = self.last_warned_ms.load(Ordering::Relaxed);
+        if (last == 0 || now >= last + 5_000)
+            && self
+                .last_warned_ms
+                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            // The error's text names the command and the failure, never the URL.
+            tracing::warn!(op, error = %err, "the shared store (Redis) failed");
+        }
+    }
+
+    /// `PREFIX:PART`: every key and channel sluice uses.
+    pub fn key(&self, part: &str) -> String {
+        format!("{}:{part}", self.prefix)
+    }
+
+    /// The lease key of replica `rid`.
+    pub fn replica_key(&self, rid: &str) -> String {
+        self.key(&format!("replica:{rid}"))
+    }
+
+    /// Renews this replica's lease every [`LEASE_EVERY`], for as long as the
+    /// process serves; also what keeps [`Redis::healthy`] current while no
+    /// request comes.
+    pub async fn keep_lease(&self) {
+        let key = self.replica_key(&self.replica);
+        loop {
+            let mut renew = redis::cmd("SET");
+            renew
+                .arg(&key)
+                .arg(unix_ms())
+                .arg("PX")
+                .arg(LEASE_FOR.as_millis() as u64);
+            if self.command::<()>("lease", &renew).await.is_ok() {
+                metrics::counter!(names::STORE_LEASE_RENEWALS).increment(1);
+                let now = self.started.elapsed().as_millis() as u64;
+                self.leased_ms.store(now.max(1), Ordering::Relaxed);
+                tokio::time::sleep(LEASE_EVERY).await;
+            } else {
+                tokio::time::sleep(LEASE_RETRY).await;
+            }
+        }
+    }
+}
+
+/// The error a request that needs the shared store gets while it is down.
+pub fn unavailable() -> ApiError {
+    ApiError {
+        retry_after: Some(1),
+        ..ApiError::new(
+            ErrorKind::StoreUnavailable,
+            "the shared store (Redis) cannot be reached; try again shortly",
+        )
+    }
+}
+
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

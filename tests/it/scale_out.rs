@@ -1,0 +1,546 @@
+//! Section 12: two real sluice processes sharing a real `redis-server` on a
+//! free loopback port act as one: a generation made on one is watched,
+//! resumed and cancelled through the other, limits hold across both, a
+//! killed owner's watchers learn it, and Redis may go away and come back.
+//!
+//! Needs `redis-server` (Debian's package, which `.ci/run` installs).
+//! Without it these tests say so and pass, unless `SLUICE_REQUIRE_REDIS=1`
+//! (set by `.ci/run`), where a missing server fails.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::binary::Sluice;
+use crate::common::*;
+
+fn redis_binary() -> Option<PathBuf> {
+    let found = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    if found.is_none() {
+        let hint = "redis-server is not installed (apt-get install redis-server)";
+        if std::env::var_os("SLUICE_REQUIRE_REDIS").is_some_and(|v| v == "1") {
+            panic!("{hint}");
+        }
+        eprintln!("skipped: {hint}");
+    }
+    found
+}
+
+/// A `redis-server` of the test's own, with nothing saved to disk.
+struct Redis {
+    binary: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Redis {
+    fn start() -> Option<Redis> {
+        let binary = redis_binary()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = Redis {
+            binary,
+            port,
+            child: None,
+        };
+        redis.resume();
+        Some(redis)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) on its port.
+    fn resume(&mut self) {
+        let child = Command::new(&self.binary)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(std::env::temp_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A replica on `redis` with `extra` config (TOML sections after `[store]`).
+fn replica(redis: &Redis, extra: &str) -> Sluice {
+    Sluice::start(
+        &format!("[store]\nredis_url = \"{}\"\n{extra}", redis.url()),
+        &[],
+    )
+}
+
+/// Two replicas with the same config, and their Redis.
+async fn pair(extra: &str) -> Option<(Redis, Sluice, Sluice)> {
+    let redis = Redis::start()?;
+    let a = replica(&redis, extra);
+    let b = replica(&redis, extra);
+    // Ready once each has reached Redis (its lease is renewed at start).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for on in [&a, &b] {
+        while ready(on).await != 200 {
+            assert!(Instant::now() < deadline, "a replica never reached Redis");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    Some((redis, a, b))
+}
+
+async fn post_generation(on: &Sluice, mock: Value) -> String {
+    let response = client()
+        .post(on.url("/v1/generations"))
+        .json(&json!({"prompt": "hi", "mock": mock}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    body["id"].as_str().unwrap().to_owned()
+}
+
+async fn events(on: &Sluice, id: &str) -> Received {
+    receive(
+        client()
+            .get(on.url(&format!("/v1/generations/{id}/events")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+/// The frame indexes of a response's events, checked to be `GEN:N` ids.
+fn indexes(got: &Received, id: &str) -> Vec<u64> {
+    got.events
+        .iter()
+        .map(|e| {
+            let frame = e.id.as_deref().expect("every frame has an id");
+            let (generation, n) = frame.rsplit_once(':').unwrap();
+            assert_eq!(generation, id);
+            n.parse().unwrap()
+        })
+        .collect()
+}
+
+async fn metric(on: &Sluice, name: &str) -> f64 {
+    let text = client()
+        .get(on.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn ready(on: &Sluice) -> u16 {
+    match client().get(on.url("/readyz")).send().await {
+        Ok(response) => response.status().as_u16(),
+        Err(_) => 0,
+    }
+}
+
+async fn until(within: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_generation_made_on_a_is_watched_on_b_with_the_same_frames() {
+    let Some((_redis, a, b)) = pair("").await else {
+        return;
+    };
+    let id = post_generation(&a, json!({"tokens": 6, "token_delay_ms": 100})).await;
+    let (on_a, on_b) = tokio::join!(events(&a, &id), events(&b, &id));
+    assert_eq!(on_b.status, 200);
+    assert_eq!(on_b.terminal().event, "done");
+    assert_eq!(on_b.tokens().len(), 6);
+    assert_eq!(on_a.text, on_b.text, "the same frames with the same ids");
+    assert_eq!(indexes(&on_b, &id), (0..7).collect::<Vec<_>>());
+    // Its status through B, once done.
+    let status: Value = client()
+        .get(b.url(&format!("/v1/generations/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["status"], "done");
+    assert_eq!(status["text"], on_a.token_text());
+    assert_eq!(status["usage"]["completion_tokens"], 6);
+}
+
+#[tokio::test]
+async fn a_stream_dropped_on_a_resumes_on_b_with_no_gap_or_duplicate() {
+    let Some((_redis, a, b)) = pair("[streams]\nreconnect_grace_ms = 5000\n").await else {
+        return;
+    };
+    let mut response = client()
+        .post(a.url("/v1/stream"))
+        .json(&json!({"prompt": "hi", "mock": {"tokens": 30, "token_delay_ms": 40}}))
+        .send()
+        .await
+        .unwrap();
+    let id = response.headers()["x-sluice-generation"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mut first = Vec::new();
+    while !String::from_utf8_lossy(&first).contains(&format!("id: {id}:4\n")) {
+        first.extend_from_slice(&response.chunk().await.unwrap().expect("more frames"));
+    }
+    drop(response);
+    // Up to frame 4, whole frames only.
+    let text = String::from_utf8_lossy(&first).into_owned();
+    let upto = text.find(&format!("id: {id}:4\n")).unwrap();
+    let end = upto + text[upto..].find("\n\n").unwrap() + 2;
+    let before = Received::of(
+        200,
+        Default::default(),
+        text.as_bytes()[..end].to_vec(),
+        false,
+    );
+    assert_eq!(indexes(&before, &id), vec![0, 1, 2, 3, 4]);
+    let rest = receive(
+        client()
+            .get(b.url("/v1/stream"))
+            .header("last-event-id", format!("{id}:4"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(rest.status, 200, "{}", rest.text);
+    assert_eq!(rest.terminal().event, "done");
+    assert_eq!(indexes(&rest, &id), (5..=30).collect::<Vec<_>>());
+    let whole = format!("{}{}", before.token_text(), rest.token_text());
+    let status: Value = client()
+        .get(b.url(&format!("/v1/generations/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["text"], whole);
+    // Reconnecting after the end, through either replica: 204, as without Redis.
+    for on in [&a, &b] {
+        let again = client()
+            .get(on.url("/v1/stream"))
+            .header("last-event-id", format!("{id}:30"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 204);
+    }
+}
+
+#[tokio::test]
+async fn delete_on_b_cancels_the_upstream_on_a_within_two_seconds() {
+    let Some((_redis, a, b)) = pair("").await else {
+        return;
+    };
+    let cancelled = "sluice_upstream_cancellations_total{model=\"mock\"}";
+    let before = metric(&a, cancelled).await;
+    let id = post_generation(&a, json!({"tokens": 1000, "token_delay_ms": 50})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let start = Instant::now();
+    let deleted: Value = client()
+        .delete(b.url(&format!("/v1/generations/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(deleted["status"], "cancelled", "{deleted}");
+    assert_eq!(deleted["finish_reason"], "cancelled");
+    assert!(
+        until(Duration::from_secs(2), async || metric(&a, cancelled).await
+            > before)
+        .await,
+        "A's upstream was not cancelled within 2 s"
+    );
+    assert!(start.elapsed() < Duration::from_secs(2));
+    let on_a = events(&a, &id).await;
+    assert_eq!(on_a.terminal_json()["finish_reason"], "cancelled");
+}
+
+#[tokio::test]
+async fn a_burst_of_three_is_shared_across_the_replicas() {
+    let Some((_redis, a, b)) = pair("[limits]\nrequests_per_second = 1\nburst = 3\n").await else {
+        return;
+    };
+    let chat = |on: &Sluice| {
+        client()
+            .post(on.url("/v1/chat/completions"))
+            .json(
+                &json!({"model": "mock", "messages": [{"role": "user", "content": "hi"}],
+                          "mock": {"tokens": 1, "ttft_ms": 0}}),
+            )
+            .send()
+    };
+    // Each replica's first answer waits for the tokenizer: made first, by
+    // another client (127.0.0.2, with a bucket of its own).
+    let other = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    for on in [&a, &b] {
+        let warm = other
+            .post(on.url("/v1/chat/completions"))
+            .json(
+                &json!({"model": "mock", "messages": [{"role": "user", "content": "hi"}],
+                          "mock": {"tokens": 1, "ttft_ms": 0}}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(warm.status(), 200);
+    }
+    // Six at once, three through each replica: the checks come before any
+    // answer (whose first may wait for the tokenizer), so the refill of one
+    // a second cannot blur the count.
+    let answers =
+        futures_util::future::join_all([&a, &b, &a, &b, &a, &b].into_iter().map(chat)).await;
+    let mut admitted = 0;
+    for answer in answers {
+        let answer = answer.unwrap();
+        match answer.status().as_u16() {
+            200 => admitted += 1,
+            429 => {
+                assert!(answer.headers().contains_key("retry-after"));
+                let body: Value = answer.json().await.unwrap();
+                assert_eq!(body["error"]["code"], "rate_limit_exceeded", "{body}");
+            }
+            other => panic!("status {other}"),
+        }
+    }
+    let fallbacks = metric(&a, "sluice_store_fallbacks_total{limit=\"rate\"}").await
+        + metric(&b, "sluice_store_fallbacks_total{limit=\"rate\"}").await;
+    assert_eq!(
+        admitted,
+        3,
+        "a burst of 3 across both replicas ({fallbacks} checks fell back): {:#?}",
+        a.log_lines()
+    );
+}
+
+#[tokio::test]
+async fn a_global_cap_of_two_streams_is_shared_and_a_killed_replica_frees_its_slots() {
+    let Some((_redis, mut a, b)) =
+        pair("[limits]\nmax_concurrent_streams = 2\nrequests_per_second = 0\n").await
+    else {
+        return;
+    };
+    let open = |on: &Sluice| {
+        client()
+            .post(on.url("/v1/stream"))
+            .json(&json!({"prompt": "hi", "mock": {"tokens": 1000, "token_delay_ms": 50}}))
+            .send()
+    };
+    let mut on_a = open(&a).await.unwrap();
+    on_a.chunk().await.unwrap();
+    let mut on_b = open(&b).await.unwrap();
+    on_b.chunk().await.unwrap();
+    for on in [&a, &b] {
+        let third = open(on).await.unwrap();
+        assert_eq!(third.status(), 503);
+        let body: Value = third.json().await.unwrap();
+        assert_eq!(body["error"]["type"], "overloaded");
+    }
+    // A slot given back on B is free on A.
+    drop(on_b);
+    assert!(
+        until(Duration::from_secs(3), async || open(&a)
+            .await
+            .unwrap()
+            .status()
+            == 200)
+        .await
+    );
+    // A dies holding its slots: they come free once its lease expires.
+    a.child.kill().unwrap();
+    let _ = a.child.wait();
+    drop(on_a);
+    let start = Instant::now();
+    let mut held = Vec::new();
+    assert!(
+        until(Duration::from_secs(10), async || {
+            let response = open(&b).await.unwrap();
+            let ok = response.status() == 200;
+            if ok {
+                held.push(response);
+            }
+            held.len() == 2
+        })
+        .await,
+        "B could not open two streams after A died"
+    );
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn the_owner_killed_gives_generation_lost_on_b_within_ten_seconds() {
+    let Some((_redis, mut a, b)) = pair("").await else {
+        return;
+    };
+    let id = post_generation(&a, json!({"tokens": 1000, "token_delay_ms": 50})).await;
+    let mut watching = client()
+        .get(b.url(&format!("/v1/generations/{id}/events")))
+        .send()
+        .await
+        .unwrap();
+    watching.chunk().await.unwrap().expect("a first frame");
+    a.child.kill().unwrap();
+    let _ = a.child.wait();
+    let killed = Instant::now();
+    let rest = tokio::time::timeout(Duration::from_secs(12), receive(watching))
+        .await
+        .expect("the watcher does not hang");
+    assert!(
+        killed.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        killed.elapsed()
+    );
+    assert_eq!(rest.terminal().event, "error");
+    assert_eq!(rest.terminal_json()["error"]["type"], "generation_lost");
+    // A new watcher, and the status, say the same.
+    let status: Value = client()
+        .get(b.url(&format!("/v1/generations/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["status"], "error");
+    assert_eq!(status["error"]["type"], "generation_lost");
+}
+
+#[tokio::test]
+async fn redis_stopped_and_started_again() {
+    let Some((mut redis, a, b)) = pair("").await else {
+        return;
+    };
+    let running = client()
+        .post(a.url("/v1/stream"))
+        .json(&json!({"prompt": "hi", "mock": {"tokens": 40, "token_delay_ms": 50}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(running.status(), 200);
+    let running = tokio::spawn(receive(running));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.stop();
+    for on in [&a, &b] {
+        assert!(
+            until(Duration::from_secs(5), async || ready(on).await == 503).await,
+            "/readyz stays 200 with Redis down"
+        );
+    }
+    let refused = client()
+        .post(b.url("/v1/generations"))
+        .json(&json!({"prompt": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "store_unavailable", "{body}");
+    // A door that needs no generation goes on, under each replica's own limits.
+    let chat = client()
+        .post(b.url("/v1/chat/completions"))
+        .json(
+            &json!({"model": "mock", "messages": [{"role": "user", "content": "hi"}],
+                      "mock": {"tokens": 2}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chat.status(), 200);
+    // The stream that was running is unharmed.
+    let running = running.await.unwrap();
+    assert!(!running.cut, "cut after: {:?}", running.text);
+    assert_eq!(running.terminal().event, "done");
+    assert_eq!(running.tokens().len(), 40);
+
+    redis.resume();
+    for on in [&a, &b] {
+        assert!(
+            until(Duration::from_secs(10), async || ready(on).await == 200).await,
+            "/readyz does not recover"
+        );
+    }
+    let id = post_generation(&a, json!({"tokens": 3})).await;
+    let on_b = events(&b, &id).await;
+    assert_eq!(on_b.status, 200, "{}: {:#?}", on_b.text, b.log_lines());
+    assert_eq!(on_b.terminal().event, "done", "{}", on_b.text);
+    assert_eq!(on_b.tokens().len(), 3);
+}
+
+#[tokio::test]
+async fn another_key_finds_nothing_on_another_replica() {
+    let Some((_redis, a, b)) = pair("[auth]\napi_keys = [\"key-one\", \"key-two\"]\n").await else {
+        return;
+    };
+    let response = client()
+        .post(a.url("/v1/generations"))
+        .bearer_auth("key-one")
+        .json(&json!({"prompt": "hi", "mock": {"tokens": 3}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let get = |key: &'static str| {
+        client()
+            .get(b.url(&format!("/v1/generations/{id}")))
+            .bearer_auth(key)
+            .send()
+    };
+    assert_eq!(get("key-one").await.unwrap().status(), 200);
+    assert_eq!(get("key-two").await.unwrap().status(), 404);
+}
