@@ -412,6 +412,35 @@ mod tests {
         assert!(store.find_now(&running.id().to_string(), None).is_some());
     }
 
+    #[test]
+    fn a_copy_keeps_the_source_s_indexes_skips_repeats_and_says_what_a_gap_lost() {
+        let copy = LocalLog::copy(
+            Copied {
+                id: GenId::known("gen_copy"),
+                owner: None,
+                model: "m".into(),
+                created: 0,
+                prompt_tokens: 1,
+                max_log_bytes: usize::MAX,
+            },
+            CancellationToken::new(),
+        );
+        copy.copy_frame(0, Entry::Token("a".into()));
+        copy.copy_frame(0, Entry::Token("a".into()));
+        copy.copy_frame(1, Entry::Token("b".into()));
+        assert_eq!(copy.progress(), (Status::Running, 2));
+        // Frames 2 and 3 were dropped at the source.
+        copy.copy_frame(4, Entry::Token("e".into()));
+        assert_eq!(copy.read(Some(0)).unwrap_err(), Gone { first_kept: 4 });
+        let read = copy.read(Some(3)).unwrap();
+        assert_eq!(
+            (read.first, read.entries),
+            (4, vec![Entry::Token("e".into())])
+        );
+        copy.copy_frame(5, Entry::Done(Finish::new("stop", Usage::default())));
+        assert_eq!(copy.progress(), (Status::Done, 6));
+    }
+
     #[tokio::test]
     async fn another_owner_finds_nothing() {
         let store = store(300, usize::MAX);

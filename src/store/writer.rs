@@ -4,7 +4,8 @@
 //!
 //! The writer is woken by each append and sends everything new in one
 //! pipeline of `XADD`s, so a burst of tokens costs one round trip; while one
-//! is in flight the next tokens gather. Each [`LEASE_EVERY`] while it runs,
+//! is in flight the next tokens gather, and, while no other replica watches,
+//! for [`LINGER`] more. Each [`LEASE_EVERY`] while it runs,
 //! it also learns whether another replica watches (so the abandonment timer
 //! counts those watchers) and whether a `DELETE` elsewhere asked it to stop
 //! (besides the `cancel` channel, in case that message was missed), and
@@ -28,6 +29,12 @@ use crate::generations::{Entry, GenId, GenerationLog, Gone, LocalLog, Read, Snap
 
 /// How long after a failed write the writer tries again.
 pub const RETRY: Duration = Duration::from_millis(500);
+/// How long the writer lets frames gather between pipelines while no other
+/// replica watches (once one does, each frame goes as it comes): at 5 ms a
+/// token it writes a quarter as often (`benches/replicas.py`).
+const LINGER: Duration = Duration::from_millis(20);
+/// Frames sent in one pipeline at most.
+const MAX_BATCH: usize = 512;
 /// A running generation's keys expire this long after the owner last
 /// renewed them: a dead owner's keys do not stay forever.
 pub const RUNNING_TTL: Duration = Duration::from_secs(60);
@@ -104,13 +111,15 @@ async fn write_out(redis: Arc<Redis>, owned: Arc<OwnedLog>, keys: GenKeys, bound
                 }
             }
         }
-        let read = match owned.log.read(sent) {
+        let mut read = match owned.log.read(sent) {
             Ok(read) => read,
             Err(Gone { first_kept }) => {
                 sent = first_kept.checked_sub(1);
                 continue;
             }
         };
+        // A backlog (after an outage) goes in pipelines of a bounded size.
+        read.entries.truncate(MAX_BATCH);
         if let Some(last) = read.entries.len().checked_sub(1) {
             let last = read.first + last as u64;
             let ends = read.entries.last().is_some_and(Entry::is_terminal);
@@ -125,6 +134,12 @@ async fn write_out(redis: Arc<Redis>, owned: Arc<OwnedLog>, keys: GenKeys, bound
                     failing_since = None;
                     if ends {
                         return;
+                    }
+                    // Unwatched elsewhere, nobody reads Redis yet: let the
+                    // next frames gather (a resume elsewhere reads them a
+                    // little later; the client here is not held up).
+                    if !owned.watched_elsewhere() {
+                        tokio::time::sleep(LINGER).await;
                     }
                 }
                 Err(_) => {
@@ -202,6 +217,10 @@ fn gave_up(owned: &OwnedLog, failing_since: Option<Instant>, bounds: Bounds) -> 
 }
 
 impl OwnedLog {
+    fn watched_elsewhere(&self) -> bool {
+        lock(&self.remote).now
+    }
+
     /// One look at what other replicas said, and the keys' expiry pushed on.
     async fn look(&self, redis: &Redis, keys: &GenKeys) {
         let ttl = RUNNING_TTL.as_millis() as i64;

@@ -179,3 +179,13 @@ fn unreadable_tls_files_exit_2_naming_the_key() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_bad_store_url_exits_2_naming_the_key_and_never_echoes_it() {
+    let (code, stderr, _) =
+        run_with_config("[store]\nredis_url = \"http://:hunter2@127.0.0.1:6379\"\n");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("store.redis_url"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
+    assert_config_error("[store]\nkey_prefix = \"a b\"\n", &["store.key_prefix"]);
+}
