@@ -151,6 +151,18 @@ fn indexes(got: &Received, id: &str) -> Vec<u64> {
         .collect()
 }
 
+/// `GET /v1/generations/GEN` through `on`.
+async fn status(on: &Sluice, id: &str) -> Value {
+    client()
+        .get(on.url(&format!("/v1/generations/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn metric(on: &Sluice, name: &str) -> f64 {
     let text = client()
         .get(on.url("/metrics"))
@@ -196,14 +208,7 @@ async fn a_generation_made_on_a_is_watched_on_b_with_the_same_frames() {
     assert_eq!(on_a.text, on_b.text, "the same frames with the same ids");
     assert_eq!(indexes(&on_b, &id), (0..7).collect::<Vec<_>>());
     // Its status through B, once done.
-    let status: Value = client()
-        .get(b.url(&format!("/v1/generations/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = status(&b, &id).await;
     assert_eq!(status["status"], "done");
     assert_eq!(status["text"], on_a.token_text());
     assert_eq!(status["usage"]["completion_tokens"], 6);
@@ -253,14 +258,7 @@ async fn a_stream_dropped_on_a_resumes_on_b_with_no_gap_or_duplicate() {
     assert_eq!(rest.terminal().event, "done");
     assert_eq!(indexes(&rest, &id), (5..=30).collect::<Vec<_>>());
     let whole = format!("{}{}", before.token_text(), rest.token_text());
-    let status: Value = client()
-        .get(b.url(&format!("/v1/generations/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = status(&b, &id).await;
     assert_eq!(status["text"], whole);
     // Reconnecting after the end, through either replica: 204, as without Redis.
     for on in [&a, &b] {
@@ -445,14 +443,7 @@ async fn the_owner_killed_gives_generation_lost_on_b_within_ten_seconds() {
     assert_eq!(rest.terminal().event, "error");
     assert_eq!(rest.terminal_json()["error"]["type"], "generation_lost");
     // A new watcher, and the status, say the same.
-    let status: Value = client()
-        .get(b.url(&format!("/v1/generations/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = status(&b, &id).await;
     assert_eq!(status["status"], "error");
     assert_eq!(status["error"]["type"], "generation_lost");
 }
