@@ -30,9 +30,58 @@ pub struct Piece {
     pub tokens: u32,
 }
 
-/// The number of BPE tokens in `text`.
+/// The most text handed to the BPE at once by [`count`].
+const COUNT_CHUNK: usize = 256;
+
+/// The number of BPE tokens in `text`, in time linear in its length.
+///
+/// The BPE merge is quadratic in the length of one pre-tokenized piece, and
+/// a run with no space or punctuation is one piece: counting 8 MiB of `x`
+/// whole held a runtime thread for seconds (the usage of a cancelled
+/// generation, `tests/it/hardening.rs`, finding 3). So long text is counted
+/// in chunks of at most [`COUNT_CHUNK`] bytes, cut before a whitespace where
+/// there is one (where the pre-tokenizer cuts anyway, so ordinary text counts
+/// exactly), else at a character boundary.
 pub fn count(text: &str) -> u32 {
-    saturating_u32(bpe().encode_ordinary(text).len())
+    let bpe = bpe();
+    let mut total = 0usize;
+    let mut rest = text;
+    while rest.len() > COUNT_CHUNK {
+        let window = head(rest, COUNT_CHUNK);
+        let cut = window
+            .rfind(char::is_whitespace)
+            .filter(|&at| at > 0)
+            .unwrap_or(window.len());
+        total += bpe.encode_ordinary(&rest[..cut]).len();
+        rest = &rest[cut..];
+    }
+    total += bpe.encode_ordinary(rest).len();
+    saturating_u32(total)
+}
+
+/// The tokens of a text of `total_bytes` whose first part is `sample`:
+/// `sample` counted, the rest estimated at its rate. For counts sluice makes
+/// itself when no one gave it one (a cancelled generation's usage, an
+/// upstream that sends none), whose cost must not grow with the text.
+pub fn estimate(sample: &str, total_bytes: usize) -> u32 {
+    let counted = count(sample);
+    if total_bytes <= sample.len() || sample.is_empty() {
+        return counted;
+    }
+    let estimate = u64::from(counted) * total_bytes as u64 / sample.len() as u64;
+    u32::try_from(estimate).unwrap_or(u32::MAX)
+}
+
+/// The first `max` bytes of `text` at most, cut at a character boundary.
+pub fn head(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Where a piece ends in its text, and how many BPE tokens it holds.
@@ -107,5 +156,27 @@ mod tests {
         let tokens: u32 = pieces.iter().map(|p| p.tokens).sum();
         assert_eq!(tokens, count(text));
         assert!(pieces.len() > 10, "cut into real tokens, got {pieces:?}");
+    }
+
+    #[test]
+    fn long_text_counts_as_whole_text_does_and_a_long_run_in_linear_time() {
+        let prose = "The quick brown fox jumps over the lazy dog, née café 🚀. ".repeat(100);
+        assert!(prose.len() > 4 * COUNT_CHUNK);
+        let whole = saturating_u32(bpe().encode_ordinary(&prose).len());
+        assert_eq!(
+            count(&prose),
+            whole,
+            "cut only where the pre-tokenizer cuts"
+        );
+        // One piece of 2 MiB (whole, one quadratic merge).
+        let run = "x".repeat(2 << 20);
+        let start = tokio::time::Instant::now();
+        let counted = count(&run);
+        assert!(counted > 0);
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            start.elapsed()
+        );
     }
 }
