@@ -230,8 +230,17 @@ impl Frames {
 /// The usage of a generation stopped part way: the prompt as counted when it
 /// began, the answer counted in what the log holds.
 pub(super) fn usage(prompt_tokens: u32, text: &str) -> Usage {
-    Usage::new(prompt_tokens, crate::tokenizer::count(text))
+    let sample = crate::tokenizer::head(text, USAGE_SAMPLE);
+    Usage::new(
+        prompt_tokens,
+        crate::tokenizer::estimate(sample, text.len()),
+    )
 }
+
+/// The part of a log's text counted exactly for its usage so far; the rest
+/// is estimated at the same rate (a log holds up to `max_log_bytes`, and
+/// counting 8 MiB took seconds of a runtime thread in a debug build).
+const USAGE_SAMPLE: usize = 64 * 1024;
 
 #[cfg(test)]
 mod tests {

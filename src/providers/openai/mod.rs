@@ -250,12 +250,7 @@ impl Tally {
     }
 
     fn tokens(&self) -> u32 {
-        let counted = tokenizer::count(&self.held);
-        if self.bytes <= self.held.len() || self.held.is_empty() {
-            return counted;
-        }
-        let estimate = u64::from(counted) * self.bytes as u64 / self.held.len() as u64;
-        u32::try_from(estimate).unwrap_or(u32::MAX)
+        tokenizer::estimate(&self.held, self.bytes)
     }
 }
 
