@@ -39,7 +39,7 @@ const COUNT_CHUNK: usize = 256;
 /// a run with no space or punctuation is one piece: counting 8 MiB of `x`
 /// whole held a runtime thread for seconds (the usage of a cancelled
 /// generation, `tests/it/hardening.rs`, finding 3). So long text is counted
-/// in chunks of at most [`COUNT_CHUNK`] bytes, cut before a whitespace where
+/// in chunks of at most `COUNT_CHUNK` bytes, cut before a whitespace where
 /// there is one (where the pre-tokenizer cuts anyway, so ordinary text counts
 /// exactly), else at a character boundary.
 pub fn count(text: &str) -> u32 {
