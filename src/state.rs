@@ -36,7 +36,8 @@ impl Shared {
         let store = config.store.redis_url.as_deref().map(|url| {
             // The URL was checked with the config; connecting is lazy.
             let redis = Arc::new(
-                store::Redis::new(url, &config.store.key_prefix).expect("a valid store.redis_url"),
+                store::Redis::new(url, &config.store.key_prefix, config.store.blocking_readers)
+                    .expect("a valid store.redis_url"),
             );
             store::Shared {
                 generations: Arc::new(store::RedisStore::new(

@@ -273,6 +273,12 @@ pub struct Store {
     /// The prefix of every key and channel sluice uses, so that several
     /// deployments can share one Redis.
     pub key_prefix: String,
+    /// Watchers here of other replicas' generations read with a blocking
+    /// `XREAD` on a Redis connection of their own, up to this many
+    /// generations at once; past it they poll every 100 ms on the shared
+    /// connection. Bounds this replica's connections to Redis (whose
+    /// `maxclients` is 10,000 by default).
+    pub blocking_readers: usize,
 }
 
 impl Default for Store {
@@ -280,6 +286,7 @@ impl Default for Store {
         Store {
             redis_url: None,
             key_prefix: "sluice".into(),
+            blocking_readers: 256,
         }
     }
 }
@@ -290,6 +297,7 @@ impl fmt::Debug for Store {
         f.debug_struct("Store")
             .field("redis_url", &self.redis_url.as_ref().map(|_| "[hidden]"))
             .field("key_prefix", &self.key_prefix)
+            .field("blocking_readers", &self.blocking_readers)
             .finish()
     }
 }

@@ -10,6 +10,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
@@ -42,6 +43,8 @@ pub struct Redis {
     prefix: String,
     replica: String,
     healthy: AtomicBool,
+    /// Slots for followers that block on a connection of their own.
+    followers: Arc<tokio::sync::Semaphore>,
     /// When the lease was last renewed (ms since start; 0: never).
     leased_ms: AtomicU64,
     /// When an error was last logged (ms since start), so an outage logs once
@@ -52,7 +55,9 @@ pub struct Redis {
 
 impl Redis {
     /// A handle on `url`; it connects on first use and again after a failure.
-    pub fn new(url: &str, prefix: &str) -> RedisResult<Redis> {
+    /// `blocking_readers` (`[store]`) bounds the followers (`super::copy`)
+    /// with a blocking connection of their own.
+    pub fn new(url: &str, prefix: &str, blocking_readers: usize) -> RedisResult<Redis> {
         let client = redis::Client::open(url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_DEADLINE))
@@ -68,6 +73,7 @@ impl Redis {
             prefix: prefix.to_owned(),
             replica: uuid::Uuid::new_v4().simple().to_string(),
             healthy: AtomicBool::new(false),
+            followers: Arc::new(tokio::sync::Semaphore::new(blocking_readers)),
             leased_ms: AtomicU64::new(0),
             last_warned_ms: AtomicU64::new(0),
             started: Instant::now(),
@@ -96,6 +102,11 @@ impl Redis {
         self.timed("connect", connecting).await
     }
 
+    /// The slots of followers that block on a connection of their own.
+    pub fn followers(&self) -> Arc<tokio::sync::Semaphore> {
+        self.followers.clone()
+    }
+
     /// A pub/sub connection.
     pub async fn pubsub(&self) -> Result<redis::aio::PubSub, ApiError> {
         let connecting = async {
@@ -106,7 +117,7 @@ impl Redis {
                 ))),
             }
         };
-        self.timed("connect", connecting).await
+        self.timed("subscribe", connecting).await
     }
 
     /// Runs a pipeline on the shared connection; see [`Redis::timed`].

@@ -49,12 +49,16 @@ pub const GIVE_UP: Duration = Duration::from_secs(10);
 const CANCEL_FOR: Duration = Duration::from_secs(60);
 /// Frames read at once.
 const READ_COUNT: usize = 512;
+/// How often a polling follower reads.
+const POLL: Duration = Duration::from_millis(100);
 
 pub struct CopiedLog {
     log: Arc<LocalLog>,
     redis: Arc<Redis>,
     keys: GenKeys,
     replica: String,
+    /// Whose it is, as the record names it.
+    owner_name: String,
     following: AtomicBool,
 }
 
@@ -115,11 +119,19 @@ pub async fn open(opening: Opening<'_>) -> Result<Option<Arc<CopiedLog>>, ApiErr
         redis: redis.clone(),
         keys,
         replica,
+        owner_name: opening.owner_name.to_owned(),
         following: AtomicBool::new(false),
     })))
 }
 
 impl CopiedLog {
+    /// Another watcher here of the same generation may share this copy: it
+    /// is kept current (followed, or ended) and `owner_name`'s.
+    pub fn shareable_with(&self, owner_name: &str) -> bool {
+        self.owner_name == owner_name
+            && (self.following.load(Ordering::SeqCst) || self.log.progress().0 != Status::Running)
+    }
+
     /// Starts the follower, once, if the generation still runs.
     fn follow(&self) {
         if self.following.swap(true, Ordering::SeqCst) || self.log.progress().0 != Status::Running {
@@ -144,9 +156,28 @@ struct Follower {
     log: Weak<LocalLog>,
 }
 
+/// How a follower reads: blocking on a connection of its own, or polling
+/// on the shared one (past `[store] blocking_readers`).
+enum Reader {
+    Blocking {
+        conn: Option<MultiplexedConnection>,
+        _slot: tokio::sync::OwnedSemaphorePermit,
+    },
+    Polling {
+        /// When the owner's lease was last looked at.
+        looked: Option<Instant>,
+    },
+}
+
 impl Follower {
     async fn run(self) {
-        let mut conn: Option<MultiplexedConnection> = None;
+        let mut reader = match self.redis.followers().try_acquire_owned() {
+            Ok(slot) => Reader::Blocking {
+                conn: None,
+                _slot: slot,
+            },
+            Err(_) => Reader::Polling { looked: None },
+        };
         let mut failing_since: Option<Instant> = None;
         let mut marked: Option<Instant> = None;
         let mut owner_missing: Option<Instant> = None;
@@ -162,7 +193,10 @@ impl Follower {
                 (next, log.unwatched_for().is_none())
             };
             let mark = watched && marked.is_none_or(|at| at.elapsed() >= WATCHED_FOR / 3);
-            match self.round(&mut conn, next, mark, &mut owner_missing).await {
+            match self
+                .round(&mut reader, next, mark, &mut owner_missing)
+                .await
+            {
                 Ok(()) => {
                     failing_since = None;
                     if mark {
@@ -170,7 +204,9 @@ impl Follower {
                     }
                 }
                 Err(_) => {
-                    conn = None;
+                    if let Reader::Blocking { conn, .. } = &mut reader {
+                        *conn = None;
+                    }
                     let since = *failing_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= GIVE_UP {
                         if let Some(log) = self.log.upgrade() {
@@ -184,19 +220,15 @@ impl Follower {
         }
     }
 
-    /// One blocking read of the frames after `next - 1`; when none came, a
-    /// look at the owner's lease.
+    /// One read of the frames after `next - 1` (blocking, or a poll); when
+    /// none came, a look at the owner's lease (at most once per [`BLOCK`]).
     async fn round(
         &self,
-        conn: &mut Option<MultiplexedConnection>,
+        reader: &mut Reader,
         next: u64,
         mark: bool,
         owner_missing: &mut Option<Instant>,
     ) -> Result<(), ApiError> {
-        let conn = match conn {
-            Some(conn) => conn,
-            None => conn.insert(self.redis.dedicated(BLOCK).await?),
-        };
         let mut pipe = redis::pipe();
         if mark {
             pipe.cmd("SET")
@@ -206,16 +238,23 @@ impl Follower {
                 .arg(WATCHED_FOR.as_millis() as u64)
                 .ignore();
         }
-        pipe.cmd("XREAD")
-            .arg("COUNT")
-            .arg(READ_COUNT)
-            .arg("BLOCK")
-            .arg(BLOCK.as_millis() as u64)
-            .arg("STREAMS")
+        pipe.cmd("XREAD").arg("COUNT").arg(READ_COUNT);
+        if let Reader::Blocking { .. } = reader {
+            pipe.arg("BLOCK").arg(BLOCK.as_millis() as u64);
+        }
+        pipe.arg("STREAMS")
             .arg(&self.keys.log)
             .arg(format!("0-{next}"));
-        let (reply,): (Option<StreamReadReply>,) =
-            self.redis.timed("follow", pipe.query_async(conn)).await?;
+        let (reply,): (Option<StreamReadReply>,) = match reader {
+            Reader::Blocking { conn, .. } => {
+                let conn = match conn {
+                    Some(conn) => conn,
+                    None => conn.insert(self.redis.dedicated(BLOCK).await?),
+                };
+                self.redis.timed("follow", pipe.query_async(conn)).await?
+            }
+            Reader::Polling { .. } => self.redis.pipeline("follow", &pipe).await?,
+        };
         let frames: Vec<_> = reply
             .into_iter()
             .flat_map(|reply| reply.keys)
@@ -234,11 +273,18 @@ impl Follower {
             }
             return Ok(());
         }
+        if let Reader::Polling { looked } = reader {
+            if looked.is_some_and(|at| at.elapsed() < BLOCK) {
+                drop(log);
+                tokio::time::sleep(POLL).await;
+                return Ok(());
+            }
+            *looked = Some(Instant::now());
+        }
         let mut pipe = redis::pipe();
         pipe.exists(self.redis.replica_key(&self.replica))
             .exists(&self.keys.meta);
-        let (alive, kept): (bool, bool) =
-            self.redis.timed("follow", pipe.query_async(conn)).await?;
+        let (alive, kept): (bool, bool) = self.redis.pipeline("follow", &pipe).await?;
         if alive {
             *owner_missing = None;
         }

@@ -6,14 +6,15 @@
 //! generation another replica runs is opened as a copy ([`super::copy`]).
 //! Cancels from other replicas come on the `cancel` channel.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
 
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::codec::GenKeys;
 use super::connection::{unix_ms, Redis};
-use super::copy::{self, Opening};
+use super::copy::{self, CopiedLog, Opening};
 use super::writer::{self, Bounds, RUNNING_TTL};
 use crate::auth::Keys;
 use crate::config::Streams;
@@ -24,6 +25,9 @@ use crate::generations::{
 pub struct RedisStore {
     redis: Arc<Redis>,
     local: LocalStore,
+    /// Copies of other replicas' generations being watched here, shared by
+    /// their watchers (one follower, one connection each).
+    copies: Mutex<HashMap<String, Weak<CopiedLog>>>,
     keys: Arc<Keys>,
     bounds: Bounds,
     max_log_bytes: usize,
@@ -37,6 +41,7 @@ impl RedisStore {
         RedisStore {
             redis,
             local: LocalStore::new(streams),
+            copies: Mutex::default(),
             keys,
             bounds: Bounds {
                 max_entries: (streams.max_log_bytes / smallest).max(16),
@@ -49,6 +54,21 @@ impl RedisStore {
     /// Whose a generation is, as Redis names it.
     fn owner_name(&self, owner: Owner) -> String {
         owner.map_or_else(String::new, |key| self.keys.fingerprint(key))
+    }
+
+    fn shared_copy(&self, id: &str, owner_name: &str) -> Option<Arc<CopiedLog>> {
+        let copies = self.copies.lock().unwrap_or_else(|e| e.into_inner());
+        let copy = copies.get(id)?.upgrade()?;
+        copy.shareable_with(owner_name).then_some(copy)
+    }
+
+    fn keep_copy(&self, id: &str, copy: &Arc<CopiedLog>) {
+        let mut copies = self.copies.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded by the copies alive: past a thousand, the dead go.
+        if copies.len() >= 1024 {
+            copies.retain(|_, c| c.strong_count() > 0);
+        }
+        copies.insert(id.to_owned(), Arc::downgrade(copy));
     }
 
     /// Cancels the generations of this replica that a `DELETE` elsewhere
@@ -121,6 +141,9 @@ impl GenerationStore for RedisStore {
                 return Ok(Some(log));
             }
             let owner_name = self.owner_name(owner);
+            if let Some(copy) = self.shared_copy(id, &owner_name) {
+                return Ok(Some(copy as Arc<dyn GenerationLog>));
+            }
             let copy = copy::open(Opening {
                 redis: &self.redis,
                 id,
@@ -130,6 +153,9 @@ impl GenerationStore for RedisStore {
                 max_entries: self.bounds.max_entries,
             })
             .await?;
+            if let Some(copy) = &copy {
+                self.keep_copy(id, copy);
+            }
             Ok(copy.map(|copy| copy as Arc<dyn GenerationLog>))
         })
     }

@@ -215,6 +215,26 @@ async fn a_generation_made_on_a_is_watched_on_b_with_the_same_frames() {
 }
 
 #[tokio::test]
+async fn watchers_past_blocking_readers_poll_and_share_one_copy() {
+    let Some((_redis, a, b)) = pair("blocking_readers = 0\n").await else {
+        return;
+    };
+    let id = post_generation(&a, json!({"tokens": 8, "token_delay_ms": 100})).await;
+    let (on_a, first, second) = tokio::join!(events(&a, &id), events(&b, &id), events(&b, &id));
+    for on_b in [&first, &second] {
+        assert_eq!(on_b.terminal().event, "done", "{}", on_b.text);
+        assert_eq!(on_a.text, on_b.text, "the same frames with the same ids");
+    }
+    assert_eq!(indexes(&first, &id), (0..9).collect::<Vec<_>>());
+    // No connection of their own: they polled on B's shared one.
+    assert!(metric(&b, "sluice_store_seconds_count{op=\"follow\"}").await > 0.0);
+    assert_eq!(
+        metric(&b, "sluice_store_seconds_count{op=\"connect\"}").await,
+        0.0
+    );
+}
+
+#[tokio::test]
 async fn a_stream_dropped_on_a_resumes_on_b_with_no_gap_or_duplicate() {
     let Some((_redis, a, b)) = pair("[streams]\nreconnect_grace_ms = 5000\n").await else {
         return;
