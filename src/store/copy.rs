@@ -4,12 +4,14 @@
 //! Opening one reads the generation's record and its frames so far
 //! (`HGETALL`, `XRANGE`). Once someone waits on it (a watcher, or a
 //! `DELETE` waiting for the end), a follower task reads new frames with
-//! `XREAD BLOCK` on a connection of its own, marks the generation watched for
-//! its owner while watchers are here, and, each time a read comes back empty,
-//! checks that the owner's lease still exists: when it has been gone for
-//! [`LOST_AFTER`] (not at once: a Redis that restarted empty has no leases
-//! until each replica renews its own), the generation is lost, and a
-//! `generation_lost` error ends it for every watcher: within
+//! `XREAD BLOCK` on a connection of its own (past `[store] blocking_readers`
+//! such followers, it polls every [`POLL`] on the shared connection instead;
+//! watchers here share one followed copy through `RedisStore`), marks the
+//! generation watched for its owner while watchers are here, and, each time
+//! a read comes back empty, checks that the owner's lease still exists: when
+//! it has been gone for [`LOST_AFTER`] (not at once: a Redis that restarted
+//! empty has no leases until each replica renews its own), the generation is
+//! lost, and a `generation_lost` error ends it for every watcher: within
 //! [`LEASE_FOR`](super::connection::LEASE_FOR) + `LOST_AFTER` + two
 //! [`BLOCK`]s of the owner's death, 8 s, under the contract's 10 s.
 //! A follower that cannot reach Redis for [`GIVE_UP`] ends the copy with
