@@ -8,8 +8,8 @@
 //!
 //! - `routes`: the router and its layers (request ids, CORS, the access
 //!   record, auth, rate and stream limits);
-//! - `doors`: one folder per front door (`native`, `openai`): its request
-//!   shape, its framers, its error shape;
+//! - `doors`: one folder per front door (`native`, `openai`, `responses`,
+//!   `anthropic`): its request shape, its framers, its error shape;
 //! - `pipeline`: the one generation pipeline every door shares: failover
 //!   and deadlines, then the relay (streaming) or the collector (whole);
 //! - `models`: which configured model serves a request;
@@ -20,6 +20,8 @@
 //!
 //! Beside the path: [`config`], `error` (every client-facing error and
 //! its status), `observe` (access log and metrics), `limits`, `auth`,
+//! `generations` (the log a generation's watchers read) and `store` (the
+//! same, and the limits, shared with other replicas through Redis),
 //! `templates`, [`sse`] (the upstream SSE decoder), [`tokenizer`], and
 //! [`server`] (one runtime per core, graceful drain). [`bench`](mod@bench) is the
 //! `sluice bench` load generator.
