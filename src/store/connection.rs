@@ -126,13 +126,10 @@ impl Redis {
         op: &'static str,
         pipe: &redis::Pipeline,
     ) -> Result<T, ApiError> {
-        self.timed(op, async {
-            let first = pipe.query_async(&mut self.conn()).await;
-            match first {
-                Err(err) if err.is_connection_refusal() => pipe.query_async(&mut self.conn()).await,
-                first => first,
-            }
-        })
+        self.on_shared(
+            op,
+            |mut conn| async move { pipe.query_async(&mut conn).await },
+        )
         .await
     }
 
@@ -142,13 +139,10 @@ impl Redis {
         op: &'static str,
         cmd: &redis::Cmd,
     ) -> Result<T, ApiError> {
-        self.timed(op, async {
-            let first = cmd.query_async(&mut self.conn()).await;
-            match first {
-                Err(err) if err.is_connection_refusal() => cmd.query_async(&mut self.conn()).await,
-                first => first,
-            }
-        })
+        self.on_shared(
+            op,
+            |mut conn| async move { cmd.query_async(&mut conn).await },
+        )
         .await
     }
 
@@ -158,12 +152,24 @@ impl Redis {
         op: &'static str,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, ApiError> {
+        self.on_shared(op, |mut conn| async move {
+            invocation.invoke_async(&mut conn).await
+        })
+        .await
+    }
+
+    /// `send` on the shared connection, once more if it was refused.
+    async fn on_shared<T, Sent>(
+        &self,
+        op: &'static str,
+        send: impl Fn(ConnectionManager) -> Sent,
+    ) -> Result<T, ApiError>
+    where
+        Sent: Future<Output = RedisResult<T>>,
+    {
         self.timed(op, async {
-            let first = invocation.invoke_async(&mut self.conn()).await;
-            match first {
-                Err(err) if err.is_connection_refusal() => {
-                    invocation.invoke_async(&mut self.conn()).await
-                }
+            match send(self.conn()).await {
+                Err(err) if err.is_connection_refusal() => send(self.conn()).await,
                 first => first,
             }
         })
