@@ -12,11 +12,13 @@
 //! it. A count the upstream leaves out is counted locally.
 
 mod delta;
+mod scan;
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use delta::Delta;
+use scan::Plain;
 
 use super::upstream::{self, error_message, Endpoint};
 use super::Provider;
@@ -122,6 +124,8 @@ struct StreamState {
     saw_done: bool,
     /// The conversation, for the prompt tokens when the upstream sends no usage.
     messages: Vec<Message>,
+    /// The fast path for plain chunks.
+    reader: scan::ChunkReader,
 }
 
 #[derive(Deserialize)]
@@ -165,35 +169,14 @@ impl upstream::SseState for StreamState {
             self.saw_done = true;
             return Ok(None);
         }
-        let chunk: Chunk = match serde_json::from_str(data) {
-            Ok(chunk) => chunk,
-            Err(err) => {
-                return Err(UpstreamError::Stream(format!(
-                    "the upstream sent a chunk that is not a chat.completion.chunk: {err}"
-                )));
+        match self.reader.plain(data) {
+            Some(Plain::Token(text)) => {
+                self.completion.add(&text);
+                Ok(Some(TokenEvent::Token(text.into_owned())))
             }
-        };
-        if let Some(error) = chunk.error {
-            let message = format!("the upstream reported an error: {}", error_message(&error));
-            return Err(UpstreamError::Stream(redactor.scrub(&message)));
+            Some(Plain::Nothing) => Ok(None),
+            None => self.on_chunk(data, redactor),
         }
-        if let Some(usage) = chunk.usage {
-            let reasoning = usage
-                .completion_tokens_details
-                .and_then(|d| d.reasoning_tokens);
-            self.usage = Some((usage.prompt_tokens, usage.completion_tokens, reasoning));
-        }
-        // sluice asks for one choice; any others (n > 1) are not relayed here.
-        let Some(choice) = chunk.choices.into_iter().find(|c| c.index == 0) else {
-            return Ok(None);
-        };
-        if let Some(reason) = choice.finish_reason {
-            self.finish_reason = Some(reason);
-        }
-        let Some(delta) = choice.delta else {
-            return Ok(None);
-        };
-        Ok(self.event_of(delta, choice.logprobs.filter(|l| !l.is_null())))
     }
 
     fn finished(&self) -> bool {
@@ -255,6 +238,43 @@ impl Tally {
 }
 
 impl StreamState {
+    /// A chunk the fast path ([`scan::plain`]) did not take, parsed whole.
+    fn on_chunk(
+        &mut self,
+        data: &str,
+        redactor: &Redactor,
+    ) -> Result<Option<TokenEvent>, UpstreamError> {
+        let chunk: Chunk = match serde_json::from_str(data) {
+            Ok(chunk) => chunk,
+            Err(err) => {
+                return Err(UpstreamError::Stream(format!(
+                    "the upstream sent a chunk that is not a chat.completion.chunk: {err}"
+                )));
+            }
+        };
+        if let Some(error) = chunk.error {
+            let message = format!("the upstream reported an error: {}", error_message(&error));
+            return Err(UpstreamError::Stream(redactor.scrub(&message)));
+        }
+        if let Some(usage) = chunk.usage {
+            let reasoning = usage
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens);
+            self.usage = Some((usage.prompt_tokens, usage.completion_tokens, reasoning));
+        }
+        // sluice asks for one choice; any others (n > 1) are not relayed here.
+        let Some(choice) = chunk.choices.into_iter().find(|c| c.index == 0) else {
+            return Ok(None);
+        };
+        if let Some(reason) = choice.finish_reason {
+            self.finish_reason = Some(reason);
+        }
+        let Some(delta) = choice.delta else {
+            return Ok(None);
+        };
+        Ok(self.event_of(delta, choice.logprobs.filter(|l| !l.is_null())))
+    }
+
     /// The event for one delta: the cheap single-part ones for the common
     /// chunks, a whole [`ChunkDelta`] for the rest.
     fn event_of(&mut self, delta: Delta, logprobs: Option<Value>) -> Option<TokenEvent> {
@@ -299,13 +319,28 @@ impl StreamState {
 }
 
 /// For the fuzz targets: a stream of upstream events through the chunk
-/// parser, to its terminal event.
+/// parser, to its terminal event; and every chunk the fast path takes gives
+/// the same event and the same count through the full parse.
 #[cfg(feature = "fuzzing")]
 pub fn fuzz_events(events: &[&str]) {
     use upstream::SseState;
     let redactor = Redactor::default();
     let mut state = StreamState::default();
+    let mut reader = scan::ChunkReader::default();
     for data in events {
+        if let Some(plain) = reader.plain(data) {
+            let mut full = StreamState::default();
+            let expected = match &plain {
+                Plain::Token(text) => Some(TokenEvent::Token(text.to_string())),
+                Plain::Nothing => None,
+            };
+            let got = full.on_chunk(data, &redactor);
+            assert!(
+                got.as_ref().is_ok_and(|e| *e == expected),
+                "{data:?}: {got:?} vs {plain:?}"
+            );
+            assert!(full.finish_reason.is_none() && full.usage.is_none());
+        }
         if state.on_event(data, &redactor).is_err() || state.finished() {
             break;
         }
@@ -315,8 +350,48 @@ pub fn fuzz_events(events: &[&str]) {
 
 #[cfg(test)]
 mod tests {
-    use super::Tally;
+    use super::scan::{self, Plain};
+    use super::{StreamState, Tally};
+    use crate::generation::TokenEvent;
+    use crate::redact::Redactor;
     use crate::tokenizer;
+
+    /// Chunks as servers send them (OpenAI, vLLM, llama.cpp, Groq-like
+    /// extras), and near misses: wherever the fast path answers, the full
+    /// parse answers the same, and the fast path takes the common ones.
+    #[test]
+    fn the_fast_path_agrees_with_the_full_parse() {
+        let taken = [
+            r#"{"id":"chatcmpl-A","object":"chat.completion.chunk","created":1733000000,"model":"gpt-4o-mini-2024-07-18","service_tier":"default","system_fingerprint":"fp_0aa8d3e20b","choices":[{"index":0,"delta":{"content":" world"},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"bYq"}"#,
+            r#"{"id":"chatcmpl-b","object":"chat.completion.chunk","created":1733000000,"model":"Qwen/Qwen2.5-7B","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}"#,
+            r#"{"choices":[{"finish_reason":null,"index":0,"delta":{"content":"é\"q\"\n"}}],"created":1733000000,"id":"chatcmpl-c","model":"llama","system_fingerprint":"b4000-abc","object":"chat.completion.chunk"}"#,
+            r#"{"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"a","reasoning_content":null,"tool_calls":null}}],"x_groq":null}"#,
+        ];
+        let left = [
+            r#"{"id":"x","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":"stop"}]}"#,
+            r#"{"id":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#,
+            r#"{"id":"x","choices":[{"index":0,"delta":{"reasoning_content":"hm"}}]}"#,
+            r#"{"error":{"message":"overloaded"}}"#,
+            r#"{"id":"x","choices":[{"index":0,"delta":{"content":"a"}}],"x_groq":{"id":"req_1"}}"#,
+            r#"not json"#,
+        ];
+        let redactor = Redactor::default();
+        for (data, fast) in taken
+            .iter()
+            .map(|d| (d, true))
+            .chain(left.iter().map(|d| (d, false)))
+        {
+            let plain = scan::ChunkReader::default().plain(data);
+            assert_eq!(plain.is_some(), fast, "{data}");
+            let Some(plain) = plain else { continue };
+            let expected = match plain {
+                Plain::Token(text) => Some(TokenEvent::Token(text.into_owned())),
+                Plain::Nothing => None,
+            };
+            let mut full = StreamState::default();
+            assert_eq!(full.on_chunk(data, &redactor).unwrap(), expected, "{data}");
+        }
+    }
 
     #[test]
     fn a_tally_holds_a_bounded_text_and_counts_like_the_whole() {

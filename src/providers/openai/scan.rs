@@ -1,0 +1,446 @@
+//! The fast path for the chunk nearly every token arrives in: one choice
+//! (index 0) whose delta is a piece of `content` and nothing else that
+//! means anything, no finish reason, no usage, no error:
+//!
+//! ```text
+//! {"id":"..","object":"chat.completion.chunk","created":1,"model":"..",
+//!  "choices":[{"index":0,"delta":{"content":"Hi"},"logprobs":null,"finish_reason":null}],"usage":null}
+//! ```
+//!
+//! [`ChunkReader::plain`] reads such a chunk in one pass over its bytes, building nothing
+//! but the text, and answers `None` for anything else, which then goes
+//! through the full parse (`serde_json` into the typed chunk, in `mod.rs`).
+//! It accepts a chunk only when the full parse would give the same event,
+//! so it may be conservative but never different: a string with an escape
+//! anywhere but in `content`, an unusual number, a nested value in a field
+//! sluice does not read, or a repeated key all fall back. The fuzz target
+//! `upstream_chunks` checks the two paths agree on every input it tries.
+//!
+//! Why hand-written: the full parse was the largest single cost of a relayed
+//! token (about a fifth of the proxy's instructions per token under
+//! callgrind, `benches/instructions.sh`), most of it validating and skipping
+//! the fields around the one string that matters.
+
+use std::borrow::Cow;
+
+/// What a plain chunk carries.
+#[derive(Debug, PartialEq)]
+pub enum Plain<'a> {
+    /// A piece of the answer (never empty).
+    Token(Cow<'a, str>),
+    /// Nothing to relay: an empty delta, or only the role.
+    Nothing,
+}
+
+/// Reads one stream's chunks, remembering the last plain chunk's shape.
+///
+/// Within one stream every plain chunk is the same bytes around a different
+/// piece of text: `id`, `created` and `model` do not change. So once a chunk
+/// has been scanned whole, the next one that starts with the same head (up
+/// to and including `"content":"`) and ends with the same tail (from the
+/// closing quote on), with text between them that holds no quote, escape or
+/// control character, is the same JSON with other text: two comparisons and
+/// one short scan, not a parse.
+#[derive(Default)]
+pub struct ChunkReader {
+    template: Option<Template>,
+}
+
+/// The bytes of a scanned plain chunk around its text.
+struct Template {
+    head: Box<str>,
+    tail: Box<str>,
+}
+
+impl Template {
+    /// A chunk's head and tail are kept when they are this short at most
+    /// (a chunk is about 200 bytes), so a stream of odd chunks cannot make
+    /// the reader hold much.
+    const MAX: usize = 1024;
+}
+
+impl ChunkReader {
+    /// The chunk's text, if `data` is a plain chunk; `None` means "parse it
+    /// fully", never "it is invalid".
+    pub fn plain<'a>(&mut self, data: &'a str) -> Option<Plain<'a>> {
+        if let Some(template) = &self.template {
+            if let Some(text) = data
+                .strip_prefix(&*template.head)
+                .and_then(|rest| rest.strip_suffix(&*template.tail))
+            {
+                if !text.is_empty() && bare(text.as_bytes()) {
+                    return Some(Plain::Token(Cow::Borrowed(text)));
+                }
+            }
+        }
+        let (plain, span) = scan(data)?;
+        if let (Plain::Token(Cow::Borrowed(_)), Some((start, end))) = (&plain, span) {
+            if start + data.len() - end <= Template::MAX {
+                self.template = Some(Template {
+                    head: data[..start].into(),
+                    tail: data[end..].into(),
+                });
+            }
+        }
+        Some(plain)
+    }
+}
+
+/// Text that can sit between a template's quotes as it is: no quote, no
+/// escape, no control character.
+fn bare(text: &[u8]) -> bool {
+    text.iter()
+        .fold(true, |ok, &b| ok & (b != b'"') & (b != b'\\') & (b >= 0x20))
+}
+
+/// A whole chunk scanned: what it carries, and where its text lies (between
+/// the quotes) when it has one.
+fn scan(data: &str) -> Option<(Plain<'_>, Option<(usize, usize)>)> {
+    let mut s = Scanner {
+        bytes: data.as_bytes(),
+        at: 0,
+        clean: no_controls(data.as_bytes()),
+    };
+    let mut choices = None;
+    let (mut seen_usage, mut seen_error) = (false, false);
+    s.object(|s, key| match key {
+        b"choices" if choices.is_none() => {
+            choices = Some(s.choices()?);
+            Some(())
+        }
+        // `null` reads as absent in the full parse too.
+        b"usage" | b"error" => {
+            let seen = if key == b"usage" {
+                &mut seen_usage
+            } else {
+                &mut seen_error
+            };
+            if std::mem::replace(seen, true) {
+                return None;
+            }
+            s.null()
+        }
+        b"choices" => None,
+        _ => s.scalar(),
+    })?;
+    s.ws();
+    if s.at != s.bytes.len() {
+        return None;
+    }
+    let (start, end) = match choices? {
+        (_, None) => return Some((Plain::Nothing, None)),
+        (start, Some(end)) => (start, end),
+    };
+    let raw = &data[start..end];
+    if raw.is_empty() {
+        return Some((Plain::Nothing, None));
+    }
+    if raw.contains('\\') {
+        // Escapes are rare; the string is decoded exactly as the full parse
+        // would (it was checked to be one JSON string).
+        let text: String = serde_json::from_str(&data[start - 1..end + 1]).ok()?;
+        return Some((Plain::Token(Cow::Owned(text)), Some((start, end))));
+    }
+    Some((Plain::Token(Cow::Borrowed(raw)), Some((start, end))))
+}
+
+/// Where the content string lies: its first byte after the opening quote,
+/// and its end (the closing quote), or `None` for a delta without one.
+type ContentSpan = (usize, Option<usize>);
+
+/// No byte below 0x20. A fold rather than an early exit, so it compiles to
+/// vector instructions.
+fn no_controls(bytes: &[u8]) -> bool {
+    bytes.iter().fold(true, |ok, &b| ok & (b >= 0x20))
+}
+
+struct Scanner<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    /// No byte of the chunk is below 0x20 (no whitespace but spaces, and
+    /// so no control character in any string).
+    clean: bool,
+}
+
+impl Scanner<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        self.ws();
+        (self.peek()? == byte).then(|| self.at += 1)
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        self.ws();
+        let end = self.at + word.len();
+        (self.bytes.get(self.at..end)? == word).then(|| self.at = end)
+    }
+
+    fn null(&mut self) -> Option<()> {
+        self.literal(b"null")
+    }
+
+    /// A string with no escapes and no control characters; its bytes
+    /// between the quotes as a span.
+    fn plain_string(&mut self) -> Option<(usize, usize)> {
+        self.eat(b'"')?;
+        let start = self.at;
+        let end = self.quote_or_escape(start)?;
+        (self.bytes[end] == b'"' && self.no_controls(start, end)).then_some(())?;
+        self.at = end + 1;
+        Some((start, end))
+    }
+
+    /// A string that may hold escapes (checked only for where it ends; its
+    /// decoding is left to serde_json).
+    fn any_string(&mut self) -> Option<(usize, usize)> {
+        self.eat(b'"')?;
+        let start = self.at;
+        loop {
+            let stop = self.quote_or_escape(self.at)?;
+            if self.bytes[stop] == b'"' {
+                self.no_controls(start, stop).then_some(())?;
+                self.at = stop + 1;
+                return Some((start, stop));
+            }
+            // The escaped byte is skipped whatever it is (a quote among them).
+            self.at = stop + 2;
+        }
+    }
+
+    /// The first `"` or `\` from `from`. Keys and most values are short,
+    /// and found sooner byte by byte than through memchr's setup.
+    fn quote_or_escape(&self, from: usize) -> Option<usize> {
+        let rest = self.bytes.get(from..)?;
+        let head = &rest[..rest.len().min(16)];
+        if let Some(at) = head.iter().position(|&b| b == b'"' || b == b'\\') {
+            return Some(from + at);
+        }
+        memchr::memchr2(b'"', b'\\', &rest[head.len()..]).map(|at| from + head.len() + at)
+    }
+
+    /// No byte below 0x20 in `start..end`, which JSON forbids raw inside a
+    /// string: known at once when the whole chunk has none (compact JSON,
+    /// the usual case), else looked for.
+    fn no_controls(&self, start: usize, end: usize) -> bool {
+        self.clean || no_controls(&self.bytes[start..end])
+    }
+
+    /// An integer with no sign, fraction or exponent, as `created` is.
+    fn integer(&mut self) -> Option<()> {
+        self.ws();
+        let start = self.at;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.at += 1;
+        }
+        let digits = &self.bytes[start..self.at];
+        match digits {
+            [] => None,
+            [b'0', _, ..] => None,
+            _ => Some(()),
+        }
+    }
+
+    /// A field the full parse skips: a plain string, an integer, a literal.
+    fn scalar(&mut self) -> Option<()> {
+        self.ws();
+        match self.peek()? {
+            b'"' => self.plain_string().map(drop),
+            b'0'..=b'9' => self.integer(),
+            b'n' => self.null(),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            _ => None,
+        }
+    }
+
+    /// An object, calling `member` with each key (a plain string) once the
+    /// colon is read; `member` reads the value.
+    fn object(&mut self, mut member: impl FnMut(&mut Self, &[u8]) -> Option<()>) -> Option<()> {
+        self.eat(b'{')?;
+        self.ws();
+        if self.peek()? == b'}' {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            let (start, end) = self.plain_string()?;
+            self.eat(b':')?;
+            let key = &self.bytes[start..end];
+            member(self, key)?;
+            self.ws();
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// `[{choice}]`: exactly one choice, index 0, whose only meaningful
+    /// field is the delta's content.
+    fn choices(&mut self) -> Option<ContentSpan> {
+        self.eat(b'[')?;
+        let mut content = None;
+        let (mut index, mut delta, mut logprobs, mut finish) = (false, false, false, false);
+        self.object(|s, key| {
+            let seen = match key {
+                b"index" => &mut index,
+                b"delta" => &mut delta,
+                b"logprobs" => &mut logprobs,
+                b"finish_reason" => &mut finish,
+                _ => return s.null(),
+            };
+            if std::mem::replace(seen, true) {
+                return None;
+            }
+            match key {
+                b"index" => s.literal(b"0"),
+                b"delta" => {
+                    content = Some(s.delta()?);
+                    Some(())
+                }
+                _ => s.null(),
+            }
+        })?;
+        self.eat(b']')?;
+        // A choice without an index is index 0 in the full parse; without a
+        // delta it relays nothing.
+        Some(content.unwrap_or((0, None)))
+    }
+
+    /// The delta: `content` (a string), `role` (a plain string), and any
+    /// other field only as `null`.
+    fn delta(&mut self) -> Option<ContentSpan> {
+        let mut content: Option<(usize, usize)> = None;
+        let mut role = false;
+        self.object(|s, key| match key {
+            b"content" if content.is_none() => {
+                content = Some(s.any_string()?);
+                Some(())
+            }
+            b"role" if !role => {
+                role = true;
+                s.plain_string().map(drop)
+            }
+            b"content" | b"role" => None,
+            _ => s.null(),
+        })?;
+        Some(match content {
+            Some((start, end)) => (start, Some(end)),
+            None => (0, None),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHUNK: &str = r#"{"created":1796164728,"id":"chatcmpl-1","model":"mock","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hi"},"logprobs":null,"finish_reason":null}],"usage":null}"#;
+
+    /// A chunk read alone, by a reader with no template yet.
+    fn plain(data: &str) -> Option<Plain<'_>> {
+        ChunkReader::default().plain(data)
+    }
+
+    fn token(text: &str) -> Option<Plain<'_>> {
+        Some(Plain::Token(Cow::Borrowed(text)))
+    }
+
+    #[test]
+    fn the_common_chunks_are_read() {
+        assert_eq!(plain(CHUNK), token("Hi"));
+        let role = CHUNK.replace(
+            r#"{"content":"Hi"}"#,
+            r#"{"role":"assistant","content":""}"#,
+        );
+        assert_eq!(plain(&role), Some(Plain::Nothing));
+        let spaced = r#" { "id" : "x", "choices" : [ { "index" : 0 , "delta" : { "content" : "a b" , "refusal" : null } } ] , "system_fingerprint" : null } "#;
+        assert_eq!(plain(spaced), token("a b"));
+        let escaped = CHUNK.replace(r#""Hi""#, r#""line\n\"q\" \u00e9""#);
+        assert_eq!(
+            plain(&escaped),
+            Some(Plain::Token(Cow::Owned("line\n\"q\" é".into())))
+        );
+        let empty_delta = CHUNK.replace(r#"{"content":"Hi"}"#, "{}");
+        assert_eq!(plain(&empty_delta), Some(Plain::Nothing));
+    }
+
+    #[test]
+    fn anything_else_is_left_to_the_full_parse() {
+        let cases = [
+            (
+                r#"{"content":"Hi"}"#,
+                r#"{"content":"Hi","reasoning_content":"x"}"#,
+            ),
+            (r#"{"content":"Hi"}"#, r#"{"tool_calls":[]}"#),
+            (r#"{"content":"Hi"}"#, r#"{"content":"Hi","content":"Ho"}"#),
+            (r#"{"content":"Hi"}"#, r#"{"content":null}"#),
+            (r#""finish_reason":null"#, r#""finish_reason":"stop""#),
+            (r#""logprobs":null"#, r#""logprobs":{"content":[]}"#),
+            (r#""index":0"#, r#""index":1"#),
+            (r#""usage":null"#, r#""usage":{"prompt_tokens":1}"#),
+            (r#""usage":null"#, r#""usage":null,"error":{"message":"x"}"#),
+            (r#""usage":null"#, r#""usage":null,"usage":null"#),
+            (r#""created":1796164728"#, r#""created":1.5"#),
+            (r#""created":1796164728"#, r#""created":017"#),
+            (r#""id":"chatcmpl-1""#, r#""id":"chat\u0063mpl""#),
+            (r#""id":"chatcmpl-1""#, r#""id":{"a":1}"#),
+            (r#"}],"#, r#"},{"index":1,"delta":{}}],"#),
+            (r#""Hi""#, "\"H\ti\""),
+        ];
+        for (from, to) in cases {
+            let chunk = CHUNK.replace(from, to);
+            assert_ne!(chunk, CHUNK, "{from} is in the chunk");
+            assert_eq!(plain(&chunk), None, "{chunk}");
+        }
+        for cut in 0..CHUNK.len() {
+            assert_eq!(plain(&CHUNK[..cut]), None, "{}", &CHUNK[..cut]);
+        }
+        assert_eq!(plain(&format!("{CHUNK}x")), None);
+        assert_eq!(plain(r#"{"choices":[]}"#), None);
+    }
+
+    #[test]
+    fn a_stream_of_chunks_reads_as_each_chunk_alone() {
+        let with = |text: &str| CHUNK.replace(r#""Hi""#, text);
+        let stream = [
+            with(r#""Hi""#),
+            with(r#""there""#),
+            with(r#""""#),
+            with(r#""a\"b""#),
+            with(r#""a","x":"y""#),
+            with(r#""ok\""#),
+            with("\"tab\there\""),
+            CHUNK.replace(r#""finish_reason":null"#, r#""finish_reason":"stop""#),
+            CHUNK.replace("chatcmpl-1", "chatcmpl-2"),
+            with(r#""again""#),
+        ];
+        let mut reader = ChunkReader::default();
+        for chunk in &stream {
+            assert_eq!(reader.plain(chunk), plain(chunk), "{chunk}");
+        }
+        assert_eq!(reader.plain(&with(r#""more""#)), token("more"));
+        // The template is the last plain chunk's.
+        let other = CHUNK.replace("chatcmpl-1", "chatcmpl-2");
+        assert_eq!(reader.plain(&other), token("Hi"));
+        assert!(reader
+            .template
+            .as_ref()
+            .unwrap()
+            .head
+            .contains("chatcmpl-2"));
+    }
+}
