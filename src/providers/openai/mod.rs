@@ -238,7 +238,7 @@ impl Tally {
 }
 
 impl StreamState {
-    /// A chunk the fast path ([`scan::plain`]) did not take, parsed whole.
+    /// A chunk the fast path ([`scan::ChunkReader::plain`]) did not take, parsed whole.
     fn on_chunk(
         &mut self,
         data: &str,
