@@ -170,11 +170,12 @@ impl upstream::SseState for StreamState {
             return Ok(None);
         }
         match self.reader.plain(data) {
-            Some(Plain::Token(text)) => {
-                self.completion.add(&text);
-                Ok(Some(TokenEvent::Token(text.into_owned())))
+            Some(plain) => {
+                if let Plain::Token(text) = &plain {
+                    self.completion.add(text);
+                }
+                Ok(plain.into_event())
             }
-            Some(Plain::Nothing) => Ok(None),
             None => self.on_chunk(data, redactor),
         }
     }
@@ -330,14 +331,11 @@ pub fn fuzz_events(events: &[&str]) {
     for data in events {
         if let Some(plain) = reader.plain(data) {
             let mut full = StreamState::default();
-            let expected = match &plain {
-                Plain::Token(text) => Some(TokenEvent::Token(text.to_string())),
-                Plain::Nothing => None,
-            };
+            let expected = plain.into_event();
             let got = full.on_chunk(data, &redactor);
             assert!(
                 got.as_ref().is_ok_and(|e| *e == expected),
-                "{data:?}: {got:?} vs {plain:?}"
+                "{data:?}: {got:?} vs {expected:?}"
             );
             assert!(full.finish_reason.is_none() && full.usage.is_none());
         }
@@ -350,9 +348,8 @@ pub fn fuzz_events(events: &[&str]) {
 
 #[cfg(test)]
 mod tests {
-    use super::scan::{self, Plain};
+    use super::scan;
     use super::{StreamState, Tally};
-    use crate::generation::TokenEvent;
     use crate::redact::Redactor;
     use crate::tokenizer;
 
@@ -384,10 +381,7 @@ mod tests {
             let plain = scan::ChunkReader::default().plain(data);
             assert_eq!(plain.is_some(), fast, "{data}");
             let Some(plain) = plain else { continue };
-            let expected = match plain {
-                Plain::Token(text) => Some(TokenEvent::Token(text.into_owned())),
-                Plain::Nothing => None,
-            };
+            let expected = plain.into_event();
             let mut full = StreamState::default();
             assert_eq!(full.on_chunk(data, &redactor).unwrap(), expected, "{data}");
         }

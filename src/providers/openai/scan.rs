@@ -23,6 +23,8 @@
 
 use std::borrow::Cow;
 
+use crate::generation::TokenEvent;
+
 /// What a plain chunk carries.
 #[derive(Debug, PartialEq)]
 pub enum Plain<'a> {
@@ -30,6 +32,16 @@ pub enum Plain<'a> {
     Token(Cow<'a, str>),
     /// Nothing to relay: an empty delta, or only the role.
     Nothing,
+}
+
+impl Plain<'_> {
+    /// The event the full parse gives for the same chunk.
+    pub fn into_event(self) -> Option<TokenEvent> {
+        match self {
+            Plain::Token(text) => Some(TokenEvent::Token(text.into_owned())),
+            Plain::Nothing => None,
+        }
+    }
 }
 
 /// Reads one stream's chunks, remembering the last plain chunk's shape.
@@ -46,10 +58,12 @@ pub struct ChunkReader {
     template: Option<Template>,
 }
 
-/// The bytes of a scanned plain chunk around its text.
+/// The bytes of a scanned plain chunk around its text; their buffers are
+/// reused when a chunk that did not fit the template replaces it.
+#[derive(Default)]
 struct Template {
-    head: Box<str>,
-    tail: Box<str>,
+    head: String,
+    tail: String,
 }
 
 impl Template {
@@ -65,24 +79,35 @@ impl ChunkReader {
     pub fn plain<'a>(&mut self, data: &'a str) -> Option<Plain<'a>> {
         if let Some(template) = &self.template {
             if let Some(text) = data
-                .strip_prefix(&*template.head)
-                .and_then(|rest| rest.strip_suffix(&*template.tail))
+                .strip_prefix(template.head.as_str())
+                .and_then(|rest| rest.strip_suffix(template.tail.as_str()))
             {
                 if !text.is_empty() && bare(text.as_bytes()) {
                     return Some(Plain::Token(Cow::Borrowed(text)));
                 }
             }
         }
-        let (plain, span) = scan(data)?;
-        if let (Plain::Token(Cow::Borrowed(_)), Some((start, end))) = (&plain, span) {
-            if start + data.len() - end <= Template::MAX {
-                self.template = Some(Template {
-                    head: data[..start].into(),
-                    tail: data[end..].into(),
-                });
-            }
+        let Some((start, end)) = scan(data)? else {
+            return Some(Plain::Nothing);
+        };
+        let raw = &data[start..end];
+        if raw.is_empty() {
+            return Some(Plain::Nothing);
         }
-        Some(plain)
+        if raw.contains('\\') {
+            // Escapes are rare; the string is decoded exactly as the full
+            // parse would (it was checked to be one JSON string).
+            let text: String = serde_json::from_str(&data[start - 1..end + 1]).ok()?;
+            return Some(Plain::Token(Cow::Owned(text)));
+        }
+        if start + data.len() - end <= Template::MAX {
+            let template = self.template.get_or_insert_with(Template::default);
+            template.head.clear();
+            template.head.push_str(&data[..start]);
+            template.tail.clear();
+            template.tail.push_str(&data[end..]);
+        }
+        Some(Plain::Token(Cow::Borrowed(raw)))
     }
 }
 
@@ -93,60 +118,43 @@ fn bare(text: &[u8]) -> bool {
         .fold(true, |ok, &b| ok & (b != b'"') & (b != b'\\') & (b >= 0x20))
 }
 
-/// A whole chunk scanned: what it carries, and where its text lies (between
-/// the quotes) when it has one.
-fn scan(data: &str) -> Option<(Plain<'_>, Option<(usize, usize)>)> {
+/// A whole chunk scanned, if it is plain: where its text lies (between the
+/// quotes), when it has one.
+fn scan(data: &str) -> Option<Option<(usize, usize)>> {
     let mut s = Scanner {
         bytes: data.as_bytes(),
         at: 0,
         clean: no_controls(data.as_bytes()),
     };
-    let mut choices = None;
-    let (mut seen_usage, mut seen_error) = (false, false);
+    let mut content = None;
+    let (mut choices, mut usage, mut error) = (false, false, false);
     s.object(|s, key| match key {
-        b"choices" if choices.is_none() => {
-            choices = Some(s.choices()?);
+        b"choices" => {
+            once(&mut choices)?;
+            content = s.choices()?;
             Some(())
         }
         // `null` reads as absent in the full parse too.
-        b"usage" | b"error" => {
-            let seen = if key == b"usage" {
-                &mut seen_usage
-            } else {
-                &mut seen_error
-            };
-            if std::mem::replace(seen, true) {
-                return None;
-            }
+        b"usage" => {
+            once(&mut usage)?;
             s.null()
         }
-        b"choices" => None,
+        b"error" => {
+            once(&mut error)?;
+            s.null()
+        }
         _ => s.scalar(),
     })?;
     s.ws();
-    if s.at != s.bytes.len() {
-        return None;
-    }
-    let (start, end) = match choices? {
-        (_, None) => return Some((Plain::Nothing, None)),
-        (start, Some(end)) => (start, end),
-    };
-    let raw = &data[start..end];
-    if raw.is_empty() {
-        return Some((Plain::Nothing, None));
-    }
-    if raw.contains('\\') {
-        // Escapes are rare; the string is decoded exactly as the full parse
-        // would (it was checked to be one JSON string).
-        let text: String = serde_json::from_str(&data[start - 1..end + 1]).ok()?;
-        return Some((Plain::Token(Cow::Owned(text)), Some((start, end))));
-    }
-    Some((Plain::Token(Cow::Borrowed(raw)), Some((start, end))))
+    // A chunk without `choices` is left to the full parse.
+    (s.at == s.bytes.len() && choices).then_some(content)
 }
 
-/// Where the content string lies: its first byte after the opening quote,
-/// and its end (the closing quote), or `None` for a delta without one.
-type ContentSpan = (usize, Option<usize>);
+/// `None` if the field was seen already: the full parse refuses a repeated
+/// field it reads (serde's `duplicate field`), or takes the last.
+fn once(seen: &mut bool) -> Option<()> {
+    (!std::mem::replace(seen, true)).then_some(())
+}
 
 /// No byte below 0x20. A fold rather than an early exit, so it compiles to
 /// vector instructions.
@@ -289,58 +297,55 @@ impl Scanner<'_> {
     }
 
     /// `[{choice}]`: exactly one choice, index 0, whose only meaningful
-    /// field is the delta's content.
-    fn choices(&mut self) -> Option<ContentSpan> {
+    /// field is the delta's content; its span, if it has one. A choice
+    /// without an index is index 0 in the full parse; without a delta it
+    /// relays nothing.
+    fn choices(&mut self) -> Option<Option<(usize, usize)>> {
         self.eat(b'[')?;
         let mut content = None;
         let (mut index, mut delta, mut logprobs, mut finish) = (false, false, false, false);
-        self.object(|s, key| {
-            let seen = match key {
-                b"index" => &mut index,
-                b"delta" => &mut delta,
-                b"logprobs" => &mut logprobs,
-                b"finish_reason" => &mut finish,
-                _ => return s.null(),
-            };
-            if std::mem::replace(seen, true) {
-                return None;
+        self.object(|s, key| match key {
+            b"index" => {
+                once(&mut index)?;
+                s.literal(b"0")
             }
-            match key {
-                b"index" => s.literal(b"0"),
-                b"delta" => {
-                    content = Some(s.delta()?);
-                    Some(())
-                }
-                _ => s.null(),
+            b"delta" => {
+                once(&mut delta)?;
+                content = s.delta()?;
+                Some(())
             }
+            b"logprobs" => {
+                once(&mut logprobs)?;
+                s.null()
+            }
+            b"finish_reason" => {
+                once(&mut finish)?;
+                s.null()
+            }
+            _ => s.null(),
         })?;
         self.eat(b']')?;
-        // A choice without an index is index 0 in the full parse; without a
-        // delta it relays nothing.
-        Some(content.unwrap_or((0, None)))
+        Some(content)
     }
 
     /// The delta: `content` (a string), `role` (a plain string), and any
-    /// other field only as `null`.
-    fn delta(&mut self) -> Option<ContentSpan> {
-        let mut content: Option<(usize, usize)> = None;
-        let mut role = false;
+    /// other field only as `null`; the content's span, if it has one.
+    fn delta(&mut self) -> Option<Option<(usize, usize)>> {
+        let mut content = None;
+        let (mut seen_content, mut role) = (false, false);
         self.object(|s, key| match key {
-            b"content" if content.is_none() => {
+            b"content" => {
+                once(&mut seen_content)?;
                 content = Some(s.any_string()?);
                 Some(())
             }
-            b"role" if !role => {
-                role = true;
+            b"role" => {
+                once(&mut role)?;
                 s.plain_string().map(drop)
             }
-            b"content" | b"role" => None,
             _ => s.null(),
         })?;
-        Some(match content {
-            Some((start, end)) => (start, Some(end)),
-            None => (0, None),
-        })
+        Some(content)
     }
 }
 
