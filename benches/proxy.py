@@ -107,15 +107,6 @@ def wait_port(port):
     raise SystemExit(f"nothing answered on port {port}")
 
 
-def cpu_seconds(pids):
-    total = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-    return total / TICK
-
-
 def cpu_split(pids):
     """utime and stime apart, in seconds: on loopback the kernel's share is
     the same system calls for every proxy, so the user share is the gap."""
@@ -123,8 +114,13 @@ def cpu_split(pids):
     for pid in pids:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
+        # utime, stime (fields 14, 15)
         user, system = user + int(fields[11]), system + int(fields[12])
     return user / TICK, system / TICK
+
+
+def cpu_seconds(pids):
+    return sum(cpu_split(pids))
 
 
 def median_round(entries):
