@@ -59,6 +59,7 @@ mod state;
 mod store;
 mod templates;
 mod tls;
+mod warden;
 
 use axum::Router;
 

@@ -6,6 +6,11 @@
 //! Why not `axum::serve`: it does not expose HTTP/2's settings, and it has no
 //! TLS. The settings (see [`builder`]) bound what one connection may hold.
 //!
+//! Every connection task, and every HTTP/2 stream's task, runs in a
+//! [`warden`](crate::warden) scope: the warden ends a response whose client
+//! stopped reading once it is due, and closes connections idle for
+//! `idle_connection_ms`.
+//!
 //! What it may not do: know any route; it serves whatever router it is given.
 
 // Connections are tasks of their own, as in any server: each lives as long
@@ -15,20 +20,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper::Request;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower_service::Service;
 
 use crate::coalesce::Coalesce;
 use crate::stall::SendDeadline;
+use crate::warden::{Scope, Warden};
 
 /// What bounds the connections of one server: how many may be open (shared
 /// by every thread's listener), how long a client has for its first bytes
@@ -38,6 +45,8 @@ pub struct Bounds {
     pub permits: Arc<tokio::sync::Semaphore>,
     pub header_timeout: Duration,
     pub send_timeout: Duration,
+    /// A connection with no request in flight for this long is closed.
+    pub idle_connection: Duration,
 }
 
 /// How often, at most, the log says the connection cap is being hit.
@@ -50,8 +59,8 @@ const HANDSHAKE: Duration = Duration::from_secs(10);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// HTTP/1.1 and HTTP/2 with settings chosen for long-lived token streams.
-pub fn builder(header_timeout: Duration) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+pub fn builder(header_timeout: Duration) -> auto::Builder<StreamTasks> {
+    let mut builder = auto::Builder::new(StreamTasks);
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -87,7 +96,10 @@ pub async fn serve(
 ) {
     let builder = Arc::new(builder(bounds.header_timeout));
     let tls = tls.map(TlsAcceptor::from);
-    let graceful = GracefulShutdown::new();
+    let connections = TaskTracker::new();
+    let warden = Warden::new(bounds.send_timeout, bounds.idle_connection);
+    let draining = CancellationToken::new();
+    let sweep = tokio::spawn(warden.clone().sweep(draining.clone()));
     let mut refused = Refused::default();
     loop {
         let (tcp, addr) = tokio::select! {
@@ -112,7 +124,15 @@ pub async fn serve(
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(addr));
             let mut router = router.clone();
-            async move { router.call(request).await }
+            async move {
+                // The connection is not idle until the response has ended.
+                let open = Scope::current().map(|scope| scope.open());
+                let response = router.call(request).await?;
+                Ok::<_, std::convert::Infallible>(match open {
+                    Some(open) => response.map(|body| Body::new(Counted { body, _open: open })),
+                    None => response,
+                })
+            }
         });
         let header_timeout = bounds.header_timeout;
         let first_bytes = async move {
@@ -126,8 +146,8 @@ pub async fn serve(
             .then_some(tcp)
         };
         let send_timeout = bounds.send_timeout;
-        let (builder, tls, watcher) = (builder.clone(), tls.clone(), graceful.watcher());
-        tokio::spawn(async move {
+        let (builder, tls, scope) = (builder.clone(), tls.clone(), warden.connection());
+        connections.spawn(async move {
             let _permit = permit;
             let served = match tls {
                 None => {
@@ -136,7 +156,7 @@ pub async fn serve(
                     };
                     let io = Coalesce::new(SendDeadline::new(tcp, send_timeout));
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-                    watcher.watch(conn.into_owned()).await
+                    scope.serve(conn, |conn| conn.graceful_shutdown()).await
                 }
                 Some(tls) => {
                     let Some(tcp) = first_bytes.await else {
@@ -149,16 +169,72 @@ pub async fn serve(
                     };
                     let conn =
                         builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    watcher.watch(conn.into_owned()).await
+                    scope.serve(conn, |conn| conn.graceful_shutdown()).await
                 }
             };
-            if let Err(err) = served {
-                tracing::debug!("connection from {addr} ended: {err}");
+            match served {
+                Some(Ok(())) => {}
+                Some(Err(err)) => tracing::debug!("connection from {addr} ended: {err}"),
+                None => tracing::debug!("connection from {addr} cut: its client stopped reading"),
             }
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // Every connection finishes what it has in flight and takes no more.
+    draining.cancel();
+    connections.close();
+    connections.wait().await;
+    sweep.abort();
+}
+
+/// The executor of HTTP/2 streams: each stream's task runs in a warden
+/// scope of its own, so the warden can end (reset) one stream without its
+/// connection.
+#[derive(Clone, Copy)]
+pub struct StreamTasks;
+
+impl<F> hyper::rt::Executor<F> for StreamTasks
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    fn execute(&self, task: F) {
+        // hyper spawns a stream's task while polling its connection, in the
+        // connection's scope.
+        match Scope::current() {
+            Some(connection) => drop(tokio::spawn(connection.stream().run(task))),
+            None => drop(tokio::spawn(task)),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that keeps its connection counted as busy until it
+    /// has ended (is dropped).
+    struct Counted {
+        #[pin]
+        body: Body,
+        _open: crate::warden::Open,
+    }
+}
+
+impl hyper::body::Body for Counted {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, axum::Error>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// Connections refused at the cap, and when the log last said so.

@@ -156,6 +156,7 @@ async fn accept(listener: TcpListener, state: AppState) -> io::Result<()> {
         permits: state.connections.clone(),
         header_timeout: state.config.limits.header_timeout(),
         send_timeout: state.config.limits.send_timeout(),
+        idle_connection: state.config.limits.idle_connection(),
     };
     let served = listener::serve(listener, routes::router(state), tls, stopped, bounds);
     // After the grace period, streams get their final frame at once; a client

@@ -101,6 +101,9 @@ pub struct Limits {
     /// A client that takes none of the bytes sluice writes for this long is
     /// cut off, and its stream's upstream request with it.
     pub send_timeout_ms: u64,
+    /// A connection with no request in flight for this long is closed:
+    /// GOAWAY under HTTP/2, a plain close under HTTP/1.1.
+    pub idle_connection_ms: u64,
 }
 
 impl Default for Limits {
@@ -115,6 +118,7 @@ impl Default for Limits {
             max_connections: 50_000,
             header_timeout_ms: 30_000,
             send_timeout_ms: 60_000,
+            idle_connection_ms: 60_000,
         }
     }
 }
@@ -126,6 +130,10 @@ impl Limits {
 
     pub fn send_timeout(&self) -> Duration {
         Duration::from_millis(self.send_timeout_ms)
+    }
+
+    pub fn idle_connection(&self) -> Duration {
+        Duration::from_millis(self.idle_connection_ms)
     }
 }
 

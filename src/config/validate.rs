@@ -196,6 +196,12 @@ impl Config {
                 1,
                 DAY_MS,
             ),
+            (
+                "limits.idle_connection_ms",
+                self.limits.idle_connection_ms,
+                1,
+                DAY_MS,
+            ),
         ];
         for (key, value, least, most) in bounds {
             if value < least {

@@ -24,6 +24,7 @@ use crate::generation::Finish;
 use crate::generations::GenerationLog;
 use crate::limits::StreamPermit;
 use crate::observe::StreamMeter;
+use crate::warden::Guard;
 
 /// How often the watchdog looks while the generation is watched.
 const WATCHED_CHECK: Duration = Duration::from_millis(250);
@@ -47,7 +48,13 @@ pub fn spawn(choice: Choice, log: Arc<dyn GenerationLog>, detached: Detached) {
         permit: detached.permit,
         log: Some(LogWriter::new(log.clone())),
     };
-    let body = relay::body(Started::waiting(choice), Box::new(LogOnly), context);
+    // Nobody reads this body: the warden has nothing to watch.
+    let body = relay::body(
+        Started::waiting(choice),
+        Box::new(LogOnly),
+        context,
+        Guard::none(),
+    );
     // The point of a detached generation is to outlive its request; it ends
     // with its terminal frame, its deadlines, a cancel or its abandonment.
     #[allow(clippy::disallowed_methods)]

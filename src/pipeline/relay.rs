@@ -48,6 +48,7 @@ use crate::generation::{TokenEvent, UpstreamError};
 use crate::generations::Entry;
 use crate::limits::StreamPermit;
 use crate::observe::{Ended, StreamMeter};
+use crate::warden::Guard;
 pub use write::LogWriter;
 use write::{write, End};
 
@@ -116,13 +117,20 @@ pub struct StreamContext {
 }
 
 /// A streaming response: status 200, the framer's content type, the headers
-/// that stop caches and proxies from buffering, and the body.
+/// that stop caches and proxies from buffering, and the body, which the
+/// warden ends from outside should its client stop reading while it is due
+/// (stopped, past a deadline, or blocked for `send_timeout_ms`).
 pub fn response(started: Started, mut framer: Box<dyn Framer>, context: StreamContext) -> Response {
     let content_type = framer.content_type();
     if let Some(model) = &started.served_by {
         framer.serving(model);
     }
-    let mut response = Response::new(Body::from_stream(body(started, framer, context)));
+    let guard = Guard::here(stop_of(&context));
+    // Due before the body is first polled: hyper may never poll it (a zero
+    // HTTP/2 window).
+    guard.due(started.source.next_due(None));
+    let body = guard.clone().watch(body(started, framer, context, guard));
+    let mut response = Response::new(Body::from_stream(body));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -130,12 +138,25 @@ pub fn response(started: Started, mut framer: Box<dyn Framer>, context: StreamCo
     response
 }
 
-/// The response body: the generation's frames, as `framer` writes them.
+/// What ends a body early: its generation's cancel when it has a log (a
+/// generation's stop token is a child of the shutdown one, see
+/// `GenerationStore::create`), else the end of the shutdown grace.
+fn stop_of(context: &StreamContext) -> CancellationToken {
+    context
+        .log
+        .as_ref()
+        .map_or_else(|| context.shutdown.clone(), |l| l.log.stopping())
+}
+
+/// The response body: the generation's frames, as `framer` writes them;
+/// `guard` is told each deadline the body will keep.
 pub fn body(
     started: Started,
     mut framer: Box<dyn Framer>,
     context: StreamContext,
+    guard: Guard,
 ) -> impl Stream<Item = io::Result<Bytes>> + Send {
+    let stop = stop_of(&context);
     let StreamContext {
         heartbeat,
         mut meter,
@@ -144,14 +165,9 @@ pub fn body(
         mut log,
     } = context;
     let mut source = started.source;
-    // A token that is never cancelled when there is no log to cancel.
-    // A generation's stop token is a child of the shutdown one (see
-    // `GenerationStore::create`), so one registration serves both: polling
-    // a second one on every token cost ~300 instructions per token
-    // (callgrind, benches/instructions.sh).
-    let stop = log
-        .as_ref()
-        .map_or_else(|| shutdown.clone(), |l| l.log.stopping());
+    // One registration serves both the generation's stop and the shutdown
+    // (see `stop_of`): polling a second one on every token cost ~300
+    // instructions per token (callgrind, benches/instructions.sh).
     stream! {
         let _slot = permit;
         // Sent with the first frame, not as a write of its own.
@@ -212,6 +228,7 @@ pub fn body(
                             last_write = now;
                         }
                         timer.as_mut().reset(source.next_due(beats.then_some(last_write + heartbeat)));
+                        guard.due(source.next_due(None));
                         continue;
                     }
                 }
@@ -250,7 +267,10 @@ pub fn body(
                 last_write = Instant::now();
             }
             match written.end {
-                None => source.on_output(last_write),
+                None => {
+                    source.on_output(last_write);
+                    guard.due(source.next_due(None));
+                }
                 Some(End::Close) => return,
                 Some(End::Abort(why)) => {
                     flush_point().await;

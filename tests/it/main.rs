@@ -47,6 +47,8 @@ mod templates;
 mod bad_input;
 // The defects review's findings, one regression test each.
 mod hardening;
+// Section 18: every way of ending a stream works whoever the client is.
+mod reader_stalls;
 // Every upstream fault on both streaming doors.
 mod fault_matrix;
 

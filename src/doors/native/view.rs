@@ -23,6 +23,7 @@ use crate::error::ApiError;
 use crate::generations::{Entry, GenerationLog, Watching};
 use crate::pipeline::framer::Framer;
 use crate::pipeline::relay::opened;
+use crate::warden::Guard;
 
 /// The header naming the generation a native response carries.
 pub const GENERATION: &str = "x-sluice-generation";
@@ -39,9 +40,11 @@ pub fn watch(
     let first = after.map_or(0, |n| n + 1);
     let framer = NativeFrames::of_generation(format, log.model(), log.id().as_str(), first);
     let id = log.id().to_string();
-    let mut response = Response::new(Body::from_stream(frames(
-        log, after, framer, heartbeat, shutdown,
-    )));
+    // A watcher whose client stops reading is ended from outside once it
+    // has been blocked for `send_timeout_ms`, or at the shutdown.
+    let guard = Guard::here(shutdown.clone());
+    let body = guard.watch(frames(log, after, framer, heartbeat, shutdown));
+    let mut response = Response::new(Body::from_stream(body));
     let headers = response.headers_mut();
     headers.insert(
         CONTENT_TYPE,

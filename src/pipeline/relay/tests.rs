@@ -94,7 +94,12 @@ async fn relay(choice: Choice, shutdown: CancellationToken) -> (Vec<(u128, Strin
         permit: None,
         log: None,
     };
-    let body = body(started, Box::new(Words), context);
+    let body = body(
+        started,
+        Box::new(Words),
+        context,
+        crate::warden::Guard::none(),
+    );
     tokio::pin!(body);
     let mut frames = Vec::new();
     while let Some(frame) = body.next().await {
