@@ -89,5 +89,6 @@ pub mod fuzzing {
     pub use crate::doors::openai::fuzz_requests as openai_requests;
     pub use crate::doors::responses::fuzz_request as responses_request;
     pub use crate::providers::fuzz_anthropic_events as anthropic_events;
+    pub use crate::providers::fuzz_mock_arguments as mock_arguments;
     pub use crate::providers::fuzz_openai_events as openai_events;
 }

@@ -22,6 +22,19 @@ pub fn fuzz_anthropic_events(events: &[&str]) {
     anthropic::fuzz_events(events);
 }
 
+/// For the fuzz targets (`sluice::fuzzing`): any bytes as a JSON Schema
+/// (seeded by their length), whose arguments must stay within 64 KiB.
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_mock_arguments(data: &[u8]) {
+    let Ok(schema) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    let mut rng = fastrand::Rng::with_seed(data.len() as u64);
+    let arguments = mock::arguments::generate(&schema, &mut rng);
+    let bytes = arguments.to_string().len();
+    assert!(bytes <= 64 * 1024, "{bytes} bytes of arguments");
+}
+
 /// For the fuzz targets (`sluice::fuzzing`).
 #[cfg(feature = "fuzzing")]
 pub fn fuzz_openai_events(events: &[&str]) {

@@ -9,17 +9,39 @@
 //! exclusive forms, `multipleOf` on integers, `minLength`/`maxLength`,
 //! common string `format`s, `anyOf`/`oneOf` (the first), `allOf` (merged
 //! properties) and local `$ref`s (`#/$defs/..`, `#/definitions/..`). A
-//! `pattern` cannot be honoured in general and is not. Nesting past
-//! [`MAX_DEPTH`] ends in `null`, so a recursive schema cannot loop.
+//! `pattern` cannot be honoured in general and is not.
+//!
+//! The work is bounded whatever the schema asks for (contract section 18),
+//! since any client can send one: nesting past [`MAX_DEPTH`] ends in `null`,
+//! so a recursive schema cannot loop; arrays hold at most [`MAX_ITEMS`] and
+//! strings at most [`MAX_STRING`] characters, however large `minItems` or
+//! `minLength`; and the whole value is held to [`BUDGET`] bytes and visits,
+//! past which values are `null`, so fan-out through `$ref` cannot explode.
+//! Such a schema gets a clamped answer, not an error.
+
+use std::cell::Cell;
 
 use serde_json::{Map, Number, Value};
 
 /// How deep generated values nest at most.
 pub const MAX_DEPTH: usize = 12;
+/// Items in one generated array at most (`minItems` above it is clamped).
+pub const MAX_ITEMS: usize = 16;
+/// Characters in one generated string at most (`minLength` too).
+pub const MAX_STRING: usize = 1024;
+/// The generated value's JSON stays under this many bytes (the contract's
+/// 64 KiB, with room for a serializer's separators counted loosely here).
+pub const BUDGET: usize = 60 * 1024;
+/// Schema nodes visited at most, values made or not.
+const MAX_VISITS: usize = 20_000;
 
-/// Arguments valid against `schema`.
+/// Arguments valid against `schema`, within the bounds above.
 pub fn generate(schema: &Value, rng: &mut fastrand::Rng) -> Value {
-    let generator = Generator { root: schema };
+    let generator = Generator {
+        root: schema,
+        bytes: Cell::new(0),
+        visits: Cell::new(0),
+    };
     match generator.value(schema, rng, 0, "") {
         // Arguments are an object; a schema for something else gets it wrapped.
         Value::Object(object) => Value::Object(object),
@@ -30,6 +52,9 @@ pub fn generate(schema: &Value, rng: &mut fastrand::Rng) -> Value {
 
 struct Generator<'a> {
     root: &'a Value,
+    /// Bytes of JSON made so far, roughly (each value's text and 8 more).
+    bytes: Cell<usize>,
+    visits: Cell<usize>,
 }
 
 const WORDS: &[&str] = &[
@@ -37,8 +62,27 @@ const WORDS: &[&str] = &[
 ];
 
 impl Generator<'_> {
+    /// Whether the budget is spent; else counts one more value of `bytes`.
+    fn spent(&self, bytes: usize) -> bool {
+        let visits = self.visits.get() + 1;
+        self.visits.set(visits);
+        let total = self.bytes.get() + bytes + 8;
+        if visits > MAX_VISITS || total > BUDGET {
+            // Spent for good: no container grows from here.
+            self.bytes.set(BUDGET);
+            return true;
+        }
+        self.bytes.set(total);
+        false
+    }
+
+    /// Whether the budget is gone: objects and arrays stop growing.
+    fn exhausted(&self) -> bool {
+        self.visits.get() >= MAX_VISITS || self.bytes.get() >= BUDGET
+    }
+
     fn value(&self, schema: &Value, rng: &mut fastrand::Rng, depth: usize, name: &str) -> Value {
-        if depth > MAX_DEPTH {
+        if self.spent(name.len()) || depth > MAX_DEPTH {
             return Value::Null;
         }
         let Some(schema) = schema.as_object() else {
@@ -80,7 +124,13 @@ impl Generator<'_> {
             "number" => number(schema, rng),
             "boolean" => Value::Bool(rng.bool()),
             "null" => Value::Null,
-            _ => Value::from(string(schema, rng, name)),
+            _ => {
+                let text = string(schema, rng, name);
+                match self.spent(text.len()) {
+                    true => Value::Null,
+                    false => Value::from(text),
+                }
+            }
         }
     }
 
@@ -88,6 +138,9 @@ impl Generator<'_> {
         let mut object = Map::new();
         if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
             for (name, property) in properties {
+                if self.exhausted() {
+                    break;
+                }
                 object.insert(name.clone(), self.value(property, rng, depth + 1, name));
             }
         }
@@ -115,16 +168,20 @@ impl Generator<'_> {
         name: &str,
     ) -> Value {
         let bound = |key: &str| schema.get(key).and_then(Value::as_u64).map(|n| n as usize);
-        let min = bound("minItems").unwrap_or(1);
+        let min = bound("minItems").unwrap_or(1).min(MAX_ITEMS);
         let max = bound("maxItems")
             .unwrap_or(min.max(3))
             .max(min)
-            .min(min + 8);
+            .min(min + 8)
+            .min(MAX_ITEMS);
         let count = rng.usize(min..=max);
         let prefix = schema.get("prefixItems").and_then(Value::as_array);
         let items = schema.get("items");
         let mut out = Vec::with_capacity(count);
         for i in 0..count {
+            if self.exhausted() {
+                break;
+            }
             let item_schema = prefix.and_then(|p| p.get(i)).or(items);
             out.push(match item_schema {
                 Some(item) => self.value(item, rng, depth + 1, name),
@@ -254,11 +311,15 @@ fn string(schema: &Map<String, Value>, rng: &mut fastrand::Rng, name: &str) -> S
         Some("hostname") => "example.com".into(),
         _ => word(rng, name),
     };
-    let bound = |key: &str| schema.get(key).and_then(Value::as_u64).map(|n| n as usize);
+    let bound = |key: &str| {
+        schema
+            .get(key)
+            .and_then(Value::as_u64)
+            .map(|n| (n as usize).min(MAX_STRING))
+    };
     if let Some(min) = bound("minLength") {
-        while text.chars().count() < min {
-            text.push('x');
-        }
+        let have = text.chars().count();
+        text.extend(std::iter::repeat_n('x', min.saturating_sub(have)));
     }
     if let Some(max) = bound("maxLength") {
         text = text.chars().take(max).collect();
@@ -324,6 +385,32 @@ mod tests {
                     "seed {seed}: {value} against {schema}: {errors:?}"
                 );
             }
+        }
+    }
+
+    /// T3-1: schemas that ask for huge arrays, huge strings or exponential
+    /// fan-out get a bounded answer, quickly.
+    #[test]
+    fn t3_1_schema_bombs_give_bounded_arguments() {
+        let fan_out: Map<String, Value> = (0..6)
+            .map(|i| (format!("p{i}"), json!({"$ref": "#"})))
+            .collect();
+        let bombs = [
+            json!({"type": "object", "properties": {"a": {"type": "array", "minItems": 1_099_511_627_776_u64}}}),
+            json!({"type": "object", "properties": {"s": {"type": "string", "minLength": 300_000}}}),
+            json!({"type": "object", "properties": fan_out}),
+            json!({"type": "object", "properties": {"a": {"type": "array", "minItems": 16, "items": {"type": "array", "minItems": 16, "items": {"type": "string", "minLength": 1000}}}}}),
+        ];
+        for bomb in &bombs {
+            let started = tokio::time::Instant::now();
+            let value = generate(bomb, &mut fastrand::Rng::with_seed(1));
+            let bytes = value.to_string().len();
+            assert!(bytes <= 64 * 1024, "{bytes} bytes for {bomb}");
+            assert!(
+                started.elapsed() < std::time::Duration::from_millis(100),
+                "{:?} for {bomb}",
+                started.elapsed()
+            );
         }
     }
 }

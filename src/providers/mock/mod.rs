@@ -15,7 +15,7 @@
 //! of it with arguments generated from the tool's schema (`arguments`).
 
 mod answer;
-mod arguments;
+pub(crate) mod arguments;
 mod pace;
 mod plan;
 
@@ -152,7 +152,8 @@ fn failure_at(knobs: &MockKnobs, sent: usize) -> Option<TokenEvent> {
 
 /// Whether planning this answer is worth taking off the stream's core: a
 /// long answer or a long prompt to cut into tokens, whose CPU grows with
-/// their length.
+/// their length, or tool arguments generated from a client's schema (bounded,
+/// see `arguments`, but up to 64 KiB of JSON to make and cut into tokens).
 fn is_heavy(knobs: &MockKnobs, request: &GenRequest) -> bool {
     const HEAVY_TOKENS: u32 = 4_000;
     const HEAVY_PROMPT_BYTES: usize = 64 * 1024;
@@ -163,6 +164,7 @@ fn is_heavy(knobs: &MockKnobs, request: &GenRequest) -> bool {
     let prompt: usize = request.messages.iter().map(|m| m.content.len()).sum();
     planned > HEAVY_TOKENS
         || prompt > HEAVY_PROMPT_BYTES
+        || !request.tools.is_empty()
         || knobs
             .text
             .as_ref()
