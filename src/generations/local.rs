@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::id::GenId;
-use super::log::{self, Entry, Frames, Gone, Read, Snapshot, Status};
+use super::log::{Entry, Frames, Gone, Read, Snapshot, Status};
 use super::store::{GenerationLog, GenerationStore, Owner, Pending};
 use crate::config::Streams;
 use crate::generation::Usage;
@@ -302,8 +302,7 @@ impl GenerationLog for LocalLog {
     }
 
     fn usage_so_far(&self) -> Usage {
-        let text = lock(&self.state).frames.text();
-        log::usage(self.prompt_tokens, &text)
+        lock(&self.state).frames.usage(self.prompt_tokens)
     }
 
     fn progress(&self) -> (Status, u64) {
@@ -318,11 +317,11 @@ impl GenerationLog for LocalLog {
             Some(Entry::Done(finish)) => (Some(finish.finish_reason.clone()), finish.usage, None),
             Some(Entry::Error(err)) => (
                 None,
-                log::usage(self.prompt_tokens, &text),
+                state.frames.usage(self.prompt_tokens),
                 Some(err.clone()),
             ),
             Some(Entry::Token(_) | Entry::Reasoning(_)) | None => {
-                (None, log::usage(self.prompt_tokens, &text), None)
+                (None, state.frames.usage(self.prompt_tokens), None)
             }
         };
         Snapshot {

@@ -72,6 +72,9 @@ pub struct Read {
     pub entries: Vec<Entry>,
     /// The terminal frame is among them or before them: nothing will follow.
     pub ended: bool,
+    /// More frames are held already, past the read's window: read again
+    /// before waiting for new ones.
+    pub more: bool,
 }
 
 /// The frames asked for were dropped to keep the log within
@@ -127,6 +130,10 @@ pub(super) struct Frames {
     bytes: usize,
     max_bytes: usize,
     ended: Option<Status>,
+    /// Bytes of answer and of reasoning text ever appended, dropped frames
+    /// included: what the usage of a generation stopped part way counts.
+    answer_bytes: usize,
+    reasoning_bytes: usize,
 }
 
 impl Frames {
@@ -137,6 +144,8 @@ impl Frames {
             bytes: 0,
             max_bytes,
             ended: None,
+            answer_bytes: 0,
+            reasoning_bytes: 0,
         }
     }
 
@@ -159,7 +168,14 @@ impl Frames {
             return (self.len(), false);
         }
         let ends = match &entry {
-            Entry::Token(_) | Entry::Reasoning(_) => None,
+            Entry::Token(text) => {
+                self.answer_bytes += text.len();
+                None
+            }
+            Entry::Reasoning(text) => {
+                self.reasoning_bytes += text.len();
+                None
+            }
             Entry::Done(finish) if finish.finish_reason == CANCELLED => Some(Status::Cancelled),
             Entry::Done(_) => Some(Status::Done),
             Entry::Error(_) => Some(Status::Error),
@@ -197,6 +213,9 @@ impl Frames {
         self.push(entry)
     }
 
+    /// The frames after `after`, at most [`READ_WINDOW`] bytes of them (and
+    /// always one, when there is one): a reader that falls behind holds a
+    /// window of the log, never a copy of all of it, and reads again.
     pub(super) fn read(&self, after: Option<u64>) -> Result<Read, Gone> {
         let first = after.map_or(0, |n| n.saturating_add(1));
         if first < self.base {
@@ -204,22 +223,60 @@ impl Frames {
                 first_kept: self.base,
             });
         }
-        let skip = (first - self.base) as usize;
+        let skip = usize::try_from(first - self.base).unwrap_or(usize::MAX);
+        let mut bytes = 0;
+        let entries: Vec<Entry> = self
+            .entries
+            .iter()
+            .skip(skip)
+            .take_while(|entry| {
+                let within = bytes == 0 || bytes + entry.bytes() <= READ_WINDOW;
+                bytes += entry.bytes();
+                within
+            })
+            .cloned()
+            .collect();
+        let to_end =
+            (skip as u64).saturating_add(entries.len() as u64) >= self.entries.len() as u64;
         Ok(Read {
             first,
-            entries: self.entries.iter().skip(skip).cloned().collect(),
-            ended: self.ended.is_some(),
+            entries,
+            ended: self.ended.is_some() && to_end,
+            more: !to_end,
         })
     }
 
     pub(super) fn text(&self) -> String {
+        self.texts(false)
+    }
+
+    /// The answer's text (or the reasoning's) that the log still holds.
+    fn texts(&self, reasoning: bool) -> String {
         self.entries
             .iter()
-            .filter_map(|entry| match entry {
-                Entry::Token(text) => Some(text.as_str()),
-                Entry::Reasoning(_) | Entry::Done(_) | Entry::Error(_) => None,
+            .filter_map(|entry| match (entry, reasoning) {
+                (Entry::Token(text), false) | (Entry::Reasoning(text), true) => Some(text.as_str()),
+                (Entry::Token(_) | Entry::Reasoning(_) | Entry::Done(_) | Entry::Error(_), _) => {
+                    None
+                }
             })
             .collect()
+    }
+
+    /// The usage of a generation stopped part way: the prompt as counted when
+    /// it began, and every answer and reasoning token appended (T3-13),
+    /// counted in what the log holds and estimated at that rate for what it
+    /// dropped.
+    pub(super) fn usage(&self, prompt_tokens: u32) -> Usage {
+        let count = |reasoning: bool, bytes: usize| {
+            let held = self.texts(reasoning);
+            let sample = crate::tokenizer::head(&held, USAGE_SAMPLE);
+            crate::tokenizer::estimate(sample, bytes.max(held.len()))
+        };
+        let answer = count(false, self.answer_bytes);
+        let reasoning = count(true, self.reasoning_bytes);
+        Usage::new(prompt_tokens, answer.saturating_add(reasoning))
+            .with_reasoning((self.reasoning_bytes > 0).then_some(reasoning))
     }
 
     pub(super) fn terminal(&self) -> Option<&Entry> {
@@ -227,15 +284,8 @@ impl Frames {
     }
 }
 
-/// The usage of a generation stopped part way: the prompt as counted when it
-/// began, the answer counted in what the log holds.
-pub(super) fn usage(prompt_tokens: u32, text: &str) -> Usage {
-    let sample = crate::tokenizer::head(text, USAGE_SAMPLE);
-    Usage::new(
-        prompt_tokens,
-        crate::tokenizer::estimate(sample, text.len()),
-    )
-}
+/// The most a read of a log copies at once (see [`Frames::read`]).
+pub const READ_WINDOW: usize = 64 * 1024;
 
 /// The part of a log's text counted exactly for its usage so far; the rest
 /// is estimated at the same rate (a log holds up to `max_log_bytes`, and
@@ -267,6 +317,45 @@ mod tests {
         assert!(frames.read(Some(2)).unwrap().entries.is_empty());
         assert_eq!(frames.status(), Status::Done);
         assert_eq!(frames.text(), "ab");
+    }
+
+    /// T3-6: a read copies a window of the log, not all of it; the rest is
+    /// read after, and only the read that reaches the end says it ended.
+    #[test]
+    fn a_read_copies_at_most_a_window() {
+        let mut frames = Frames::new(1 << 30);
+        for n in 0..100_000 {
+            frames.push(token(&format!("t{n}")));
+        }
+        frames.push(Entry::Done(Finish::new("stop", Usage::default())));
+        let mut after = None;
+        let mut seen = 0;
+        loop {
+            let read = frames.read(after).unwrap();
+            let bytes: usize = read.entries.iter().map(Entry::bytes).sum();
+            assert!(bytes <= READ_WINDOW, "{bytes}");
+            seen += read.entries.len();
+            after = Some(read.first + read.entries.len() as u64 - 1);
+            assert_eq!(read.more, !read.ended);
+            if read.ended {
+                break;
+            }
+        }
+        assert_eq!(seen, 100_001);
+    }
+
+    /// T3-13: the usage so far counts reasoning, and what was dropped.
+    #[test]
+    fn usage_so_far_counts_reasoning_and_dropped_frames() {
+        let mut frames = Frames::new(4 * token("a").bytes());
+        for _ in 0..50 {
+            frames.push(Entry::Reasoning(" think".into()));
+        }
+        frames.push(token(" yes"));
+        let usage = frames.usage(7);
+        assert_eq!(usage.reasoning_tokens, Some(50));
+        assert_eq!(usage.completion_tokens, 51);
+        assert_eq!(usage.total_tokens, 58);
     }
 
     #[test]

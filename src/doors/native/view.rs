@@ -37,7 +37,7 @@ pub fn watch(
     heartbeat: Duration,
     shutdown: CancellationToken,
 ) -> Response {
-    let first = after.map_or(0, |n| n + 1);
+    let first = after.map_or(0, |n| n.saturating_add(1));
     let framer = NativeFrames::of_generation(format, log.model(), log.id().as_str(), first);
     let id = log.id().to_string();
     // A watcher whose client stops reading is ended from outside once it
@@ -94,11 +94,13 @@ fn frames(
                             gone.first_kept
                         ),
                     );
-                    yield Ok(opened(&mut opening, framer.error(&err)));
+                    // No id: the frame is not one of the log's, and a client
+                    // that kept its id would resume from a frame it never had.
+                    yield Ok(opened(&mut opening, framer.unnumbered_error(&err)));
                     return;
                 }
             };
-            let (count, ended) = (read.entries.len() as u64, read.ended);
+            let (count, ended, more) = (read.entries.len() as u64, read.ended, read.more);
             for entry in read.entries {
                 let aborts = matches!(entry, Entry::Error(_)) && framer.aborts_on_error();
                 let frame = match entry {
@@ -125,6 +127,9 @@ fn frames(
             }
             if ended {
                 return;
+            }
+            if more {
+                continue;
             }
             tokio::select! {
                 () = changed => {}
