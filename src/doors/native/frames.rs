@@ -107,6 +107,15 @@ impl NativeFrames {
         out.push(b'\n');
     }
 
+    /// An error frame that is not one of the generation's (a watcher that
+    /// fell behind the log): no `id:` line, and no index taken.
+    pub fn unnumbered_error(&mut self, error: &ApiError) -> Bytes {
+        let prefix = std::mem::take(&mut self.id_prefix);
+        let frame = self.error(error);
+        self.id_prefix = prefix;
+        frame
+    }
+
     /// A terminal SSE frame: its id (when the frames are a generation's),
     /// the event name and the data.
     fn terminal(&mut self, event: &str, data: &serde_json::Value) -> Bytes {
@@ -120,8 +129,11 @@ impl NativeFrames {
 }
 
 /// Every native SSE response opens with this: browsers reconnect after a
-/// second (their default is three), with `Last-Event-ID` (section 7).
-const RETRY: &[u8] = b"retry: 1000\n\n";
+/// second (their default is three), with `Last-Event-ID` (section 7). No
+/// blank line: it goes out in one block with the first frame (the relay's
+/// `opened`), since some clients (`@microsoft/fetch-event-source`) dispatch
+/// a block without data as an empty message (section 18).
+const RETRY: &[u8] = b"retry: 1000\n";
 
 impl Framer for NativeFrames {
     fn content_type(&self) -> &'static str {

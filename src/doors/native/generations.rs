@@ -120,10 +120,10 @@ pub async fn events(
     let log = resume::find(&app, &admission, &id).await?;
     let after = last_event_id(&headers)
         .filter(|event| event.generation == id)
-        .map(|event| event.index)
-        .or(after_param);
+        .map(|event| (event.index, resume::Named::LastEventId))
+        .or(after_param.map(|n| (n, resume::Named::Query)));
     match after {
-        Some(after) => resume::after(&app, log, after, format),
+        Some((after, named)) => resume::after(&app, log, after, named, format),
         None => Ok(resume::watch(&app, log, None, format)),
     }
 }

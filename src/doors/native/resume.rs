@@ -58,19 +58,49 @@ pub fn last_event_id(headers: &HeaderMap) -> Option<EventId> {
     EventId::parse(value)
 }
 
+/// Where a reconnect's last frame comes from.
+#[derive(Clone, Copy)]
+pub enum Named {
+    /// `Last-Event-ID: GEN:N`: a frame the client says it received.
+    LastEventId,
+    /// `?after=N` on the events endpoint.
+    Query,
+}
+
 /// A reconnect: the frames after `after`, then live ones; `204` when that
 /// frame was the terminal one (a browser's `EventSource` then stops), `404`
-/// when it is no longer kept.
+/// when it is no longer kept. A frame not written (yet) is a `400`: no
+/// client received it, and an `EventSource` given an empty `200` would
+/// reconnect with it for ever; except `?after=N` past the end of an ended
+/// log, which is `204` like the terminal frame (section 18).
 pub fn after(
     app: &AppState,
     log: Arc<dyn GenerationLog>,
     after: u64,
+    named: Named,
     format: Format,
 ) -> Result<Response, ApiError> {
     let (status, frames) = log.progress();
-    if status != Status::Running && after + 1 >= frames {
+    let ended = status != Status::Running;
+    let written = after < frames;
+    if ended
+        && (after.saturating_add(1) == frames || matches!((written, named), (false, Named::Query)))
+    {
         let response = StatusCode::NO_CONTENT.into_response();
         return Ok(view::with_generation(response, log.id().as_str()));
+    }
+    if !written {
+        let param = match named {
+            Named::LastEventId => "last-event-id",
+            Named::Query => "after",
+        };
+        return Err(ApiError::invalid(
+            param,
+            format!(
+                "frame {after} of generation `{}` was never written: it has {frames} frames",
+                log.id()
+            ),
+        ));
     }
     if let Err(gone) = log.read(Some(after)) {
         return Err(ApiError::not_found(

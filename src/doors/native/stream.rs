@@ -83,6 +83,7 @@ async fn opening(
                 app,
                 log,
                 event.index,
+                resume::Named::LastEventId,
                 format,
             )?))
         }
