@@ -1,5 +1,6 @@
 //! The gate in front of the API routes: auth (failed attempts limited per
-//! address), then rate and concurrency limits, as two axum middlewares.
+//! address; a key that checks out always passes), then rate and concurrency
+//! limits, as two axum middlewares.
 //! Each answers in the shape of the door it guards (OpenAI's error shape on
 //! the OpenAI-compatible paths).
 //!
@@ -27,20 +28,30 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let client = if app.keys.enabled() {
-        let addr = client_address(&request, app.config.limits.trust_forwarded_for);
-        let failures = &app.limits.auth_failures;
-        if let Some(Err(err)) = addr.map(|addr| failures.check(addr)) {
-            observe::rejected("auth_failures");
-            return reject(&request, err);
-        }
+        // The key first: one that checks out is never refused, so others'
+        // bad keys from the same address (a NAT, a proxy) cannot lock a
+        // valid one out (T3-11). Only failures are counted and throttled.
         match app.keys.check(request.headers()) {
             Ok(key) => ClientKey::Key(key),
             Err(err) => {
-                let err = match addr.map(|addr| failures.failed(addr)) {
-                    Some(Err(refused)) => refused,
-                    Some(Ok(())) | None => err,
+                let addr = client_address(&request, app.config.limits.trust_forwarded_for);
+                let failures = &app.limits.auth_failures;
+                let refused = addr.and_then(|addr| {
+                    failures
+                        .check(addr)
+                        .and_then(|()| failures.failed(addr))
+                        .err()
+                });
+                let err = match refused {
+                    Some(refused) => {
+                        observe::rejected("auth_failures");
+                        refused
+                    }
+                    None => {
+                        observe::rejected("unauthorized");
+                        err
+                    }
                 };
-                observe::rejected("unauthorized");
                 return reject(&request, err);
             }
         }
@@ -52,6 +63,22 @@ pub async fn authenticate(
         tally.set_client(client);
     }
     request.extensions_mut().insert(client);
+    next.run(request).await
+}
+
+/// Applies the client's rate limit only: the routes that read or stop a
+/// generation start none, so they take no stream slot, but each costs a
+/// rate token like any request (T3-6: watchers are not free).
+pub async fn rate(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let client = request
+        .extensions()
+        .get::<ClientKey>()
+        .copied()
+        .unwrap_or(ClientKey::Unknown);
+    if let Err(err) = app.limits.check_rate(client).await {
+        observe::rejected("rate");
+        return reject(&request, err);
+    }
     next.run(request).await
 }
 

@@ -11,7 +11,8 @@
 //! 3. on the API routes, `record::record`: the request's access record;
 //! 4. `gate::authenticate`: the API key, when auth is on;
 //! 5. on the routes that start a generation, `gate::limit`: the rate limit and
-//!    a stream slot.
+//!    a stream slot; on those that watch or stop one, `gate::rate`: the rate
+//!    limit alone.
 
 mod gate;
 mod ops;
@@ -49,18 +50,22 @@ pub fn router(state: AppState) -> Router {
         .route(paths::MESSAGES, post(anthropic::messages))
         .route(paths::GENERATIONS, post(native::create))
         .route_layer(from_fn_with_state(state.clone(), gate::limit));
-    // Every API route: auth when it is on.
-    let api = Router::new()
-        .merge(generation)
-        .route(paths::MODELS, get(openai::models))
-        .route(paths::MODEL, get(openai::model))
-        .route(paths::PROMPTS, get(prompts::list))
-        // Watching or stopping a generation starts none: no stream slot.
+    // Watching or stopping a generation starts none: no stream slot, but a
+    // rate token each.
+    let watching = Router::new()
         .route(
             paths::GENERATION,
             get(native::status).delete(native::cancel),
         )
         .route(paths::GENERATION_EVENTS, get(native::events))
+        .route_layer(from_fn_with_state(state.clone(), gate::rate));
+    // Every API route: auth when it is on.
+    let api = Router::new()
+        .merge(generation)
+        .merge(watching)
+        .route(paths::MODELS, get(openai::models))
+        .route(paths::MODEL, get(openai::model))
+        .route(paths::PROMPTS, get(prompts::list))
         .route_layer(from_fn_with_state(state.clone(), gate::authenticate))
         .route_layer(axum::middleware::from_fn(record::record));
     Router::new()

@@ -16,9 +16,12 @@ use crate::state::AppState;
 const PAGE: &str = include_str!("playground.html");
 
 /// Inline style and script are the page's own; every connection goes back to
-/// where the page came from.
+/// where the page came from; and no other page may frame it, where a click
+/// on Send or Stop could be stolen (T3-15; `X-Frame-Options` for browsers
+/// that predate `frame-ancestors`).
 const POLICY: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
-                      connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'";
+                      connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
+                      frame-ancestors 'none'";
 
 pub async fn page(State(app): State<AppState>) -> Response {
     if !app.config.playground {
@@ -36,6 +39,10 @@ pub async fn page(State(app): State<AppState>) -> Response {
             (
                 HeaderName::from_static("content-security-policy"),
                 HeaderValue::from_static(POLICY),
+            ),
+            (
+                HeaderName::from_static("x-frame-options"),
+                HeaderValue::from_static("DENY"),
             ),
         ],
         PAGE,

@@ -9,7 +9,9 @@
 //! the operator's upstream credit. So a request whose `Origin` is not
 //! allowed is a 403 before any route. And a page on an attacker's name
 //! that resolves to 127.0.0.1 (DNS rebinding) is same-origin to the
-//! browser, so only the `Host` tells it apart.
+//! browser, so only the `Host` tells it apart. A no-cors request from a
+//! page (`<img src=...>`) carries no `Origin` at all, but a browser marks it
+//! `Sec-Fetch-Site: cross-site`: refused the same way.
 
 use std::sync::Arc;
 
@@ -75,6 +77,11 @@ impl Sites {
         }
     }
 
+    /// Whether every origin is allowed (`cors.allow_origins = ["*"]`).
+    fn allows_any_origin(&self) -> bool {
+        matches!(self.origins, Origins::Any)
+    }
+
     /// Whether `host` (a `Host` header or HTTP/2 authority, port and all) is
     /// a name sluice answers.
     fn allows_host(&self, host: Option<&str>) -> bool {
@@ -123,12 +130,30 @@ pub async fn check(State(sites): State<Arc<Sites>>, request: Request, next: Next
     if !sites.allows_host(host) {
         return forbidden("this Host is not one sluice answers (cors.allowed_hosts)");
     }
-    if let Some(origin) = request.headers().get(ORIGIN) {
-        if !sites.allows_origin(origin) {
+    match request.headers().get(ORIGIN) {
+        Some(origin) if !sites.allows_origin(origin) => {
             return forbidden("pages from this origin may not call sluice (cors.allow_origins)");
         }
+        Some(_) => {}
+        // A browser's no-cors request (`<img src>`, `<script src>`) carries
+        // no Origin, but says it came from another site (T3-14).
+        None if from_another_site(request.headers()) && !sites.allows_any_origin() => {
+            return forbidden(
+                "pages from another site may not call sluice (Sec-Fetch-Site: cross-site; cors.allow_origins)",
+            );
+        }
+        None => {}
     }
     next.run(request).await
+}
+
+/// `Sec-Fetch-Site: cross-site`: a browser sent this for a page of another
+/// site. (`same-site` is a page on the same host name, another port: a
+/// frontend dev server beside sluice; `none` is the user's own navigation.)
+fn from_another_site(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-site")
+        .is_some_and(|site| site.as_bytes().eq_ignore_ascii_case(b"cross-site"))
 }
 
 fn forbidden(message: &str) -> Response {
