@@ -109,7 +109,8 @@ async fn a_native_stream_is_a_generation_every_frame_id_names_it() {
     let server = spawn(fast_mock_config()).await;
     let got = post_json(&server, json!({"prompt": "hi", "mock": {"tokens": 5}})).await;
     assert_eq!(got.status, 200);
-    assert!(got.text.starts_with("retry: 1000\n\n"), "{}", got.text);
+    // The retry shares its block with the first frame (section 18).
+    assert!(got.text.starts_with("retry: 1000\nid: "), "{}", got.text);
     let generation = got.headers["x-sluice-generation"]
         .to_str()
         .unwrap()

@@ -49,6 +49,9 @@ mod bad_input;
 mod hardening;
 // Section 18: every way of ending a stream works whoever the client is.
 mod reader_stalls;
+// The T3 review's other findings (the mock's bounds, watchers, auth, resume
+// edges, browsers), one regression test each.
+mod hardening_t3;
 // Every upstream fault on both streaming doors.
 mod fault_matrix;
 

@@ -207,7 +207,7 @@ async fn first_token_timeout_after_a_heartbeat_is_an_error_frame() {
     let got = ask(&server, "up-hang").await;
     assert_eq!(got.status, 200, "the response began with a heartbeat");
     assert!(
-        got.text.starts_with("retry: 1000\n\n: keep-alive\n\n"),
+        got.text.starts_with("retry: 1000\n: keep-alive\n\n"),
         "{}",
         got.text
     );

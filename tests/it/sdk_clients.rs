@@ -109,3 +109,17 @@ async fn the_ai_sdk_streams_through_the_responses_and_messages_doors() {
         run_client(Path::new("node"), &root().join("tests/sdk/node/ai_sdk.mjs")).await;
     }
 }
+
+/// Section 18 (T3's retry-block regression): `@microsoft/fetch-event-source`
+/// reading a POST stream with a handler that parses every message.
+#[tokio::test]
+async fn fetch_event_source_parses_every_message_of_a_native_stream() {
+    let sdk = root().join("tests/sdk/node/node_modules/@microsoft/fetch-event-source/package.json");
+    if available("@microsoft/fetch-event-source", &sdk) {
+        run_client(
+            Path::new("node"),
+            &root().join("tests/sdk/node/fetch_event_source.mjs"),
+        )
+        .await;
+    }
+}

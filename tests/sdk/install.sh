@@ -2,7 +2,8 @@
 # Installs the SDKs that tests/it/sdk_clients.rs drives against sluice, at the
 # versions pinned in requirements.txt and node/package-lock.json, from PyPI and
 # the npm registry: Python `openai` and `anthropic` into target/sdk-venv; Node
-# `openai` and the AI SDK (`ai`, `@ai-sdk/openai`, `@ai-sdk/anthropic`) into
+# `openai`, the AI SDK (`ai`, `@ai-sdk/openai`, `@ai-sdk/anthropic`) and
+# `@microsoft/fetch-event-source` into
 # tests/sdk/node/node_modules.
 # .ci/run calls this; run it once yourself to include the SDK tests in `cargo test`.
 set -euo pipefail
@@ -14,6 +15,6 @@ python3 -m venv "$root/target/sdk-venv"
 "$root/target/sdk-venv/bin/python" -c 'import openai, anthropic; print("python openai", openai.__version__, "anthropic", anthropic.__version__)'
 
 (cd "$here/node" && npm ci --no-audit --no-fund --loglevel=error)
-for pkg in openai ai @ai-sdk/openai @ai-sdk/anthropic; do
+for pkg in openai ai @ai-sdk/openai @ai-sdk/anthropic @microsoft/fetch-event-source; do
   node -e 'console.log("node", process.argv[1], require(process.argv[2]).version)' "$pkg" "$here/node/node_modules/$pkg/package.json"
 done
