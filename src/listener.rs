@@ -6,10 +6,10 @@
 //! Why not `axum::serve`: it does not expose HTTP/2's settings, and it has no
 //! TLS. The settings (see [`builder`]) bound what one connection may hold.
 //!
-//! Every connection task, and every HTTP/2 stream's task, runs in a
-//! [`warden`](crate::warden) scope: the warden ends a response whose client
-//! stopped reading once it is due, and closes connections idle for
-//! `idle_connection_ms`.
+//! Every connection, every request's handler and every HTTP/2 stream's task
+//! runs in a [`warden`](crate::warden) scope: the warden ends a response
+//! whose client stopped reading once it is due, and closes connections idle
+//! for `idle_connection_ms`.
 //!
 //! What it may not do: know any route; it serves whatever router it is given.
 
@@ -20,7 +20,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
@@ -59,8 +58,8 @@ const HANDSHAKE: Duration = Duration::from_secs(10);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// HTTP/1.1 and HTTP/2 with settings chosen for long-lived token streams.
-pub fn builder(header_timeout: Duration) -> auto::Builder<StreamTasks> {
-    let mut builder = auto::Builder::new(StreamTasks);
+pub fn builder(header_timeout: Duration, streams: StreamTasks) -> auto::Builder<StreamTasks> {
+    let mut builder = auto::Builder::new(streams);
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -94,7 +93,6 @@ pub async fn serve(
     stop: CancellationToken,
     bounds: Bounds,
 ) {
-    let builder = Arc::new(builder(bounds.header_timeout));
     let tls = tls.map(TlsAcceptor::from);
     let connections = TaskTracker::new();
     let warden = Warden::new(bounds.send_timeout, bounds.idle_connection);
@@ -119,19 +117,24 @@ pub async fn serve(
         };
         // Tokens are small writes that must leave at once: no Nagle delay.
         let _ = tcp.set_nodelay(true);
+        let scope = warden.connection();
         // The router for this connection, which knows its peer's address.
         let router = router.clone();
+        let connection = scope.clone();
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(addr));
             let mut router = router.clone();
+            let connection = connection.clone();
             async move {
-                // The connection is not idle until the response has ended.
-                let open = Scope::current().map(|scope| scope.open());
-                let response = router.call(request).await?;
-                Ok::<_, std::convert::Infallible>(match open {
-                    Some(open) => response.map(|body| Body::new(Counted { body, _open: open })),
-                    None => response,
-                })
+                // An HTTP/2 stream's task has its own scope; an HTTP/1.1
+                // request runs in its connection's. The connection is busy
+                // until the handler returns, and a streaming body's guard
+                // keeps it busy until the body ends.
+                let scope = Scope::current().unwrap_or(connection);
+                let open = scope.open();
+                let response = scope.within(router.call(request)).await;
+                drop(open);
+                response
             }
         });
         let header_timeout = bounds.header_timeout;
@@ -146,7 +149,10 @@ pub async fn serve(
             .then_some(tcp)
         };
         let send_timeout = bounds.send_timeout;
-        let (builder, tls, scope) = (builder.clone(), tls.clone(), warden.connection());
+        // One builder per connection: its HTTP/2 streams' tasks run in this
+        // connection's scope.
+        let builder = builder(bounds.header_timeout, StreamTasks(scope.clone()));
+        let tls = tls.clone();
         connections.spawn(async move {
             let _permit = permit;
             let served = match tls {
@@ -188,52 +194,17 @@ pub async fn serve(
 }
 
 /// The executor of HTTP/2 streams: each stream's task runs in a warden
-/// scope of its own, so the warden can end (reset) one stream without its
-/// connection.
-#[derive(Clone, Copy)]
-pub struct StreamTasks;
+/// scope of its own under its connection's, so the warden can end (reset)
+/// one stream without its connection.
+#[derive(Clone)]
+pub struct StreamTasks(Scope);
 
 impl<F> hyper::rt::Executor<F> for StreamTasks
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     fn execute(&self, task: F) {
-        // hyper spawns a stream's task while polling its connection, in the
-        // connection's scope.
-        match Scope::current() {
-            Some(connection) => drop(tokio::spawn(connection.stream().run(task))),
-            None => drop(tokio::spawn(task)),
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A response body that keeps its connection counted as busy until it
-    /// has ended (is dropped).
-    struct Counted {
-        #[pin]
-        body: Body,
-        _open: crate::warden::Open,
-    }
-}
-
-impl hyper::body::Body for Counted {
-    type Data = bytes::Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, axum::Error>>> {
-        self.project().body.poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.body.size_hint()
+        drop(tokio::spawn(self.0.stream().run(task)));
     }
 }
 

@@ -14,9 +14,9 @@
 //! leaves.
 //!
 //! The parts:
-//! - [`Scope`]: what a request's task knows of where it runs (its
-//!   connection, and the [`Exit`] that ends its response), set as a task-local
-//!   by the listener around each connection task and each HTTP/2 stream task;
+//! - [`Scope`]: what a request knows of where it runs (its connection, and
+//!   the [`Exit`] that ends its response), set as a task-local by the
+//!   listener around each request's handler and each HTTP/2 stream's task;
 //! - [`Guard`] and [`Watched`]: a streaming body registers with its scope's
 //!   warden and says, with two atomic stores per frame, whether it is waiting
 //!   for hyper to take its last frame, and when its next deadline is due;
@@ -83,27 +83,24 @@ impl Scope {
         }
     }
 
-    /// Runs `task` in this scope until it ends or its exit fires (`None`).
-    pub async fn run<F: Future>(self, task: F) -> Option<F::Output> {
-        let exit = self.exit.clone();
-        SCOPE
-            .scope(self, async move {
-                let mut task = std::pin::pin!(task);
-                std::future::poll_fn(|cx| {
-                    if exit.flags.load(Ordering::Acquire) & CUT != 0 {
-                        return Poll::Ready(None);
-                    }
-                    exit.waker.register(cx.waker());
-                    task.as_mut().poll(cx).map(Some)
-                })
-                .await
-            })
-            .await
+    /// Runs `future` with this scope as the task's: a request's handler, so
+    /// that what it starts (a [`Guard`]) knows its connection and exit.
+    pub async fn within<F: Future>(self, future: F) -> F::Output {
+        SCOPE.scope(self, future).await
     }
 
-    /// [`Scope::run`] for a connection, which is shut down gracefully (its
-    /// open requests finish, none begins) when the warden says it is idle or
-    /// the listener drains.
+    /// Runs an HTTP/2 stream's `task` in this scope until it ends or its
+    /// exit fires (`None`).
+    pub async fn run<F: Future>(self, task: F) -> Option<F::Output> {
+        let exit = self.exit.clone();
+        self.within(until_cut(exit, task)).await
+    }
+
+    /// Serves a connection until it ends or its exit fires (`None`); it is
+    /// shut down gracefully (its open requests finish, none begins) when the
+    /// warden says it is idle or the listener drains. Not a task-local scope:
+    /// that is entered per request ([`Scope::within`]), not per poll of the
+    /// connection.
     pub async fn serve<C: Future>(
         self,
         connection: C,
@@ -112,15 +109,31 @@ impl Scope {
         let flags = self.connection.exit.clone();
         let mut closing = false;
         let mut connection = std::pin::pin!(connection);
-        self.run(std::future::poll_fn(|cx| {
-            if !closing && flags.flags.load(Ordering::Acquire) & CLOSE != 0 {
-                closing = true;
-                shut_down(connection.as_mut());
-            }
-            connection.as_mut().poll(cx)
-        }))
+        until_cut(
+            self.exit,
+            std::future::poll_fn(|cx| {
+                if !closing && flags.flags.load(Ordering::Acquire) & CLOSE != 0 {
+                    closing = true;
+                    shut_down(connection.as_mut());
+                }
+                connection.as_mut().poll(cx)
+            }),
+        )
         .await
     }
+}
+
+/// Polls `task` until it ends (`Some`) or `exit` is cut (`None`).
+async fn until_cut<F: Future>(exit: Arc<Exit>, task: F) -> Option<F::Output> {
+    let mut task = std::pin::pin!(task);
+    std::future::poll_fn(|cx| {
+        if exit.flags.load(Ordering::Acquire) & CUT != 0 {
+            return Poll::Ready(None);
+        }
+        exit.waker.register(cx.waker());
+        task.as_mut().poll(cx).map(Some)
+    })
+    .await
 }
 
 /// A request in flight on a connection; dropped when its response has ended.
@@ -271,6 +284,8 @@ struct Body {
     /// Frames given, shifted left by one; the low bit is set while the body
     /// waits for hyper to take the last one (or to poll it the first time).
     progress: AtomicU64,
+    /// The connection is busy while the body lives.
+    _open: Open,
     /// When the body would end itself by a deadline, were it polled
     /// (milliseconds on the warden's clock; `u64::MAX`: no deadline).
     due: AtomicU64,
@@ -290,6 +305,7 @@ impl Guard {
                 stop,
                 progress: AtomicU64::new(WAITING),
                 due: AtomicU64::new(u64::MAX),
+                _open: scope.open(),
             });
             lock(&scope.warden.new_bodies).push(Arc::downgrade(&body));
             body
