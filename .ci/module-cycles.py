@@ -7,6 +7,10 @@ An edge is a `use` of another file's module (`crate::`, `super::`, or a child
 module by name) or an inline `crate::a::b` path; `mod x;` declarations are
 not edges. Prints each cycle it finds and exits 1, else prints the count of
 files and edges and exits 0. Only the standard library is used.
+
+Also fails when a file outside `store/` imports `store` other than the
+wiring (`state.rs`, `server.rs`): Redis is an adapter under the domain
+modules' ports, and the pipeline and the doors cannot reach it.
 """
 import os
 import re
@@ -121,13 +125,25 @@ def main():
         if v not in index:
             visit(v)
     edges = sum(len(e) for e in graph.values())
+    wiring = {"state.rs", "server.rs"}
+    reaching = sorted(
+        v
+        for v, targets in graph.items()
+        if not v.startswith("store" + os.sep)
+        and v not in wiring
+        and any(w.startswith("store" + os.sep) for w in targets)
+    )
+    for v in reaching:
+        print(f"{v} imports store: only {', '.join(sorted(wiring))} may (the wiring)")
     if cycles:
         for component in cycles:
             print("import cycle among:", ", ".join(component))
             for v in component:
                 print(f"  {v} -> {', '.join(sorted(w for w in graph[v] if w in component))}")
         return 1
-    print(f"module graph: {len(graph)} files, {edges} imports, no cycle")
+    if reaching:
+        return 1
+    print(f"module graph: {len(graph)} files, {edges} imports, no cycle, store reached only by the wiring")
     return 0
 
 

@@ -1,10 +1,12 @@
-//! Client API keys (`[auth]`): who may use the proxy, and who they are for
-//! the rate limits.
+//! Client API keys (`[auth]`): who may use the proxy, and who a request is
+//! for the limits ([`ClientKey`]: its key, or its address).
 //!
 //! A key comes as `Authorization: Bearer KEY` (what OpenAI clients send) or
 //! `x-api-key: KEY` (what Anthropic-style clients send). Keys are compared as
 //! SHA-256 digests in constant time, so neither a key's content nor its length
 //! leaks through timing. The keys themselves are never logged or echoed.
+
+use std::net::IpAddr;
 
 use axum::http::header::AUTHORIZATION;
 use axum::http::HeaderMap;
@@ -21,6 +23,29 @@ pub struct Keys {
 /// Which configured key a request presented (its position in the config).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KeyId(pub usize);
+
+/// Who a request counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientKey {
+    /// The API key it presented, when auth is on.
+    Key(KeyId),
+    /// Its address otherwise.
+    Addr(IpAddr),
+    /// Neither is known (the app served without connection info, in tests).
+    Unknown,
+}
+
+impl ClientKey {
+    /// The client as the shared store names it: the same on every replica
+    /// (a key by its fingerprint, never by its place in the config).
+    pub fn shared_name(self, keys: &Keys) -> String {
+        match self {
+            ClientKey::Key(key) => format!("k{}", keys.fingerprint(key)),
+            ClientKey::Addr(addr) => format!("a{addr}"),
+            ClientKey::Unknown => "u".to_owned(),
+        }
+    }
+}
 
 impl Keys {
     pub fn new(keys: &[String]) -> Keys {

@@ -18,8 +18,8 @@ use tokio::time::Instant;
 
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 
+use crate::auth::ClientKey;
 use crate::error::ErrorKind;
-use crate::limits::ClientKey;
 use crate::metrics as names;
 
 /// How a request ended.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use crate::auth::Keys;
 use crate::config::Config;
-use crate::generations::{GenerationStore, LocalStore};
-use crate::limits::Limits;
+use crate::generations::{Generations, Remote};
+use crate::limits::{Limits, SharedCounts};
 use crate::models::ModelTable;
 use crate::shutdown::Drain;
 use crate::store;
@@ -22,40 +22,32 @@ pub struct Shared {
     pub templates: Arc<Templates>,
     pub drain: Arc<Drain>,
     /// Generations, kept for reconnects and the generations API.
-    pub generations: Arc<dyn GenerationStore>,
+    pub generations: Arc<Generations>,
     /// One permit per open client connection (`limits.max_connections`).
     pub connections: Arc<tokio::sync::Semaphore>,
     /// What is shared with other replicas, with `[store]`; its chores run
     /// from `server`.
-    pub store: Option<store::Shared>,
+    pub store: Option<store::Adapters>,
 }
 
 impl Shared {
     pub fn new(config: Config) -> Shared {
         let keys = Arc::new(Keys::new(&config.auth.api_keys));
-        let store = config.store.redis_url.as_deref().map(|url| {
-            // The URL was checked with the config; connecting is lazy.
-            let redis = Arc::new(
-                store::Redis::new(url, &config.store.key_prefix, config.store.blocking_readers)
-                    .expect("a valid store.redis_url"),
-            );
-            store::Shared {
-                generations: Arc::new(store::RedisStore::new(
-                    redis.clone(),
+        let store = store::connect(&config, &keys);
+        let (generations, limits) = match &store {
+            Some(adapters) => (
+                Generations::shared(
                     &config.streams,
+                    Some(adapters.remote.clone() as Arc<dyn Remote>),
+                ),
+                Limits::shared(
+                    &config.limits,
+                    adapters.counts.clone() as Arc<dyn SharedCounts>,
                     keys.clone(),
-                )),
-                limits: Arc::new(store::SharedLimits::new(redis.clone(), &config.limits)),
-                redis,
-            }
-        });
-        let (generations, limits): (Arc<dyn GenerationStore>, Limits) = match &store {
-            Some(shared) => (
-                shared.generations.clone(),
-                Limits::shared(&config.limits, shared.limits.clone(), keys.clone()),
+                ),
             ),
             None => (
-                Arc::new(LocalStore::new(&config.streams)),
+                Generations::new(&config.streams),
                 Limits::new(&config.limits),
             ),
         };
@@ -64,7 +56,7 @@ impl Shared {
             limits: Arc::new(limits),
             templates: Arc::new(Templates::load(&config.prompts_dir)),
             drain: Arc::default(),
-            generations,
+            generations: Arc::new(generations),
             connections: Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections)),
             store,
             config: Arc::new(config),

@@ -30,10 +30,11 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Deserialize;
 
+use crate::auth::ClientKey;
 use crate::error::{ApiError, ErrorKind};
 use crate::generation::GenRequest;
-use crate::generations::{GenerationLog, Owner};
-use crate::limits::{ClientKey, PermitSlot};
+use crate::generations::{Log, Owner};
+use crate::limits::PermitSlot;
 use crate::models::ModelRoute;
 use crate::observe::Tally;
 use crate::pipeline::collect::Collected;
@@ -272,7 +273,7 @@ pub async fn stream(
     admission: Admission,
     planned: Planned,
     framer_for: impl FnOnce(&str) -> Box<dyn Framer>,
-    log: Option<Arc<dyn GenerationLog>>,
+    log: Option<Arc<Log>>,
 ) -> Result<Response, ApiError> {
     let route = planned.route.clone();
     let heartbeat = app.config.heartbeat();

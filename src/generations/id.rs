@@ -59,6 +59,10 @@ impl EventId {
     }
 }
 
+/// Whose a generation is: the API key that made it, when auth is on. Any
+/// other key finds nothing (a 404, as for an unknown id).
+pub type Owner = Option<crate::auth::KeyId>;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,379 +1,318 @@
-//! A generation's frames and status, as the store keeps them: door-neutral
-//! entries (a token's text, the finish, the error), so each watcher frames
-//! them in its own format with ids from their index.
+//! [`Log`]: one generation as this process holds it: its frames, its model,
+//! its watchers and its stop token. The relay appends to it once per frame
+//! (a direct call, a lock and no wake-up while nobody watches); watchers
+//! read windows of it and wait on [`Log::changed`].
+//!
+//! A log is made here ([`Generations::create`](super::Generations::create))
+//! or is a read-only copy of one another replica runs ([`Log::copy`], filled
+//! by the store's follower through [`Log::copy_frame`]). With `[store]`, a
+//! [`Replication`] port is set on it once, before anyone else sees it.
+//!
+//! What it may not do: reach Redis, or wait on anything but its own lock.
 
-use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Value};
+use tokio::sync::futures::Notified;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-use crate::error::ApiError;
-use crate::generation::{Finish, Usage};
+use super::frames::{Entry, Frames, Gone, Read, Snapshot, Status};
+use super::id::{GenId, Owner};
+use super::ports::{Elsewhere, Replication};
+use crate::generation::Usage;
+use crate::metrics as names;
 
-/// The finish reason of a generation stopped by `DELETE`, by its abandonment
-/// or by its client leaving.
-pub const CANCELLED: &str = "cancelled";
+/// What a log made here calls once, when it ends: its id, its bytes and
+/// how it ended (the registry's retention takes it from there).
+pub type Retire = Box<dyn Fn(&GenId, usize, Status) + Send + Sync>;
 
-/// One frame of a generation.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Entry {
-    Token(String),
-    /// A piece of reasoning (section 11).
-    Reasoning(String),
-    /// The terminal `done` frame.
-    Done(Finish),
-    /// The terminal `error` frame.
-    Error(ApiError),
-}
-
-impl Entry {
-    pub fn is_terminal(&self) -> bool {
-        match self {
-            Entry::Token(_) | Entry::Reasoning(_) => false,
-            Entry::Done(_) | Entry::Error(_) => true,
-        }
-    }
-
-    /// What the entry holds in memory, for the log's bounds: its slot, and
-    /// its text's allocation (the allocator hands out no less than 16 bytes).
-    pub fn bytes(&self) -> usize {
-        let text = match self {
-            Entry::Token(text) | Entry::Reasoning(text) => text.capacity(),
-            Entry::Done(finish) => finish.finish_reason.capacity(),
-            Entry::Error(err) => err.message.capacity(),
-        };
-        std::mem::size_of::<Entry>() + text.max(16)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Running,
-    Done,
-    Error,
-    Cancelled,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Running => "running",
-            Status::Done => "done",
-            Status::Error => "error",
-            Status::Cancelled => "cancelled",
-        }
-    }
-}
-
-/// Frames read from a log.
-#[derive(Debug)]
-pub struct Read {
-    /// The index of the first of `entries`.
-    pub first: u64,
-    pub entries: Vec<Entry>,
-    /// The terminal frame is among them or before them: nothing will follow.
-    pub ended: bool,
-    /// More frames are held already, past the read's window: read again
-    /// before waiting for new ones.
-    pub more: bool,
-}
-
-/// The frames asked for were dropped to keep the log within
-/// `streams.max_log_bytes`; the oldest kept is `first_kept`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Gone {
-    pub first_kept: u64,
-}
-
-/// A generation's status, as `GET /v1/generations/GEN` answers it.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    pub id: String,
-    pub model: String,
-    pub status: Status,
-    /// The answer so far (what the log still holds of it).
-    pub text: String,
-    /// Set once the generation is done (or cancelled).
-    pub finish_reason: Option<String>,
-    /// The final usage, or the usage so far while it runs.
-    pub usage: Usage,
-    pub error: Option<ApiError>,
+pub struct Log {
+    id: GenId,
+    owner: Owner,
     /// Unix seconds.
+    created: u64,
+    prompt_tokens: u32,
+    state: Mutex<State>,
+    changed: Notify,
+    /// Wakes the writer that copies a replicated log out, once per append.
+    written: Notify,
+    stop: CancellationToken,
+    /// Hands it to its registry's retention when it ends; none for a copy.
+    retire: Option<Retire>,
+    /// A copy of another replica's generation: appends do nothing.
+    read_only: bool,
+    replication: OnceLock<Arc<dyn Replication>>,
+}
+
+struct State {
+    model: String,
+    frames: Frames,
+    watchers: usize,
+    /// When the last watcher left (or the generation began).
+    unwatched_since: Instant,
+}
+
+/// What a log is made from: the generation's record.
+pub struct Record {
+    pub id: GenId,
+    pub owner: Owner,
+    pub model: String,
     pub created: u64,
-    /// Frames in the log; the terminal one is `frames - 1` once ended.
-    pub frames: u64,
+    pub prompt_tokens: u32,
+    pub max_log_bytes: usize,
 }
 
-impl Snapshot {
-    pub fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "object": "generation",
-            "model": self.model,
-            "status": self.status.as_str(),
-            "text": self.text,
-            "finish_reason": self.finish_reason,
-            "usage": self.usage,
-            "error": self.error.as_ref().map(|e| e.body()["error"].clone()),
-            "created": self.created,
-            "frames": self.frames,
-            "events_url": format!("/v1/generations/{}/events", self.id),
-        })
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Log {
+    pub(super) fn made_here(from: Record, stop: CancellationToken, retire: Retire) -> Log {
+        let mut log = Log::copy(from, stop);
+        log.created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        log.retire = Some(retire);
+        log.read_only = false;
+        log
     }
-}
 
-/// The entries of one log, bounded: past `max_bytes` the oldest are dropped.
-#[derive(Debug)]
-pub(super) struct Frames {
-    /// The index of `entries[0]`.
-    base: u64,
-    entries: VecDeque<Entry>,
-    bytes: usize,
-    max_bytes: usize,
-    ended: Option<Status>,
-    /// Bytes of answer and of reasoning text ever appended, dropped frames
-    /// included: what the usage of a generation stopped part way counts.
-    answer_bytes: usize,
-    reasoning_bytes: usize,
-}
-
-impl Frames {
-    pub(super) fn new(max_bytes: usize) -> Frames {
-        Frames {
-            base: 0,
-            entries: VecDeque::new(),
-            bytes: 0,
-            max_bytes,
-            ended: None,
-            answer_bytes: 0,
-            reasoning_bytes: 0,
+    /// A read-only log that copies another replica's generation, frame by
+    /// frame through [`Log::copy_frame`]; watchers here read it as any log.
+    pub fn copy(from: Record, stop: CancellationToken) -> Log {
+        Log {
+            id: from.id,
+            owner: from.owner,
+            created: from.created,
+            prompt_tokens: from.prompt_tokens,
+            state: Mutex::new(State {
+                model: from.model,
+                frames: Frames::new(from.max_log_bytes),
+                watchers: 0,
+                unwatched_since: Instant::now(),
+            }),
+            changed: Notify::new(),
+            written: Notify::new(),
+            stop,
+            retire: None,
+            read_only: true,
+            replication: OnceLock::new(),
         }
     }
 
-    pub(super) fn len(&self) -> u64 {
-        self.base + self.entries.len() as u64
+    /// Sets the port of a log other replicas see; once, before the log is
+    /// handed to anyone.
+    pub fn replicate(&self, port: Arc<dyn Replication>) {
+        let _ = self.replication.set(port);
     }
 
-    pub(super) fn bytes(&self) -> usize {
-        self.bytes
+    pub fn id(&self) -> &GenId {
+        &self.id
     }
 
-    pub(super) fn status(&self) -> Status {
-        self.ended.unwrap_or(Status::Running)
+    pub fn owner(&self) -> Owner {
+        self.owner
     }
 
-    /// Appends `entry` unless the log has ended; returns its index and
-    /// whether it ended the log.
-    pub(super) fn push(&mut self, entry: Entry) -> (u64, bool) {
-        if self.ended.is_some() {
-            return (self.len(), false);
+    /// Unix seconds.
+    pub fn created(&self) -> u64 {
+        self.created
+    }
+
+    pub fn prompt_tokens(&self) -> u32 {
+        self.prompt_tokens
+    }
+
+    /// The model serving it (a fallback, perhaps; the route's until known).
+    pub fn model(&self) -> String {
+        lock(&self.state).model.clone()
+    }
+
+    /// Names the model that serves, once the failover has chosen.
+    pub fn serving(&self, model: &str) {
+        model.clone_into(&mut lock(&self.state).model);
+    }
+
+    /// Appends a frame and returns its index. A terminal entry ends the
+    /// generation; nothing is appended after it, nor to a copy.
+    pub fn append(&self, entry: Entry) -> u64 {
+        if self.read_only {
+            return self.progress().1;
         }
-        let ends = match &entry {
-            Entry::Token(text) => {
-                self.answer_bytes += text.len();
-                None
-            }
-            Entry::Reasoning(text) => {
-                self.reasoning_bytes += text.len();
-                None
-            }
-            Entry::Done(finish) if finish.finish_reason == CANCELLED => Some(Status::Cancelled),
-            Entry::Done(_) => Some(Status::Done),
-            Entry::Error(_) => Some(Status::Error),
+        let (index, ended, bytes, status, watched) = {
+            let mut state = lock(&self.state);
+            let (index, ended) = state.frames.push(entry);
+            let watched = state.watchers > 0;
+            let (bytes, status) = (state.frames.bytes(), state.frames.status());
+            (index, ended, bytes, status, watched)
         };
-        self.bytes += entry.bytes();
-        self.entries.push_back(entry);
-        // The terminal frame is never dropped: it is what a reconnect needs.
-        while self.bytes > self.max_bytes && self.entries.len() > 1 {
-            if let Some(dropped) = self.entries.pop_front() {
-                self.bytes -= dropped.bytes();
-                self.base += 1;
+        // With no watcher (a stream with its one client), nobody waits for a
+        // token: only the end is worth a wake-up (`DELETE` waits for it).
+        if watched || ended {
+            self.changed.notify_waiters();
+        }
+        if self.replication.get().is_some() {
+            self.written.notify_one();
+        }
+        if ended {
+            if let Some(retire) = &self.retire {
+                retire(&self.id, bytes, status);
             }
         }
-        self.ended = ends;
-        if ends.is_some() {
-            // An ended log only shrinks from here: give back the deque's slack.
-            self.entries.shrink_to_fit();
-        }
-        (self.len() - 1, ends.is_some())
+        index
     }
 
-    /// Appends `entry` as frame `index` of a log copied from elsewhere: a
-    /// frame already held is skipped, and frames missing before `index`
-    /// (dropped at the source) drop everything held, so that a read from
-    /// before them is [`Gone`], never a renumbered frame.
-    pub(super) fn push_at(&mut self, index: u64, entry: Entry) -> (u64, bool) {
-        if index < self.len() {
-            return (index, false);
+    /// Frame `index` of the generation copied; see `Frames::push_at`.
+    pub fn copy_frame(&self, index: u64, entry: Entry) {
+        let (ended, watched) = {
+            let mut state = lock(&self.state);
+            let (_, ended) = state.frames.push_at(index, entry);
+            (ended, state.watchers > 0)
+        };
+        if watched || ended {
+            self.changed.notify_waiters();
         }
-        if index > self.len() {
-            self.entries.clear();
-            self.bytes = 0;
-            self.base = index;
-        }
-        self.push(entry)
     }
 
-    /// The frames after `after`, at most [`READ_WINDOW`] bytes of them (and
-    /// always one, when there is one): a reader that falls behind holds a
-    /// window of the log, never a copy of all of it, and reads again.
-    pub(super) fn read(&self, after: Option<u64>) -> Result<Read, Gone> {
-        let first = after.map_or(0, |n| n.saturating_add(1));
-        if first < self.base {
-            return Err(Gone {
-                first_kept: self.base,
-            });
+    /// The frames after index `after` (from the first when `None`), at most
+    /// a window of them.
+    pub fn read(&self, after: Option<u64>) -> Result<Read, Gone> {
+        lock(&self.state).frames.read(after)
+    }
+
+    /// Resolves once the log has grown, ended or its watchers changed, after
+    /// this was called (call it before [`Log::read`], then await). On a copy
+    /// it starts the follower that keeps it current.
+    pub fn changed(&self) -> Notified<'_> {
+        if let Some(port) = self.replication.get() {
+            port.follow();
         }
-        let skip = usize::try_from(first - self.base).unwrap_or(usize::MAX);
-        let mut bytes = 0;
-        let entries: Vec<Entry> = self
-            .entries
-            .iter()
-            .skip(skip)
-            .take_while(|entry| {
-                let within = bytes == 0 || bytes + entry.bytes() <= READ_WINDOW;
-                bytes += entry.bytes();
-                within
-            })
-            .cloned()
-            .collect();
-        let to_end =
-            (skip as u64).saturating_add(entries.len() as u64) >= self.entries.len() as u64;
-        Ok(Read {
-            first,
-            entries,
-            ended: self.ended.is_some() && to_end,
-            more: !to_end,
-        })
+        self.changed.notified()
     }
 
-    pub(super) fn text(&self) -> String {
-        self.texts(false)
+    /// Resolves after the next append: what the writer that copies a
+    /// replicated log out waits on.
+    pub fn written(&self) -> Notified<'_> {
+        self.written.notified()
     }
 
-    /// The answer's text (or the reasoning's) that the log still holds.
-    fn texts(&self, reasoning: bool) -> String {
-        self.entries
-            .iter()
-            .filter_map(|entry| match (entry, reasoning) {
-                (Entry::Token(text), false) | (Entry::Reasoning(text), true) => Some(text.as_str()),
-                (Entry::Token(_) | Entry::Reasoning(_) | Entry::Done(_) | Entry::Error(_), _) => {
-                    None
+    /// Asks whoever runs the generation to stop: here, [`Log::stopping`]
+    /// fires; a copy sends the cancel to its owner. Does nothing to an ended
+    /// one.
+    pub fn cancel(&self) {
+        let sent = self.replication.get().is_some_and(|port| port.cancel());
+        if !sent {
+            self.stop.cancel();
+        }
+    }
+
+    /// Fires when the generation has been asked to stop.
+    pub fn stopping(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// The usage so far, for the `done` frame of a cancelled generation.
+    pub fn usage_so_far(&self) -> Usage {
+        lock(&self.state).frames.usage(self.prompt_tokens)
+    }
+
+    /// Its status and how many frames its log has: what a reconnect or a
+    /// cancel needs, without the text and usage [`Log::snapshot`] builds.
+    pub fn progress(&self) -> (Status, u64) {
+        let state = lock(&self.state);
+        (state.frames.status(), state.frames.len())
+    }
+
+    /// The index of the oldest frame still held (older ones were dropped
+    /// past `max_log_bytes`).
+    pub fn first_kept(&self) -> u64 {
+        lock(&self.state).frames.first_kept()
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let state = lock(&self.state);
+        let text = state.frames.text();
+        let (finish_reason, usage, error) = match state.frames.terminal() {
+            Some(Entry::Done(finish)) => (Some(finish.finish_reason.clone()), finish.usage, None),
+            Some(Entry::Error(err)) => (
+                None,
+                state.frames.usage(self.prompt_tokens),
+                Some(err.clone()),
+            ),
+            Some(Entry::Token(_) | Entry::Reasoning(_)) | None => {
+                (None, state.frames.usage(self.prompt_tokens), None)
+            }
+        };
+        Snapshot {
+            id: self.id.to_string(),
+            model: state.model.clone(),
+            status: state.frames.status(),
+            text,
+            finish_reason,
+            usage,
+            error,
+            created: self.created,
+            frames: state.frames.len(),
+        }
+    }
+
+    /// Counts a watcher in or out; see [`Watching`].
+    fn watchers_changed(&self, joined: bool) {
+        if joined {
+            if let Some(port) = self.replication.get() {
+                port.follow();
+            }
+        }
+        {
+            let mut state = lock(&self.state);
+            if joined {
+                state.watchers += 1;
+                metrics::gauge!(names::WATCHERS).increment(1.0);
+            } else {
+                state.watchers = state.watchers.saturating_sub(1);
+                metrics::gauge!(names::WATCHERS).decrement(1.0);
+                if state.watchers == 0 {
+                    state.unwatched_since = Instant::now();
                 }
-            })
-            .collect()
+            }
+        }
+        self.changed.notify_waiters();
     }
 
-    /// The usage of a generation stopped part way: the prompt as counted when
-    /// it began, and every answer and reasoning token appended (T3-13),
-    /// counted in what the log holds and estimated at that rate for what it
-    /// dropped.
-    pub(super) fn usage(&self, prompt_tokens: u32) -> Usage {
-        let count = |reasoning: bool, bytes: usize| {
-            let held = self.texts(reasoning);
-            let sample = crate::tokenizer::head(&held, USAGE_SAMPLE);
-            crate::tokenizer::estimate(sample, bytes.max(held.len()))
-        };
-        let answer = count(false, self.answer_bytes);
-        let reasoning = count(true, self.reasoning_bytes);
-        Usage::new(prompt_tokens, answer.saturating_add(reasoning))
-            .with_reasoning((self.reasoning_bytes > 0).then_some(reasoning))
+    /// Watchers here now.
+    pub fn watched_here(&self) -> bool {
+        lock(&self.state).watchers > 0
     }
 
-    pub(super) fn terminal(&self) -> Option<&Entry> {
-        self.entries.back().filter(|entry| entry.is_terminal())
+    /// `None` while anyone watches, here or (for a generation run here) on
+    /// another replica; else for how long nobody has.
+    pub fn unwatched_for(&self) -> Option<Duration> {
+        let here = {
+            let state = lock(&self.state);
+            (state.watchers == 0).then(|| state.unwatched_since.elapsed())
+        }?;
+        match self.replication.get().map(|port| port.elsewhere()) {
+            Some(Elsewhere::Watched) => None,
+            Some(Elsewhere::Unwatched(Some(seen))) => Some(here.min(seen.elapsed())),
+            Some(Elsewhere::Unwatched(None)) | None => Some(here),
+        }
     }
 }
 
-/// The most a read of a log copies at once (see [`Frames::read`]).
-pub const READ_WINDOW: usize = 64 * 1024;
+/// A watcher of a generation, counted while this lives.
+pub struct Watching(Arc<Log>);
 
-/// The part of a log's text counted exactly for its usage so far; the rest
-/// is estimated at the same rate (a log holds up to `max_log_bytes`, and
-/// counting 8 MiB took seconds of a runtime thread in a debug build).
-const USAGE_SAMPLE: usize = 64 * 1024;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn token(text: &str) -> Entry {
-        Entry::Token(text.into())
+impl Watching {
+    pub fn new(log: Arc<Log>) -> Watching {
+        log.watchers_changed(true);
+        Watching(log)
     }
+}
 
-    #[test]
-    fn frames_are_read_from_any_index_and_nothing_follows_the_terminal_one() {
-        let mut frames = Frames::new(1 << 20);
-        assert_eq!(frames.push(token("a")), (0, false));
-        assert_eq!(frames.push(token("b")), (1, false));
-        let done = Entry::Done(Finish::new("stop", Usage::default()));
-        assert_eq!(frames.push(done.clone()), (2, true));
-        assert!(!frames.push(token("late")).1);
-        assert_eq!(frames.len(), 3);
-        let read = frames.read(Some(0)).unwrap();
-        assert_eq!(
-            (read.first, read.entries, read.ended),
-            (1, vec![token("b"), done], true)
-        );
-        assert!(frames.read(Some(2)).unwrap().entries.is_empty());
-        assert_eq!(frames.status(), Status::Done);
-        assert_eq!(frames.text(), "ab");
-    }
-
-    /// T3-6: a read copies a window of the log, not all of it; the rest is
-    /// read after, and only the read that reaches the end says it ended.
-    #[test]
-    fn a_read_copies_at_most_a_window() {
-        let mut frames = Frames::new(1 << 30);
-        for n in 0..100_000 {
-            frames.push(token(&format!("t{n}")));
-        }
-        frames.push(Entry::Done(Finish::new("stop", Usage::default())));
-        let mut after = None;
-        let mut seen = 0;
-        loop {
-            let read = frames.read(after).unwrap();
-            let bytes: usize = read.entries.iter().map(Entry::bytes).sum();
-            assert!(bytes <= READ_WINDOW, "{bytes}");
-            seen += read.entries.len();
-            after = Some(read.first + read.entries.len() as u64 - 1);
-            assert_eq!(read.more, !read.ended);
-            if read.ended {
-                break;
-            }
-        }
-        assert_eq!(seen, 100_001);
-    }
-
-    /// T3-13: the usage so far counts reasoning, and what was dropped.
-    #[test]
-    fn usage_so_far_counts_reasoning_and_dropped_frames() {
-        let mut frames = Frames::new(4 * token("a").bytes());
-        for _ in 0..50 {
-            frames.push(Entry::Reasoning(" think".into()));
-        }
-        frames.push(token(" yes"));
-        let usage = frames.usage(7);
-        assert_eq!(usage.reasoning_tokens, Some(50));
-        assert_eq!(usage.completion_tokens, 51);
-        assert_eq!(usage.total_tokens, 58);
-    }
-
-    #[test]
-    fn past_its_bound_the_log_drops_its_oldest_frames_but_never_the_terminal_one() {
-        let entry = token("a").bytes();
-        let mut frames = Frames::new(3 * entry);
-        for text in ["a", "b", "c", "d", "e"] {
-            frames.push(token(text));
-        }
-        assert!(frames.bytes() <= 3 * entry);
-        assert_eq!(frames.read(None).unwrap_err(), Gone { first_kept: 2 });
-        assert_eq!(
-            frames.read(Some(1)).unwrap().entries,
-            [token("c"), token("d"), token("e")]
-        );
-        let err = Entry::Error(ApiError::shutting_down());
-        frames.push(err.clone());
-        assert_eq!(frames.terminal(), Some(&err));
-        assert_eq!(frames.status(), Status::Error);
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.0.watchers_changed(false);
     }
 }

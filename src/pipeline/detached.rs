@@ -21,7 +21,7 @@ use super::framer::Framer;
 use super::relay::{self, LogWriter, Started, StreamContext};
 use crate::error::ApiError;
 use crate::generation::Finish;
-use crate::generations::GenerationLog;
+use crate::generations::Log;
 use crate::limits::StreamPermit;
 use crate::observe::StreamMeter;
 use crate::warden::Guard;
@@ -39,7 +39,7 @@ pub struct Detached {
 }
 
 /// Starts `choice` in a task of its own, writing to `log`.
-pub fn spawn(choice: Choice, log: Arc<dyn GenerationLog>, detached: Detached) {
+pub fn spawn(choice: Choice, log: Arc<Log>, detached: Detached) {
     let context = StreamContext {
         // The log has no heartbeats; watchers send their own.
         heartbeat: Duration::from_secs(86_400),
@@ -70,7 +70,7 @@ pub fn spawn(choice: Choice, log: Arc<dyn GenerationLog>, detached: Detached) {
 }
 
 /// Returns once the generation has been cancelled for having no watcher.
-async fn watchdog(log: &dyn GenerationLog, unwatched: Duration) {
+async fn watchdog(log: &Log, unwatched: Duration) {
     loop {
         match log.unwatched_for() {
             Some(idle) if idle >= unwatched => {

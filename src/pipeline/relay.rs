@@ -140,7 +140,7 @@ pub fn response(started: Started, mut framer: Box<dyn Framer>, context: StreamCo
 
 /// What ends a body early: its generation's cancel when it has a log (a
 /// generation's stop token is a child of the shutdown one, see
-/// `GenerationStore::create`), else the end of the shutdown grace.
+/// `Generations::create`), else the end of the shutdown grace.
 fn stop_of(context: &StreamContext) -> CancellationToken {
     context
         .log

@@ -15,9 +15,10 @@ use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
 
+use crate::auth::ClientKey;
 use crate::doors::Door;
 use crate::error::{ApiError, ErrorKind};
-use crate::limits::{ClientKey, PermitSlot};
+use crate::limits::PermitSlot;
 use crate::observe::{self, Tally};
 use crate::state::AppState;
 

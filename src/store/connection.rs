@@ -3,6 +3,12 @@
 //! reconnects by itself), every command under a named deadline, timed and
 //! counted, and whether the server answered last.
 //!
+//! A circuit breaker: once a command fails for want of Redis (a timeout, a
+//! refused or dropped connection), every command on the shared connection
+//! fails at once with `store_unavailable` instead of waiting out its
+//! deadline, until the lease, which keeps trying, gets an answer. A hung
+//! Redis then costs one request its deadline, not every request.
+//!
 //! Also this replica's lease: `PREFIX:replica:RID`, set every
 //! [`LEASE_EVERY`] to expire after [`LEASE_FOR`]. Whatever a replica owns in
 //! Redis names its RID; once the lease is gone, the replica is dead and what
@@ -43,6 +49,8 @@ pub struct Redis {
     prefix: String,
     replica: String,
     healthy: AtomicBool,
+    /// Tripped by a failure for want of Redis; reset by the next answer.
+    tripped: AtomicBool,
     /// Slots for followers that block on a connection of their own.
     followers: Arc<tokio::sync::Semaphore>,
     /// When the lease was last renewed (ms since start; 0: never).
@@ -73,6 +81,7 @@ impl Redis {
             prefix: prefix.to_owned(),
             replica: uuid::Uuid::new_v4().simple().to_string(),
             healthy: AtomicBool::new(false),
+            tripped: AtomicBool::new(false),
             followers: Arc::new(tokio::sync::Semaphore::new(blocking_readers)),
             leased_ms: AtomicU64::new(0),
             last_warned_ms: AtomicU64::new(0),
@@ -152,13 +161,28 @@ impl Redis {
         op: &'static str,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, ApiError> {
+        self.script_within(op, invocation, COMMAND_DEADLINE).await
+    }
+
+    /// [`Redis::script`] under a deadline of its own (shorter than a
+    /// command's).
+    pub async fn script_within<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        invocation: &redis::ScriptInvocation<'_>,
+        deadline: Duration,
+    ) -> Result<T, ApiError> {
         self.on_shared(op, |mut conn| async move {
-            invocation.invoke_async(&mut conn).await
+            match tokio::time::timeout(deadline, invocation.invoke_async(&mut conn)).await {
+                Ok(answer) => answer,
+                Err(_) => Err(timed_out()),
+            }
         })
         .await
     }
 
-    /// `send` on the shared connection, once more if it was refused.
+    /// `send` on the shared connection, once more if it was refused; at
+    /// once `store_unavailable` while the breaker is tripped.
     async fn on_shared<T, Sent>(
         &self,
         op: &'static str,
@@ -167,6 +191,10 @@ impl Redis {
     where
         Sent: Future<Output = RedisResult<T>>,
     {
+        if self.tripped.load(Ordering::Relaxed) {
+            metrics::counter!(names::STORE_ERRORS, "op" => op).increment(1);
+            return Err(unavailable());
+        }
         self.timed(op, async {
             match send(self.conn()).await {
                 Err(err) if err.is_connection_refusal() => send(self.conn()).await,
@@ -206,6 +234,7 @@ impl Redis {
         match result {
             Ok(value) => {
                 self.healthy.store(true, Ordering::Relaxed);
+                self.tripped.store(false, Ordering::Relaxed);
                 Ok(value)
             }
             Err(err) => {
@@ -218,6 +247,7 @@ impl Redis {
                     || err.is_unrecoverable_error();
                 if down {
                     self.healthy.store(false, Ordering::Relaxed);
+                    self.tripped.store(true, Ordering::Relaxed);
                 }
                 self.warn(op, &err);
                 Err(unavailable())
@@ -261,7 +291,19 @@ impl Redis {
                 .arg(unix_ms())
                 .arg("PX")
                 .arg(LEASE_FOR.as_millis() as u64);
-            if self.command::<()>("lease", &renew).await.is_ok() {
+            // Not through the breaker: the lease is what resets it.
+            let renewed = self
+                .timed("lease", async {
+                    let mut conn = self.conn();
+                    match renew.query_async::<()>(&mut conn).await {
+                        Err(err) if err.is_connection_refusal() => {
+                            renew.query_async::<()>(&mut self.conn()).await
+                        }
+                        first => first,
+                    }
+                })
+                .await;
+            if renewed.is_ok() {
                 metrics::counter!(names::STORE_LEASE_RENEWALS).increment(1);
                 let now = self.started.elapsed().as_millis() as u64;
                 self.leased_ms.store(now.max(1), Ordering::Relaxed);
@@ -282,6 +324,10 @@ pub fn unavailable() -> ApiError {
             "the shared store (Redis) cannot be reached; try again shortly",
         )
     }
+}
+
+fn timed_out() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
 }
 
 pub fn unix_ms() -> u64 {

@@ -1,16 +1,20 @@
 //! State that replicas share through Redis (`[store] redis_url`, contract
 //! section 12), so that any number of sluice processes behind a load
-//! balancer act as one. Without `[store]` none of this runs: generations and
-//! limits live in the process (`generations::LocalStore`, `limits`).
+//! balancer act as one: adapters under the ports the domain modules define,
+//! the way `providers/` sits under `Provider`. Without `[store]` none of
+//! this runs, and nothing but the wiring (`state.rs`, `server.rs`) imports it.
 //!
 //! - `connection`: the one connection, each command under a deadline, timed
-//!   and counted; this replica's lease, which says it is alive.
+//!   and counted, behind a circuit breaker; this replica's lease, which says
+//!   it is alive.
 //! - `codec`: a generation's keys, and its frames as stream entries.
-//! - `generations`: [`RedisStore`], the generations store: generations made
-//!   here run here (`writer` copies their logs out as they grow), ones made
-//!   elsewhere are watched as copies (`copy`), cancels cross on a channel.
-//! - `limits`: [`SharedLimits`], rate buckets and stream counts as Lua
-//!   scripts.
+//! - `remote`: [`RedisRemote`], the generations registry's
+//!   `generations::Remote`: generations made here are published and run
+//!   here (`owner` copies their logs out as they grow), ones made elsewhere
+//!   are opened as copies (`copy`, kept current by `follower`), cancels
+//!   cross on a channel.
+//! - `counts`: [`RedisCounts`], the limits' `limits::SharedCounts`: rate
+//!   buckets and stream counts as Lua scripts.
 //!
 //! When Redis cannot be reached, what needs it fails with
 //! `503 store_unavailable` (making or finding a generation), what can go on
@@ -23,32 +27,55 @@
 mod codec;
 mod connection;
 mod copy;
-mod generations;
-mod limits;
-mod writer;
+mod counts;
+mod follower;
+mod owner;
+mod remote;
 
 use std::sync::Arc;
 
-pub use connection::Redis;
-pub use generations::RedisStore;
-pub use limits::{Admission, SharedLimits};
+use crate::auth::Keys;
+use crate::config::Config;
 
-/// What a replica with `[store]` shares, and its chores.
+pub use connection::Redis;
+pub use counts::RedisCounts;
+pub use remote::RedisRemote;
+
+/// What a replica with `[store]` plugs into the ports, and its chores.
 #[derive(Clone)]
-pub struct Shared {
+pub struct Adapters {
     pub redis: Arc<Redis>,
-    pub generations: Arc<RedisStore>,
-    pub limits: Arc<SharedLimits>,
+    pub remote: Arc<RedisRemote>,
+    pub counts: Arc<RedisCounts>,
 }
 
-impl Shared {
+/// The adapters for `config`'s `[store]`, if it has one. Connecting is lazy.
+pub fn connect(config: &Config, keys: &Arc<Keys>) -> Option<Adapters> {
+    let url = config.store.redis_url.as_deref()?;
+    // The URL was checked with the config.
+    let redis = Arc::new(
+        Redis::new(url, &config.store.key_prefix, config.store.blocking_readers)
+            .expect("a valid store.redis_url"),
+    );
+    Some(Adapters {
+        remote: Arc::new(RedisRemote::new(
+            redis.clone(),
+            &config.streams,
+            keys.clone(),
+        )),
+        counts: Arc::new(RedisCounts::new(redis.clone(), &config.limits)),
+        redis,
+    })
+}
+
+impl Adapters {
     /// The chores that run for as long as the process serves: its lease, the
     /// cancels from other replicas, the slots given back.
     pub async fn run(self) {
         tokio::join!(
             self.redis.keep_lease(),
-            self.generations.take_cancels(),
-            self.limits.give_back(),
+            self.remote.take_cancels(),
+            self.counts.give_back(),
         );
     }
 }

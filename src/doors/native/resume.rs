@@ -11,7 +11,7 @@ use super::request::StreamRequest;
 use super::view;
 use crate::doors::{Admission, Planned};
 use crate::error::ApiError;
-use crate::generations::{EventId, GenerationLog, Status};
+use crate::generations::{EventId, Log, Status};
 use crate::state::AppState;
 
 /// The request as a new generation, and the plan to run it.
@@ -19,7 +19,7 @@ pub async fn create(
     app: &AppState,
     admission: &Admission,
     request: StreamRequest,
-) -> Result<(Arc<dyn GenerationLog>, Planned), ApiError> {
+) -> Result<(Arc<Log>, Planned), ApiError> {
     let (generation, model) = request.into_generation(&app.templates)?;
     let planned = Planned::new(app, &admission.tally, model.as_deref(), generation)?;
     // Counted now, while the request still holds the prompt, for the usage of
@@ -38,11 +38,7 @@ pub async fn create(
 }
 
 /// The generation `id`, if this client may see it.
-pub async fn find(
-    app: &AppState,
-    admission: &Admission,
-    id: &str,
-) -> Result<Arc<dyn GenerationLog>, ApiError> {
+pub async fn find(app: &AppState, admission: &Admission, id: &str) -> Result<Arc<Log>, ApiError> {
     let found = app.generations.find(id, admission.owner()).await?;
     found.ok_or_else(|| {
         ApiError::not_found(
@@ -75,7 +71,7 @@ pub enum Named {
 /// log, which is `204` like the terminal frame (section 18).
 pub fn after(
     app: &AppState,
-    log: Arc<dyn GenerationLog>,
+    log: Arc<Log>,
     after: u64,
     named: Named,
     format: Format,
@@ -117,12 +113,7 @@ pub fn after(
 }
 
 /// A response watching `log` after frame `after`.
-pub fn watch(
-    app: &AppState,
-    log: Arc<dyn GenerationLog>,
-    after: Option<u64>,
-    format: Format,
-) -> Response {
+pub fn watch(app: &AppState, log: Arc<Log>, after: Option<u64>, format: Format) -> Response {
     view::watch(
         log,
         after,

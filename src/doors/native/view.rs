@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::frames::{Format, NativeFrames};
 use crate::error::ApiError;
-use crate::generations::{Entry, GenerationLog, Watching};
+use crate::generations::{Entry, Log, Watching};
 use crate::pipeline::framer::Framer;
 use crate::pipeline::relay::opened;
 use crate::warden::Guard;
@@ -31,7 +31,7 @@ pub const GENERATION: &str = "x-sluice-generation";
 /// A streaming response of `log`'s frames after index `after` (from the
 /// first when `None`).
 pub fn watch(
-    log: Arc<dyn GenerationLog>,
+    log: Arc<Log>,
     after: Option<u64>,
     format: Format,
     heartbeat: Duration,
@@ -64,7 +64,7 @@ pub fn with_generation(mut response: Response, id: &str) -> Response {
 }
 
 fn frames(
-    log: Arc<dyn GenerationLog>,
+    log: Arc<Log>,
     mut after: Option<u64>,
     mut framer: NativeFrames,
     heartbeat: Duration,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::error::ApiError;
 use crate::generation::{Finish, TokenEvent, UpstreamError};
-use crate::generations::{Entry, GenerationLog, CANCELLED};
+use crate::generations::{Entry, Log, CANCELLED};
 use crate::observe::{Ended, StreamMeter};
 use crate::pipeline::framer::Framer;
 
@@ -16,12 +16,12 @@ use crate::pipeline::framer::Framer;
 /// terminal frame (the client left, no one will read on), it ends the log
 /// with a `cancelled` done frame and the usage so far.
 pub struct LogWriter {
-    pub(super) log: Arc<dyn GenerationLog>,
+    pub(super) log: Arc<Log>,
     ended: bool,
 }
 
 impl LogWriter {
-    pub fn new(log: Arc<dyn GenerationLog>) -> LogWriter {
+    pub fn new(log: Arc<Log>) -> LogWriter {
         LogWriter { log, ended: false }
     }
 

@@ -10,21 +10,25 @@
 //!   and gives it back when dropped, that is when the response body ends or
 //!   the client goes away.
 //!
-//! With `[store]`, the same limits hold across replicas (`store::SharedLimits`):
-//! each request is counted in Redis, and a stream holds a shared slot beside
-//! this replica's own. When Redis cannot be reached, each replica keeps the
-//! limits alone (counted in `sluice_store_fallbacks_total`) rather than
-//! refuse everything: a Redis outage degrades the limits, not the service.
+//! With `[store]`, the same limits hold across replicas through the
+//! [`SharedCounts`] port (defined here; Redis implements it in the `store`
+//! module): each request is counted there too, and a stream holds a shared
+//! slot beside this replica's own. When Redis cannot be reached, each
+//! replica keeps the limits alone (counted in `sluice_store_fallbacks_total`)
+//! rather than refuse everything: a Redis outage degrades the limits, not
+//! the service.
 //!
 //! Keyed state stays bounded: a sweep at most once per `SWEEP_EVERY` drops
 //! the limiter state of clients idle long enough to be back at full burst,
 //! and a client's concurrency entry goes when its last stream does. A flood
 //! of distinct addresses therefore holds memory for a few seconds, not forever.
 
+mod auth_failures;
+
 use std::collections::HashMap;
-use std::hash::Hash;
-use std::net::IpAddr;
+use std::future::Future;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,23 +38,45 @@ use tokio::time::Instant;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::auth::{KeyId, Keys};
+pub use auth_failures::AuthFailures;
+
+use crate::auth::{ClientKey, Keys};
 use crate::config;
 use crate::error::{ApiError, ErrorKind};
 use crate::metrics as names;
-use crate::store::{Admission, SharedLimits};
 
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-/// Who a request counts against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ClientKey {
-    /// The API key it presented, when auth is on.
-    Key(KeyId),
-    /// Its address otherwise.
-    Addr(IpAddr),
-    /// Neither is known (the app served without connection info, in tests).
-    Unknown,
+/// What asking the shared counts returns: they are asked of a server, so
+/// they may wait, and fail when it cannot be reached (the limits then hold
+/// per replica).
+pub type Asked<'a, T> = Pin<Box<dyn Future<Output = Result<T, ApiError>> + Send + 'a>>;
+
+/// The limits' port to counts shared by every replica. A client is named
+/// the same on every replica ([`ClientKey::shared_name`]).
+pub trait SharedCounts: Send + Sync + 'static {
+    /// Counts one request of `client`: `Some(wait)` when it is over its rate.
+    fn check_rate<'a>(&'a self, client: &'a str) -> Asked<'a, Option<Duration>>;
+
+    /// Takes a stream slot for `client` across the replicas.
+    fn open<'a>(&'a self, client: &'a str) -> Asked<'a, Admission>;
+
+    /// Gives back a slot [`SharedCounts::open`] admitted (never waits).
+    fn close(&self, client: String);
+
+    /// An [`SharedCounts::open`] failed: Redis may still run it later, so
+    /// the counts of `client` are in doubt until set right (never waits).
+    fn doubt(&self, client: String);
+}
+
+/// The answer to a request for a shared stream slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Admitted,
+    /// `max_concurrent_streams` streams are open across the replicas.
+    ProxyFull,
+    /// The client has `per_client_concurrent_streams` open.
+    ClientFull,
 }
 
 pub struct Limits {
@@ -64,7 +90,7 @@ pub struct Limits {
     max_streams: usize,
     per_client_streams: usize,
     /// The limits shared with other replicas, and the keys that name clients there.
-    shared: Option<(Arc<SharedLimits>, Arc<Keys>)>,
+    shared: Option<(Arc<dyn SharedCounts>, Arc<Keys>)>,
 }
 
 /// Open streams, in all and per client.
@@ -79,7 +105,7 @@ pub struct StreamPermit {
     streams: Arc<Streams>,
     client: ClientKey,
     /// The shared slot, given back with this one.
-    shared: Option<(Arc<SharedLimits>, String)>,
+    shared: Option<(Arc<dyn SharedCounts>, String)>,
 }
 
 impl std::fmt::Debug for StreamPermit {
@@ -129,7 +155,11 @@ impl Limits {
     }
 
     /// The same limits, held across the replicas sharing `shared`.
-    pub fn shared(config: &config::Limits, shared: Arc<SharedLimits>, keys: Arc<Keys>) -> Limits {
+    pub fn shared(
+        config: &config::Limits,
+        shared: Arc<dyn SharedCounts>,
+        keys: Arc<Keys>,
+    ) -> Limits {
         Limits {
             shared: Some((shared, keys)),
             ..Limits::new(config)
@@ -171,6 +201,7 @@ impl Limits {
                 Ok(Admission::ClientFull) => return Err(self.client_full()),
                 Err(_) => {
                     metrics::counter!(names::STORE_FALLBACKS, "limit" => "streams").increment(1);
+                    shared.doubt(name);
                 }
             }
         }
@@ -269,85 +300,6 @@ fn over_rate(wait: Duration) -> ApiError {
     }
 }
 
-impl ClientKey {
-    /// The client as the shared store names it: the same on every replica
-    /// (a key by its fingerprint, never by its place in the config).
-    fn shared_name(self, keys: &Keys) -> String {
-        match self {
-            ClientKey::Key(key) => format!("k{}", keys.fingerprint(key)),
-            ClientKey::Addr(addr) => format!("a{addr}"),
-            ClientKey::Unknown => "u".to_owned(),
-        }
-    }
-}
-
-/// Failed authentications an address may make at once, then one more per
-/// [`FAILED_AUTH_EVERY`].
-const FAILED_AUTH_BURST: u32 = 10;
-const FAILED_AUTH_EVERY: Duration = Duration::from_secs(2);
-
-/// Failed authentications per address. Past the budget the address is
-/// refused with a 429, whatever key it sends, until its budget is back, so
-/// keys cannot be guessed at speed (nginx puts `limit_req` before
-/// `auth_request` for the same reason).
-pub struct AuthFailures {
-    limiter: DefaultKeyedRateLimiter<IpAddr>,
-    /// Addresses refused, and until when.
-    refused: Mutex<HashMap<IpAddr, Instant>>,
-    clock: DefaultClock,
-}
-
-impl AuthFailures {
-    fn new() -> AuthFailures {
-        let burst = NonZeroU32::new(FAILED_AUTH_BURST).expect("a non-zero burst");
-        let quota = Quota::with_period(FAILED_AUTH_EVERY)
-            .expect("a non-zero period")
-            .allow_burst(burst);
-        AuthFailures {
-            limiter: RateLimiter::keyed(quota),
-            refused: Mutex::default(),
-            clock: DefaultClock::default(),
-        }
-    }
-
-    /// A 429 while `addr` is refused.
-    pub fn check(&self, addr: IpAddr) -> Result<(), ApiError> {
-        let refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
-        match refused.get(&addr) {
-            Some(until) if *until > Instant::now() => Err(Self::refusal(*until - Instant::now())),
-            Some(_) | None => Ok(()),
-        }
-    }
-
-    /// Counts a failed attempt by `addr`; a 429 when it spent the budget.
-    pub fn failed(&self, addr: IpAddr) -> Result<(), ApiError> {
-        let Err(not_until) = self.limiter.check_key(&addr) else {
-            return Ok(());
-        };
-        let wait = not_until.wait_time_from(self.clock.now());
-        let now = Instant::now();
-        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
-        if refused.len() >= 4096 {
-            // Bounded: the expired go first.
-            refused.retain(|_, until| *until > now);
-            self.limiter.retain_recent();
-        }
-        refused.insert(addr, now + wait);
-        Err(Self::refusal(wait))
-    }
-
-    fn refusal(wait: Duration) -> ApiError {
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        ApiError {
-            retry_after: Some(secs.max(1)),
-            ..ApiError::new(
-                ErrorKind::RateLimited,
-                "too many failed authentications from this address; retry later",
-            )
-        }
-    }
-}
-
 impl Drop for StreamPermit {
     fn drop(&mut self) {
         if let Some((shared, name)) = self.shared.take() {
@@ -368,6 +320,7 @@ impl Drop for StreamPermit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
 
     fn limits(rps: u32, burst: u32, max: usize, per_client: usize) -> Limits {
         Limits::new(&config::Limits {
