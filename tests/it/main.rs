@@ -62,6 +62,8 @@ mod operations;
 mod behind_nginx;
 // Two replicas sharing one Redis (section 12).
 mod scale_out;
+// The shared store under faults: Redis stalled, restarted empty, over its bounds.
+mod store_faults;
 // `sluice bench`.
 mod bench_cli;
 // The upstream SSE decoder, split at every byte.

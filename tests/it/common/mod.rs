@@ -5,6 +5,7 @@ pub mod binary;
 pub mod fake_anthropic;
 pub mod fake_ollama;
 pub mod fake_openai;
+pub mod redis;
 
 use std::time::{Duration, Instant};
 
