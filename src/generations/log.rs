@@ -225,6 +225,11 @@ impl Log {
         (state.frames.status(), state.frames.len())
     }
 
+    /// What its frames hold, in bytes.
+    pub fn bytes(&self) -> usize {
+        lock(&self.state).frames.bytes()
+    }
+
     /// The index of the oldest frame still held (older ones were dropped
     /// past `max_log_bytes`).
     pub fn first_kept(&self) -> u64 {

@@ -24,8 +24,10 @@ use crate::config::Streams;
 use crate::generations::{Entry, Log, Owner, Pending, Remote, Replication};
 
 /// Copies kept after their last use while nobody follows them, so that a
-/// status poll reads only the new frames: how many, and for how long.
+/// status poll reads only the new frames: how many, how many bytes of
+/// frames together, and for how long.
 const COPIES_KEPT: usize = 16;
+const COPY_BYTES_KEPT: usize = 16 * 1024 * 1024;
 const COPY_KEPT_FOR: Duration = Duration::from_secs(10);
 /// Copies remembered (weakly, while someone holds them) at most.
 const COPIES_KNOWN: usize = 1024;
@@ -96,16 +98,21 @@ impl RedisRemote {
                 kept: Some((log.clone(), now)),
             },
         );
-        // Bounded: the oldest held go past COPIES_KEPT or COPY_KEPT_FOR, and
-        // the dead past COPIES_KNOWN.
-        let mut held: Vec<(Instant, String)> = copies
+        // Bounded: the oldest held go past COPIES_KEPT, COPY_BYTES_KEPT or
+        // COPY_KEPT_FOR, and the dead past COPIES_KNOWN.
+        let mut held: Vec<(Instant, String, usize)> = copies
             .iter()
-            .filter_map(|(id, known)| known.kept.as_ref().map(|(_, at)| (*at, id.clone())))
+            .filter_map(|(id, known)| {
+                let (log, at) = known.kept.as_ref()?;
+                Some((*at, id.clone(), log.bytes()))
+            })
             .collect();
-        held.sort();
-        let excess = held.len().saturating_sub(COPIES_KEPT);
-        for (i, (at, id)) in held.into_iter().enumerate() {
-            if i < excess || now - at >= COPY_KEPT_FOR {
+        // Newest first: they are the ones kept.
+        held.sort_by_key(|held| std::cmp::Reverse(held.0));
+        let mut bytes = 0;
+        for (i, (at, id, size)) in held.into_iter().enumerate() {
+            bytes += size;
+            if i >= COPIES_KEPT || bytes > COPY_BYTES_KEPT || now - at >= COPY_KEPT_FOR {
                 if let Some(known) = copies.get_mut(&id) {
                     known.kept = None;
                 }
