@@ -88,7 +88,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(CONFIG_ERROR);
             }
         },
-        None => Config::default(),
+        None => Config::embedded(),
     };
     if let Some(listen) = cli.listen {
         config.listen = listen;

@@ -1,6 +1,12 @@
 //! The model table: which configured model a request's `model` names, the
 //! provider that serves it, and the fallbacks to try after it.
 //!
+//! A request's name is matched against the exact names first, then against
+//! the names that are glob patterns (`"*"`, `"gpt-*"`), in file order
+//! (contract section 13). A route found by a pattern answers under the name
+//! asked for; its metrics keep the pattern's name, so a client cannot grow
+//! the metrics by making names up.
+//!
 //! Built once per serving runtime from the config (each runtime has its own
 //! upstream connection pools). Resolution is where a client's model name
 //! meets the config, so its failures are client errors ([`ModelError`]),
@@ -12,9 +18,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use globset::GlobMatcher;
 use serde_json::{Map, Value};
 
-use crate::config::{Config, ProviderKind};
+use crate::config::{name_pattern, Config, ProviderKind};
 use crate::error::ApiError;
 use crate::generation::{GenRequest, InvalidField, MockKnobs};
 use crate::parse::{coerce, deserialize_strict};
@@ -22,7 +29,11 @@ use crate::providers::{self, Provider};
 
 /// A configured model name and the provider that serves it.
 pub struct ModelRoute {
+    /// The name it answers under: the configured one, or the name asked
+    /// for when a pattern matched it.
     pub name: String,
+    /// The name in the config (a pattern, perhaps): the metrics' label.
+    pub configured: String,
     pub provider: Arc<dyn Provider>,
     pub kind: ProviderKind,
     /// Retries before the first token.
@@ -62,38 +73,60 @@ impl From<ModelError> for ApiError {
 /// Model name to route, built once from the config.
 pub struct ModelTable {
     routes: HashMap<String, Arc<ModelRoute>>,
+    /// The routes whose names are glob patterns, in file order.
+    patterns: Vec<(GlobMatcher, Arc<ModelRoute>)>,
     default_model: String,
 }
 
 impl ModelTable {
     pub fn from_config(config: &Config) -> ModelTable {
-        let routes = config
-            .models
-            .iter()
-            .map(|model| {
-                let route = ModelRoute {
-                    name: model.name.clone(),
-                    provider: providers::build(model, &config.timeouts),
-                    kind: model.provider,
-                    retries: model.retries(),
-                    fallbacks: model.fallbacks.clone(),
-                };
-                (model.name.clone(), Arc::new(route))
-            })
-            .collect();
+        let mut routes = HashMap::new();
+        let mut patterns = Vec::new();
+        for model in &config.models {
+            let route = Arc::new(ModelRoute {
+                name: model.name.clone(),
+                configured: model.name.clone(),
+                provider: providers::build(model, &config.timeouts),
+                kind: model.provider,
+                retries: model.retries(),
+                fallbacks: model.fallbacks.clone(),
+            });
+            // The config's validation compiled every pattern once already.
+            match name_pattern(&model.name) {
+                Some(Ok(matcher)) => patterns.push((matcher, route)),
+                Some(Err(_)) | None => {
+                    routes.insert(model.name.clone(), route);
+                }
+            }
+        }
         ModelTable {
             routes,
+            patterns,
             default_model: config.default_model.clone(),
         }
     }
 
-    /// The route for a configured model name, or the default model's.
+    /// The route for a model name (exact, then the patterns), or the
+    /// default model's.
     pub fn get(&self, requested: Option<&str>) -> Result<Arc<ModelRoute>, ModelError> {
         let name = requested.unwrap_or(&self.default_model);
-        self.routes
-            .get(name)
-            .cloned()
+        self.find(name)
             .ok_or_else(|| ModelError::NotConfigured { name: name.into() })
+    }
+
+    fn find(&self, name: &str) -> Option<Arc<ModelRoute>> {
+        if let Some(route) = self.routes.get(name) {
+            return Some(route.clone());
+        }
+        let (_, route) = self.patterns.iter().find(|(glob, _)| glob.is_match(name))?;
+        Some(Arc::new(ModelRoute {
+            name: name.to_owned(),
+            configured: route.configured.clone(),
+            provider: route.provider.clone(),
+            kind: route.kind,
+            retries: route.retries,
+            fallbacks: route.fallbacks.clone(),
+        }))
     }
 
     /// Resolves the requested model for `generation`. A mock model's name may
@@ -112,15 +145,20 @@ impl ModelTable {
         if let Some(route) = self.routes.get(name) {
             return Ok(route.clone());
         }
-        let Some((base, knobs)) = name.split_once(':') else {
+        // A `:` starts knobs only when `knob=value` pairs follow it; else it
+        // is part of the name (`qwen2.5:7b`).
+        let knobbed = name
+            .split_once(':')
+            .filter(|(_, knobs)| looks_like_knobs(knobs));
+        let Some((base, knobs)) = knobbed else {
             return self.get(Some(name));
         };
-        match self.routes.get(base) {
+        match self.find(base) {
             Some(route) if route.kind == ProviderKind::Mock => {
                 let (from_name, seed) = knobs_from_model_name(knobs)?;
                 generation.mock = from_name.overridden_by(&generation.mock);
                 generation.seed = generation.seed.or(seed);
-                Ok(route.clone())
+                Ok(route)
             }
             Some(_) => Err(ModelError::KnobsOnNonMock { name: name.into() }),
             None => self.get(Some(name)),
@@ -140,12 +178,19 @@ impl ModelTable {
         chain
     }
 
-    /// Configured model names, sorted.
+    /// Configured model names (not the patterns), sorted.
     pub fn names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.routes.keys().map(String::as_str).collect();
         names.sort_unstable();
         names
     }
+}
+
+/// Whether the text after a model name's `:` is a list of `knob=value`
+/// pairs (`tokens=5,seed=7`), not part of the name (`7b`).
+fn looks_like_knobs(text: &str) -> bool {
+    let mut pairs = text.split(',').filter(|p| !p.trim().is_empty()).peekable();
+    pairs.peek().is_some() && pairs.all(|pair| pair.contains('='))
 }
 
 /// `ttft_ms=800,seed=7` into mock knobs and a seed.

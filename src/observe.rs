@@ -73,7 +73,10 @@ struct Record {
 #[derive(Default)]
 struct State {
     client: Option<ClientKey>,
+    /// The name asked for (the access log's), and the configured one (the
+    /// metrics' label: a client cannot grow the label set).
     model: Option<String>,
+    model_label: Option<String>,
     status: Option<u16>,
     error: Option<ErrorKind>,
     ttft: Option<Duration>,
@@ -106,9 +109,12 @@ impl Tally {
         self.state().client = Some(client);
     }
 
-    pub fn set_model(&self, model: &str) {
+    /// The model asked for, and the configured model (a pattern, perhaps)
+    /// that serves it.
+    pub fn set_model(&self, model: &str, configured: &str) {
         let mut state = self.state();
         state.model = Some(model.to_owned());
+        state.model_label = Some(configured.to_owned());
         state.generating = true;
     }
 
@@ -150,16 +156,17 @@ impl Drop for Record {
         // 499: nginx's "client closed request", for a client gone before any status.
         let status = state.status.unwrap_or(499);
         let model = state.model.as_deref().unwrap_or("");
-        counter!(names::REQUESTS, "door" => self.door, "model" => model.to_owned(), "status" => status.to_string())
+        let label = state.model_label.as_deref().unwrap_or("");
+        counter!(names::REQUESTS, "door" => self.door, "model" => label.to_owned(), "status" => status.to_string())
             .increment(1);
         if state.generating {
-            counter!(names::STREAMS_ENDED, "model" => model.to_owned(), "ended" => ended.label(), "error_type" => ended.error_type())
+            counter!(names::STREAMS_ENDED, "model" => label.to_owned(), "ended" => ended.label(), "error_type" => ended.error_type())
                 .increment(1);
             if matches!(
                 ended,
                 Ended::ClientGone | Ended::ShuttingDown | Ended::Cancelled
             ) {
-                counter!(names::UPSTREAM_CANCELLED, "model" => model.to_owned()).increment(1);
+                counter!(names::UPSTREAM_CANCELLED, "model" => label.to_owned()).increment(1);
             }
         }
         let client = match state.client {

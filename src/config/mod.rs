@@ -22,7 +22,7 @@ use serde::Deserialize;
 mod model;
 mod validate;
 
-pub use model::{ModelConfig, ProviderKind};
+pub use model::{name_pattern, ModelConfig, ProviderKind};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7800";
 
@@ -363,6 +363,17 @@ impl Config {
                 message: e.inner().message().to_string(),
             })?;
         config.with_builtin_mock().validated(env)
+    }
+
+    /// The config with no file: the built-in mock, which also answers every
+    /// other model name (`name = "*"`), so an app with a hard-coded model
+    /// name works against it unchanged (contract section 13).
+    pub fn embedded() -> Config {
+        let mut config = Config::default();
+        let mut any = ModelConfig::builtin_mock();
+        any.name = "*".into();
+        config.models.push(any);
+        config
     }
 
     /// `mock` exists in every config that does not define it itself.

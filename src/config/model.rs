@@ -148,6 +148,13 @@ impl ModelConfig {
     }
 }
 
+/// The matcher of a model name that is a glob pattern (it has `*`, `?` or
+/// `[`), or its error; `None` for an exact name.
+pub fn name_pattern(name: &str) -> Option<Result<globset::GlobMatcher, globset::Error>> {
+    name.contains(['*', '?', '['])
+        .then(|| globset::Glob::new(name).map(|glob| glob.compile_matcher()))
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::Config;

@@ -96,6 +96,16 @@ impl Config {
                     format!("model `{}` is defined twice", model.name),
                 ));
             }
+            if let Some(Err(err)) = super::name_pattern(&model.name) {
+                return Err(error(
+                    key("name"),
+                    format!(
+                        "`{}` is not a valid glob pattern: {}",
+                        model.name,
+                        err.kind()
+                    ),
+                ));
+            }
             if let Some(fallback) = model.fallbacks.iter().find(|f| !names.contains(f)) {
                 return Err(error(
                     key("fallbacks"),

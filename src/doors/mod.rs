@@ -251,7 +251,7 @@ impl Planned {
         mut request: GenRequest,
     ) -> Result<Planned, ApiError> {
         let route = app.models.resolve(model, &mut request)?;
-        tally.set_model(&route.name);
+        tally.set_model(&route.name, &route.configured);
         Ok(Planned { route, request })
     }
 
@@ -285,7 +285,9 @@ pub async fn stream(
         .unwrap_or_else(|| route.name.clone());
     let context = StreamContext {
         heartbeat,
-        meter: admission.tally.meter(&route.name, started.upstream_ttft),
+        meter: admission
+            .tally
+            .meter(&route.configured, started.upstream_ttft),
         shutdown: app.drain.expiry(),
         permit: admission.slot.take(),
         log: log.map(LogWriter::new),
@@ -302,7 +304,7 @@ pub async fn collect(
     planned: Planned,
 ) -> Result<Collected, ApiError> {
     let _slot = admission.slot.take();
-    let meter = admission.tally.meter(&planned.route.name, None);
+    let meter = admission.tally.meter(&planned.route.configured, None);
     collector::collect(planned.choose(app), meter, app.drain.expiry()).await
 }
 

@@ -72,7 +72,7 @@ pub async fn choose(
                 Ok(serving) => return Ok(serving),
                 Err(err) => err,
             };
-            count_error(&route.name, &err);
+            count_error(&route.configured, &err);
             let wait = (attempt < route.retries)
                 .then(|| retry_wait(&err, attempt))
                 .flatten();

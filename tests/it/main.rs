@@ -21,6 +21,8 @@ mod browser;
 mod playground;
 // The mock's knobs and pacing, through the native door.
 mod mock;
+// The mock as a stand-in for a model (section 13): any model name.
+mod mock_as_model;
 // HTTP/2, cleartext and over TLS.
 mod http2;
 // The OpenAI-compatible door: chunk shapes, objects, errors, tool calls.

@@ -40,7 +40,7 @@ pub async fn create(
     let request = StreamRequest::from_post(&headers, &body, query_pairs(query.as_deref())?)?;
     let (log, planned) = resume::create(&app, &admission, request).await?;
     let detached = Detached {
-        meter: admission.tally.meter(&planned.route.name, None),
+        meter: admission.tally.meter(&planned.route.configured, None),
         shutdown: app.drain.expiry(),
         permit: admission.slot.take(),
         unwatched: app.config.streams.abandon(),

@@ -105,7 +105,7 @@ async fn stream(
     let grace = app.config.streams.reconnect_grace();
     if !grace.is_zero() {
         let detached = Detached {
-            meter: admission.tally.meter(&planned.route.name, None),
+            meter: admission.tally.meter(&planned.route.configured, None),
             shutdown: app.drain.expiry(),
             permit: admission.slot.take(),
             unwatched: grace,

@@ -21,14 +21,21 @@ impl Sluice {
             fastrand()
         ));
         std::fs::write(&path, config_toml).unwrap();
+        let mut with_config = vec!["--config", path.to_str().unwrap()];
+        with_config.extend_from_slice(args);
+        Sluice::run(&with_config)
+    }
+
+    /// The binary with no config file: the embedded default.
+    pub fn embedded() -> Sluice {
+        Sluice::run(&[])
+    }
+
+    fn run(args: &[&str]) -> Sluice {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args([
-                "--config",
-                path.to_str().unwrap(),
-                "--listen",
-                "127.0.0.1:0",
-            ])
+            .args(["--listen", "127.0.0.1:0"])
             .args(args)
+            .env_remove("SLUICE_CONFIG")
             .env("RUST_LOG", "sluice=info")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
