@@ -13,6 +13,7 @@
 //! steps.
 
 pub mod anthropic;
+mod format;
 mod json;
 pub mod native;
 pub mod openai;

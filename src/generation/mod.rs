@@ -27,5 +27,5 @@ mod tools;
 pub use error::{InvalidField, UpstreamError};
 pub use events::{call_index, ChunkDelta, Finish, TokenEvent, TokenStream, Usage};
 pub use knobs::{MockKnobs, MockMode};
-pub use request::{check_max_tokens, GenRequest, Message, Role};
+pub use request::{check_max_tokens, GenRequest, Message, OutputFormat, Role};
 pub use tools::{check_choice, forced, Tool, ToolChoice};

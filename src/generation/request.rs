@@ -53,6 +53,17 @@ pub struct Message {
     pub content: String,
 }
 
+/// The structured output a request asks for: each door's field
+/// (`response_format`, `text.format`, `output_config.format`) read into one
+/// form. A provider answers with one JSON document that fits it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputFormat {
+    /// Any JSON object.
+    JsonObject,
+    /// A JSON document valid against this schema (checked to be one).
+    JsonSchema(Value),
+}
+
 /// Everything a provider needs to generate, already validated by a front door.
 #[derive(Debug, Clone, Default)]
 pub struct GenRequest {
@@ -76,6 +87,8 @@ pub struct GenRequest {
     /// The tools offered, as sluice reads them (the mock calls them).
     pub tools: Vec<Tool>,
     pub tool_choice: ToolChoice,
+    /// The structured output asked for (section 13), if any.
+    pub format: Option<OutputFormat>,
 }
 
 impl GenRequest {

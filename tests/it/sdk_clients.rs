@@ -40,8 +40,17 @@ const KEY: &str = "sk-sdk-test";
 
 /// Runs a client script against a fresh sluice and fails with its output.
 async fn run_client(program: &Path, script: &Path) {
+    run_client_with(program, script, "").await;
+}
+
+/// A quick mock answering any model name, as the embedded default does.
+const ANY_MODEL: &str =
+    "[[models]]\nname = \"*\"\nprovider = \"mock\"\nttft_ms = 0\ntoken_delay_ms = 0\n";
+
+/// [`run_client`] with `models` (TOML) after the quick mock.
+async fn run_client_with(program: &Path, script: &Path, models: &str) {
     let server = spawn(config(&format!(
-        "[auth]\napi_keys = [\"{KEY}\"]\n{FAST_MOCK}"
+        "[auth]\napi_keys = [\"{KEY}\"]\n{FAST_MOCK}{models}"
     )))
     .await;
     let mut command = Command::new(program);
@@ -121,5 +130,26 @@ async fn fetch_event_source_parses_every_message_of_a_native_stream() {
             &root().join("tests/sdk/node/fetch_event_source.mjs"),
         )
         .await;
+    }
+}
+
+#[tokio::test]
+async fn the_python_sdks_parse_helpers_get_valid_structured_output() {
+    let python = root().join("target/sdk-venv/bin/python");
+    if available("the Python openai SDK", &python) {
+        run_client_with(
+            &python,
+            &root().join("tests/sdk/structured_python.py"),
+            ANY_MODEL,
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn the_ai_sdk_generates_and_streams_objects_on_every_door() {
+    let script = root().join("tests/sdk/node/structured.mjs");
+    if available("the AI SDK", &root().join("tests/sdk/node/node_modules/ai")) {
+        run_client_with(Path::new("node"), &script, ANY_MODEL).await;
     }
 }

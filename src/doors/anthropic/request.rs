@@ -56,10 +56,12 @@ pub fn parse_request(body: &[u8]) -> Result<ParsedRequest, ApiError> {
     let offered = tools::tools(&body, Dialect::Messages)?;
     let tool_choice = tools::choice(&body, Dialect::Messages)?;
     check_choice(&offered, &tool_choice, "tool_choice")?;
+    let format = crate::doors::format::format(&body, Dialect::Messages)?;
     let generation = GenRequest {
         messages,
         tools: offered,
         tool_choice,
+        format,
         max_tokens: Some(max_tokens),
         temperature: temperature.map(|t| t * 2.0),
         top_p: take(&mut body, "top_p")?,

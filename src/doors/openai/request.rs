@@ -98,8 +98,10 @@ pub fn chat(body: &[u8]) -> Result<ParsedRequest, ApiError> {
         tools::tools(&passthrough, Dialect::Chat)?,
         tools::choice(&passthrough, Dialect::Chat)?,
     );
+    let format = crate::doors::format::format(&passthrough, Dialect::Chat)?;
     let mut prepared = common.into_parsed(messages, passthrough, offered)?;
     prepared.generation.max_tokens = max_tokens;
+    prepared.generation.format = format;
     prepared.generation.raw_messages = Some(raw_messages);
     Ok(prepared)
 }
@@ -173,6 +175,7 @@ impl SharedFields {
             passthrough,
             tools,
             tool_choice,
+            format: None,
         };
         generation.validate()?;
         Ok(ParsedRequest {

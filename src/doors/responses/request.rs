@@ -70,10 +70,12 @@ pub fn parse_request(body: &[u8]) -> Result<ParsedRequest, ApiError> {
     let offered = tools::tools(&body, Dialect::Responses)?;
     let tool_choice = tools::choice(&body, Dialect::Responses)?;
     check_choice(&offered, &tool_choice, "tool_choice")?;
+    let format = crate::doors::format::format(&body, Dialect::Responses)?;
     let generation = GenRequest {
         messages,
         tools: offered,
         tool_choice,
+        format,
         max_tokens: max_output_tokens,
         temperature: echo.temperature,
         top_p: echo.top_p,

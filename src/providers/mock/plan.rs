@@ -7,7 +7,7 @@
 //! the whole stream).
 
 use super::{answer, arguments};
-use crate::generation::{forced, GenRequest, MockKnobs, MockMode};
+use crate::generation::{forced, GenRequest, MockKnobs, MockMode, OutputFormat};
 use crate::tokenizer::{self, Cut};
 
 /// A text and where it is cut into the pieces it is streamed in.
@@ -122,7 +122,9 @@ impl Plan {
             }
             None => {
                 let (text, mut cuts) = answer_text(knobs, request, rng);
-                if let Some(wanted) = knobs.tokens {
+                // A JSON answer is whole or cut by `max_tokens` alone, as a
+                // model's is.
+                if let (Some(wanted), None) = (knobs.tokens, &request.format) {
                     truncate_to_tokens(&mut cuts, wanted);
                 }
                 let mut stop_sequence = cut_at_stop(&text, &mut cuts, &request.stop);
@@ -151,6 +153,11 @@ fn answer_text(
     request: &GenRequest,
     rng: &mut fastrand::Rng,
 ) -> (String, Vec<Cut>) {
+    if let (None, Some(format)) = (&knobs.text, &request.format) {
+        let json = structured(format, request, rng);
+        let cuts = tokenizer::cuts(&json);
+        return (json, cuts);
+    }
     match (&knobs.text, knobs.mode.unwrap_or_default()) {
         (Some(text), _) => (text.clone(), tokenizer::cuts(text)),
         (None, MockMode::Echo) => {
@@ -159,6 +166,18 @@ fn answer_text(
         }
         (None, MockMode::Lorem) => {
             answer::compose(rng, request.last_user_text(), knobs.tokens.unwrap_or(0))
+        }
+    }
+}
+
+/// The JSON document a structured-output request gets: one valid against
+/// its schema, or an object that answers in one field.
+fn structured(format: &OutputFormat, request: &GenRequest, rng: &mut fastrand::Rng) -> String {
+    match format {
+        OutputFormat::JsonSchema(schema) => arguments::generate(schema, rng).to_string(),
+        OutputFormat::JsonObject => {
+            let (text, _) = answer::compose(rng, request.last_user_text(), 40);
+            serde_json::json!({ "answer": text }).to_string()
         }
     }
 }
