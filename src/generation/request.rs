@@ -89,6 +89,13 @@ pub struct GenRequest {
     pub tool_choice: ToolChoice,
     /// The structured output asked for (section 13), if any.
     pub format: Option<OutputFormat>,
+    /// The tool results the conversation ends with, as text (they are also
+    /// in `messages` as user text): non-empty when the last message is a
+    /// tool result, which the mock answers by quoting them (section 13).
+    pub tool_results: Vec<String>,
+    /// `false` when the client asked for one tool call at most
+    /// (`parallel_tool_calls: false`, Anthropic's `disable_parallel_tool_use`).
+    pub parallel_tool_calls: Option<bool>,
 }
 
 impl GenRequest {

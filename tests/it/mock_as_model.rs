@@ -331,3 +331,98 @@ async fn a_bad_format_is_a_400_in_the_door_s_own_shape_naming_the_field() {
         "{body}"
     );
 }
+
+fn weather_tools() -> Value {
+    json!([
+        {"type": "function", "function": {"name": "get_weather",
+            "description": "Current conditions for a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}},
+        {"type": "function", "function": {"name": "get_time",
+            "description": "The local clock time somewhere",
+            "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}, "required": ["zone"]}}},
+        {"type": "function", "function": {"name": "send_email",
+            "description": "Mail someone",
+            "parameters": {"type": "object", "properties": {"to": {"type": "string"}}}}}
+    ])
+}
+
+/// A non-streaming chat turn: the names of the tools called, and the text.
+async fn turn(server: &Server, body: Value) -> (Vec<String>, String) {
+    let mut body = body;
+    body["model"] = json!("mock");
+    body["tools"] = weather_tools();
+    let answer: Value = client()
+        .post(server.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let message = &answer["choices"][0]["message"];
+    let called = message["tool_calls"]
+        .as_array()
+        .map(|calls| {
+            calls
+                .iter()
+                .map(|c| c["function"]["name"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let finish = answer["choices"][0]["finish_reason"].as_str().unwrap();
+    assert_eq!(
+        finish == "tool_calls",
+        !Vec::<String>::is_empty(&called),
+        "{answer}"
+    );
+    (called, message["content"].as_str().unwrap_or("").to_owned())
+}
+
+#[tokio::test]
+async fn with_tool_choice_auto_the_mock_decides_as_a_model_would() {
+    let server = spawn(config(FAST_MOCK)).await;
+    let user = |text: &str| json!({"messages": [{"role": "user", "content": text}]});
+    // A word of the description, or the tool's name, in the user's message.
+    assert_eq!(
+        turn(&server, user("What are the conditions in Paris?"))
+            .await
+            .0,
+        ["get_weather"]
+    );
+    assert_eq!(
+        turn(&server, user("please use get_time")).await.0,
+        ["get_time"]
+    );
+    // Several relevant tools: each once, in the order offered; one alone
+    // when parallel calls are off.
+    let both = user("Current conditions and clock in Tokyo?");
+    assert_eq!(
+        turn(&server, both.clone()).await.0,
+        ["get_weather", "get_time"]
+    );
+    let mut one = both.clone();
+    one["parallel_tool_calls"] = json!(false);
+    assert_eq!(turn(&server, one).await.0, ["get_weather"]);
+    // Nothing relevant, or `none`: text.
+    let (called, text) = turn(&server, user("Tell me a joke")).await;
+    assert!(called.is_empty() && !text.is_empty());
+    let mut none = both.clone();
+    none["tool_choice"] = json!("none");
+    assert!(turn(&server, none).await.0.is_empty());
+    // After a tool result: text quoting it, whatever the knob says.
+    let result = "Sunny, 21 degrees, light wind from the south-west all afternoon in Paris";
+    let after = json!({"messages": [
+        {"role": "user", "content": "What are the conditions in Paris?"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+            "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": result}
+    ], "mock": {"tool_call": "get_weather"}});
+    let (called, text) = turn(&server, after.clone()).await;
+    assert!(called.is_empty(), "{called:?}");
+    assert!(text.contains(result), "{text}");
+    // A forcing choice keeps its meaning, tool result or not.
+    let mut forced = after;
+    forced["tool_choice"] = json!("required");
+    assert_eq!(turn(&server, forced).await.0, ["get_weather"]);
+}

@@ -153,3 +153,24 @@ async fn the_ai_sdk_generates_and_streams_objects_on_every_door() {
         run_client_with(Path::new("node"), &script, ANY_MODEL).await;
     }
 }
+
+#[tokio::test]
+async fn agent_frameworks_tool_loops_end_after_two_model_calls() {
+    let python = root().join("target/sdk-venv/bin/python");
+    if available("the Python openai SDK", &python) {
+        run_client_with(
+            &python,
+            &root().join("tests/sdk/agent_loop_python.py"),
+            ANY_MODEL,
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn the_ai_sdk_tool_loop_ends_after_two_steps_on_every_door() {
+    let script = root().join("tests/sdk/node/agent_loop.mjs");
+    if available("the AI SDK", &root().join("tests/sdk/node/node_modules/ai")) {
+        run_client_with(Path::new("node"), &script, ANY_MODEL).await;
+    }
+}

@@ -12,7 +12,7 @@ root="$(cd "$here/../.." && pwd)"
 
 python3 -m venv "$root/target/sdk-venv"
 "$root/target/sdk-venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
-"$root/target/sdk-venv/bin/python" -c 'import openai, anthropic; print("python openai", openai.__version__, "anthropic", anthropic.__version__)'
+"$root/target/sdk-venv/bin/python" -c 'import openai, anthropic, agents, pydantic_ai; from importlib.metadata import version; print("python openai", openai.__version__, "anthropic", anthropic.__version__, "openai-agents", version("openai-agents"), "pydantic-ai-slim", pydantic_ai.__version__)'
 
 (cd "$here/node" && npm ci --no-audit --no-fund --loglevel=error)
 for pkg in openai ai @ai-sdk/openai @ai-sdk/anthropic @microsoft/fetch-event-source; do

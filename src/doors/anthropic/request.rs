@@ -57,11 +57,18 @@ pub fn parse_request(body: &[u8]) -> Result<ParsedRequest, ApiError> {
     let tool_choice = tools::choice(&body, Dialect::Messages)?;
     check_choice(&offered, &tool_choice, "tool_choice")?;
     let format = crate::doors::format::format(&body, Dialect::Messages)?;
+    let parallel_tool_calls = body
+        .get("tool_choice")
+        .and_then(|choice| choice.get("disable_parallel_tool_use"))
+        .and_then(Value::as_bool)
+        .map(|disabled| !disabled);
     let generation = GenRequest {
         messages,
         tools: offered,
         tool_choice,
         format,
+        tool_results: raw.last().map(tool_results_of).unwrap_or_default(),
+        parallel_tool_calls,
         max_tokens: Some(max_tokens),
         temperature: temperature.map(|t| t * 2.0),
         top_p: take(&mut body, "top_p")?,
@@ -137,6 +144,29 @@ fn message_of(i: usize, message: &Value) -> Result<Message, ApiError> {
         }
     };
     Ok(Message { role, content })
+}
+
+/// The text of each `tool_result` block of a user message.
+fn tool_results_of(message: &Value) -> Vec<String> {
+    if message.get("role").and_then(Value::as_str) != Some("user") {
+        return Vec::new();
+    }
+    let Some(blocks) = message.get("content").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    blocks
+        .iter()
+        .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
+        .map(|b| match b.get("content") {
+            Some(Value::String(text)) => text.clone(),
+            Some(Value::Array(inner)) => inner
+                .iter()
+                .filter_map(|block| block.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            _ => String::new(),
+        })
+        .collect()
 }
 
 /// The text of `text` blocks and of `tool_result` blocks' content, joined by

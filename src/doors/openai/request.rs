@@ -102,6 +102,12 @@ pub fn chat(body: &[u8]) -> Result<ParsedRequest, ApiError> {
     let mut prepared = common.into_parsed(messages, passthrough, offered)?;
     prepared.generation.max_tokens = max_tokens;
     prepared.generation.format = format;
+    prepared.generation.tool_results = trailing_tool_results(&raw_messages);
+    prepared.generation.parallel_tool_calls = prepared
+        .generation
+        .passthrough
+        .get("parallel_tool_calls")
+        .and_then(Value::as_bool);
     prepared.generation.raw_messages = Some(raw_messages);
     Ok(prepared)
 }
@@ -176,6 +182,8 @@ impl SharedFields {
             tools,
             tool_choice,
             format: None,
+            tool_results: Vec::new(),
+            parallel_tool_calls: None,
         };
         generation.validate()?;
         Ok(ParsedRequest {
@@ -185,6 +193,32 @@ impl SharedFields {
             generation,
         })
     }
+}
+
+/// The results of the `tool` messages the conversation ends with, as text.
+fn trailing_tool_results(raw: &[Value]) -> Vec<String> {
+    let is_tool = |m: &&Value| {
+        matches!(
+            m.get("role").and_then(Value::as_str),
+            Some("tool" | "function")
+        )
+    };
+    let mut results: Vec<String> = raw
+        .iter()
+        .rev()
+        .take_while(is_tool)
+        .map(|m| match m.get("content") {
+            Some(Value::String(text)) => text.clone(),
+            Some(Value::Array(parts)) => parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            _ => String::new(),
+        })
+        .collect();
+    results.reverse();
+    results
 }
 
 /// The text-only view of OpenAI messages that the mock, the tokenizer and

@@ -56,6 +56,7 @@ pub fn parse_request(body: &[u8]) -> Result<ParsedRequest, ApiError> {
             content: system.clone(),
         });
     }
+    let tool_results = trailing_outputs(&input);
     input_messages(input, &mut messages)?;
     let max_output_tokens: Option<u32> = take(&mut body, "max_output_tokens")?;
     if let Some(max) = max_output_tokens {
@@ -71,11 +72,14 @@ pub fn parse_request(body: &[u8]) -> Result<ParsedRequest, ApiError> {
     let tool_choice = tools::choice(&body, Dialect::Responses)?;
     check_choice(&offered, &tool_choice, "tool_choice")?;
     let format = crate::doors::format::format(&body, Dialect::Responses)?;
+    let parallel_tool_calls = body.get("parallel_tool_calls").and_then(Value::as_bool);
     let generation = GenRequest {
         messages,
         tools: offered,
         tool_choice,
         format,
+        tool_results,
+        parallel_tool_calls,
         max_tokens: max_output_tokens,
         temperature: echo.temperature,
         top_p: echo.top_p,
@@ -124,6 +128,25 @@ fn input_messages(input: Value, messages: &mut Vec<Message>) -> Result<(), ApiEr
         }
     }
     Ok(())
+}
+
+/// The outputs of the `function_call_output` items the input ends with.
+fn trailing_outputs(input: &Value) -> Vec<String> {
+    let Some(items) = input.as_array() else {
+        return Vec::new();
+    };
+    let mut outputs: Vec<String> = items
+        .iter()
+        .rev()
+        .take_while(|item| item.get("type").and_then(Value::as_str) == Some("function_call_output"))
+        .map(|item| match item.get("output") {
+            Some(Value::String(text)) => text.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        })
+        .collect();
+    outputs.reverse();
+    outputs
 }
 
 /// One input item as a message of the text-only view; `None` for the

@@ -84,37 +84,50 @@ impl Provider for Mock {
                 }
                 yield TokenEvent::Reasoning(piece.to_owned());
             }
-            // `fail_after` and `drop_after` count the answer's pieces.
-            let (pieces, total) = match &plan.output {
-                Output::Answer(answer) => (answer, answer.cuts.len()),
-                Output::ToolCall { id, name, arguments } => {
-                    if !std::mem::take(&mut first) {
-                        pace.between_tokens(&mut rng).await;
-                    }
-                    yield TokenEvent::ToolCalls(json!([{
-                        "index": 0, "id": id, "type": "function",
-                        "function": {"name": name, "arguments": ""},
-                    }]));
-                    (arguments, arguments.cuts.len())
-                }
-            };
+            // `fail_after` and `drop_after` count the answer's pieces (a
+            // call's arguments' pieces, one call after another).
             let mut output_tokens = 0u32;
-            for (sent, (piece, tokens)) in pieces.iter().enumerate() {
-                if let Some(failure) = failure_at(&knobs, sent) {
-                    yield failure;
-                    return;
+            let mut sent = 0usize;
+            match &plan.output {
+                Output::Answer(answer) => {
+                    for (piece, tokens) in answer.iter() {
+                        if let Some(failure) = failure_at(&knobs, sent) {
+                            yield failure;
+                            return;
+                        }
+                        if !std::mem::take(&mut first) {
+                            pace.between_tokens(&mut rng).await;
+                        }
+                        output_tokens += tokens;
+                        sent += 1;
+                        yield TokenEvent::Token(piece.to_owned());
+                    }
                 }
-                if !std::mem::take(&mut first) {
-                    pace.between_tokens(&mut rng).await;
+                Output::ToolCalls(calls) => {
+                    for (index, call) in calls.iter().enumerate() {
+                        if !std::mem::take(&mut first) {
+                            pace.between_tokens(&mut rng).await;
+                        }
+                        yield TokenEvent::ToolCalls(json!([{
+                            "index": index, "id": call.id, "type": "function",
+                            "function": {"name": call.name, "arguments": ""},
+                        }]));
+                        for (piece, tokens) in call.arguments.iter() {
+                            if let Some(failure) = failure_at(&knobs, sent) {
+                                yield failure;
+                                return;
+                            }
+                            pace.between_tokens(&mut rng).await;
+                            output_tokens += tokens;
+                            sent += 1;
+                            yield TokenEvent::ToolCalls(
+                                json!([{"index": index, "function": {"arguments": piece}}]),
+                            );
+                        }
+                    }
                 }
-                output_tokens += tokens;
-                yield match &plan.output {
-                    Output::Answer(_) => TokenEvent::Token(piece.to_owned()),
-                    Output::ToolCall { .. } => TokenEvent::ToolCalls(
-                        json!([{"index": 0, "function": {"arguments": piece}}]),
-                    ),
-                };
             }
+            let total = sent;
             // A failure asked for at or past the end still happens, in place of `done`.
             if let Some(failure) = [knobs.fail_after, knobs.drop_after]
                 .into_iter()

@@ -7,7 +7,9 @@
 //! the whole stream).
 
 use super::{answer, arguments};
-use crate::generation::{forced, GenRequest, MockKnobs, MockMode, OutputFormat};
+use std::collections::HashSet;
+
+use crate::generation::{forced, GenRequest, MockKnobs, MockMode, OutputFormat, Tool, ToolChoice};
 use crate::tokenizer::{self, Cut};
 
 /// A text and where it is cut into the pieces it is streamed in.
@@ -56,12 +58,16 @@ impl Pieces {
 #[derive(Debug)]
 pub enum Output {
     Answer(Pieces),
-    /// One call of a tool, its arguments streamed in pieces.
-    ToolCall {
-        id: String,
-        name: String,
-        arguments: Pieces,
-    },
+    /// Calls of tools, in order, each one's arguments streamed in pieces.
+    ToolCalls(Vec<Call>),
+}
+
+/// One call of a tool.
+#[derive(Debug)]
+pub struct Call {
+    pub id: String,
+    pub name: String,
+    pub arguments: Pieces,
 }
 
 #[derive(Debug)]
@@ -94,33 +100,33 @@ impl Plan {
             }
             left = Some(max.saturating_sub(reasoning.tokens()));
         }
-        let tool = forced(
-            &request.tools,
-            &request.tool_choice,
-            knobs.tool_call.as_deref(),
-        );
-        let (output, stop_sequence) = match tool {
-            Some(tool) => {
-                let json = arguments::generate(&tool.parameters, rng).to_string();
-                let cuts = tokenizer::cuts(&json);
-                let mut arguments = Pieces::new(json, cuts);
+        let tools = calls(knobs, request);
+        let (output, stop_sequence) = match tools.is_empty() {
+            false => {
                 if finish_reason == "stop" {
                     finish_reason = "tool_calls";
                 }
-                if left.is_some_and(|max| arguments.truncate_to_tokens(max)) {
-                    finish_reason = "length";
-                }
-                let call = ToolCallId::new(rng);
-                (
-                    Output::ToolCall {
-                        id: call.0,
+                let mut calls = Vec::with_capacity(tools.len());
+                for tool in tools {
+                    let json = arguments::generate(&tool.parameters, rng).to_string();
+                    let cuts = tokenizer::cuts(&json);
+                    let mut arguments = Pieces::new(json, cuts);
+                    if left.is_some_and(|max| arguments.truncate_to_tokens(max)) {
+                        finish_reason = "length";
+                    }
+                    left = left.map(|max| max.saturating_sub(arguments.tokens()));
+                    calls.push(Call {
+                        id: ToolCallId::new(rng).0,
                         name: tool.name.clone(),
                         arguments,
-                    },
-                    None,
-                )
+                    });
+                    if finish_reason == "length" {
+                        break;
+                    }
+                }
+                (Output::ToolCalls(calls), None)
             }
-            None => {
+            true => {
                 let (text, mut cuts) = answer_text(knobs, request, rng);
                 // A JSON answer is whole or cut by `max_tokens` alone, as a
                 // model's is.
@@ -158,6 +164,11 @@ fn answer_text(
         let cuts = tokenizer::cuts(&json);
         return (json, cuts);
     }
+    if let (None, false) = (&knobs.text, request.tool_results.is_empty()) {
+        let text = quoting(&request.tool_results);
+        let cuts = tokenizer::cuts(&text);
+        return (text, cuts);
+    }
     match (&knobs.text, knobs.mode.unwrap_or_default()) {
         (Some(text), _) => (text.clone(), tokenizer::cuts(text)),
         (None, MockMode::Echo) => {
@@ -167,6 +178,67 @@ fn answer_text(
         (None, MockMode::Lorem) => {
             answer::compose(rng, request.last_user_text(), knobs.tokens.unwrap_or(0))
         }
+    }
+}
+
+/// The tools the mock calls, the way a model decides (section 13): a forcing
+/// `tool_choice` or the `tool_call` knob names them; with `auto`, the tools
+/// relevant to the last user message (its name, or a word of four letters
+/// or more of its description, in that message, ignoring case), each once
+/// in the order offered, or the first alone when parallel calls are off.
+/// Never right after a tool result, unless a forcing choice says so: the
+/// knob applies only to turns that do not answer a tool.
+fn calls<'a>(knobs: &MockKnobs, request: &'a GenRequest) -> Vec<&'a Tool> {
+    let after_tool = !request.tool_results.is_empty();
+    let knob = knobs.tool_call.as_deref().filter(|_| !after_tool);
+    if let Some(tool) = forced(&request.tools, &request.tool_choice, knob) {
+        return vec![tool];
+    }
+    match (&request.tool_choice, after_tool) {
+        (ToolChoice::Auto, false) => {}
+        (ToolChoice::Auto, true)
+        | (ToolChoice::None | ToolChoice::Required | ToolChoice::Named(_), _) => return Vec::new(),
+    }
+    let said: HashSet<String> = words(request.last_user_text()).collect();
+    let prompt = request.last_user_text().to_lowercase();
+    let mut relevant: Vec<&Tool> = request
+        .tools
+        .iter()
+        .filter(|tool| {
+            prompt.contains(&tool.name.to_lowercase())
+                || tool.description.as_deref().is_some_and(|description| {
+                    words(description).any(|word| word.chars().count() >= 4 && said.contains(&word))
+                })
+        })
+        .collect();
+    if request.parallel_tool_calls == Some(false) {
+        relevant.truncate(1);
+    }
+    relevant
+}
+
+/// The words of `text`, lowercased.
+fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .map(str::to_lowercase)
+}
+
+/// The answer to tool results: each quoted (its first 200 characters).
+fn quoting(results: &[String]) -> String {
+    let quoted: Vec<String> = results
+        .iter()
+        .map(|result| {
+            let head: String = result.chars().take(200).collect();
+            format!("\"{head}\"")
+        })
+        .collect();
+    match quoted.as_slice() {
+        [one] => format!("The tool returned {one}. That is the answer to your question."),
+        many => format!(
+            "The tools returned {}. Together they answer your question.",
+            many.join(" and ")
+        ),
     }
 }
 
