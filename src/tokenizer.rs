@@ -139,6 +139,22 @@ pub fn prompt_tokens(messages: &[Message]) -> u32 {
     content + 3
 }
 
+/// The input tokens of a request as a door would send it: its messages and
+/// the tools it offers (name, description, schema), for the counting
+/// endpoints (section 13).
+pub fn input_tokens(request: &crate::generation::GenRequest) -> u32 {
+    let tools: u32 = request
+        .tools
+        .iter()
+        .map(|tool| {
+            count(&tool.name)
+                + tool.description.as_deref().map_or(0, count)
+                + count(&tool.parameters.to_string())
+        })
+        .sum();
+    prompt_tokens(&request.messages).saturating_add(tools)
+}
+
 fn saturating_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }

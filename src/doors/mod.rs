@@ -52,6 +52,8 @@ pub mod paths {
     pub const COMPLETIONS: &str = "/v1/completions";
     pub const RESPONSES: &str = "/v1/responses";
     pub const MESSAGES: &str = "/v1/messages";
+    pub const MESSAGES_COUNT_TOKENS: &str = "/v1/messages/count_tokens";
+    pub const RESPONSES_INPUT_TOKENS: &str = "/v1/responses/input_tokens";
     pub const MODELS: &str = "/v1/models";
     pub const MODEL: &str = "/v1/models/{*id}";
     pub const PROMPTS: &str = "/v1/prompts";
@@ -88,8 +90,8 @@ impl Door {
             }
             Some(paths::CHAT_COMPLETIONS) => Door::OpenAiChat,
             Some(paths::COMPLETIONS) => Door::OpenAiCompletions,
-            Some(paths::RESPONSES) => Door::OpenAiResponses,
-            Some(paths::MESSAGES) => Door::AnthropicMessages,
+            Some(paths::RESPONSES | paths::RESPONSES_INPUT_TOKENS) => Door::OpenAiResponses,
+            Some(paths::MESSAGES | paths::MESSAGES_COUNT_TOKENS) => Door::AnthropicMessages,
             Some(paths::MODELS | paths::MODEL) => Door::Models,
             Some(paths::PROMPTS) => Door::Prompts,
             Some(_) | None => Door::Other,

@@ -50,14 +50,17 @@ pub fn router(state: AppState) -> Router {
         .route(paths::MESSAGES, post(anthropic::messages))
         .route(paths::GENERATIONS, post(native::create))
         .route_layer(from_fn_with_state(state.clone(), gate::limit));
-    // Watching or stopping a generation starts none: no stream slot, but a
-    // rate token each.
+    // Watching or stopping a generation, or counting tokens, starts none:
+    // no stream slot, but a rate token each.
     let watching = Router::new()
         .route(
             paths::GENERATION,
             get(native::status).delete(native::cancel),
         )
         .route(paths::GENERATION_EVENTS, get(native::events))
+        // Counting tokens starts nothing either.
+        .route(paths::MESSAGES_COUNT_TOKENS, post(anthropic::count_tokens))
+        .route(paths::RESPONSES_INPUT_TOKENS, post(responses::input_tokens))
         .route_layer(from_fn_with_state(state.clone(), gate::rate));
     // Every API route: auth when it is on.
     let api = Router::new()

@@ -134,12 +134,12 @@ async fn fetch_event_source_parses_every_message_of_a_native_stream() {
 }
 
 #[tokio::test]
-async fn the_python_sdks_parse_helpers_get_valid_structured_output() {
+async fn the_python_sdks_parse_structured_output_and_count_tokens() {
     let python = root().join("target/sdk-venv/bin/python");
     if available("the Python openai SDK", &python) {
         run_client_with(
             &python,
-            &root().join("tests/sdk/structured_python.py"),
+            &root().join("tests/sdk/mock_as_model_python.py"),
             ANY_MODEL,
         )
         .await;

@@ -49,6 +49,22 @@ pub async fn messages(
     Ok(super::stream(&app, admission, planned, framer_for, None).await?)
 }
 
+/// `POST /v1/messages/count_tokens`: the input tokens of a Messages request
+/// (`model`, `messages`, `system`, `tools`), counted with sluice's
+/// tokenizer over the prompt as the door would send it.
+pub async fn count_tokens(
+    State(app): State<AppState>,
+    admission: Admission,
+    LimitedBody(body): LimitedBody,
+) -> Result<Json<serde_json::Value>, AnthropicError> {
+    let ParsedRequest {
+        model, generation, ..
+    } = request::parse_count(&body)?;
+    let planned = Planned::new(&app, &admission.tally, model.as_deref(), generation)?;
+    let tokens = tokenizer::input_tokens(&planned.request);
+    Ok(Json(serde_json::json!({ "input_tokens": tokens })))
+}
+
 /// For the fuzz targets: the request parser on untrusted bytes.
 #[cfg(feature = "fuzzing")]
 pub fn fuzz_request(body: &[u8]) {

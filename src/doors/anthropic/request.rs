@@ -24,7 +24,17 @@ pub struct ParsedRequest {
 }
 
 pub fn parse_request(body: &[u8]) -> Result<ParsedRequest, ApiError> {
+    parse_body(parse(body)?)
+}
+
+/// A `count_tokens` body: a Messages request without `max_tokens`.
+pub fn parse_count(body: &[u8]) -> Result<ParsedRequest, ApiError> {
     let mut body = parse(body)?;
+    body.entry("max_tokens").or_insert(Value::from(1));
+    parse_body(body)
+}
+
+fn parse_body(mut body: Map<String, Value>) -> Result<ParsedRequest, ApiError> {
     let max_tokens: u32 = take(&mut body, "max_tokens")?
         .ok_or_else(|| ApiError::invalid("max_tokens", "max_tokens: Field required"))?;
     check_max_tokens("max_tokens", max_tokens)?;

@@ -27,6 +27,25 @@ use frames::ResponseEvents;
 use objects::Head;
 use request::ParsedRequest;
 
+/// `POST /v1/responses/input_tokens`: the input tokens of a Responses
+/// request, counted with sluice's tokenizer over the prompt as the door
+/// would send it.
+pub async fn input_tokens(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    admission: Admission,
+    LimitedBody(body): LimitedBody,
+) -> Result<Json<serde_json::Value>, OpenAiError> {
+    let ParsedRequest {
+        model, generation, ..
+    } = request::parse_request(&body)?;
+    let planned = Planned::new(&app, &admission.tally, model.as_deref(), generation)?;
+    let tokens = crate::tokenizer::input_tokens(&planned.request);
+    Ok(Json(serde_json::json!({
+        "object": "response.input_tokens",
+        "input_tokens": tokens,
+    })))
+}
+
 pub async fn create(
     axum::extract::State(app): axum::extract::State<AppState>,
     admission: Admission,

@@ -1,8 +1,9 @@
-"""Structured output (contract section 13) through the official Python SDKs'
-parse helpers, against a running sluice whose mock answers any model name:
-OpenAI's `chat.completions.parse` and `responses.parse` (Pydantic models with
-nested objects, optional fields, lists and enums), the chat streaming helper
-with a `response_format`, and Anthropic's `messages.parse`.
+"""The mock as a model (contract section 13) through the official Python SDKs,
+against a running sluice whose mock answers any model name: structured output
+through OpenAI's `chat.completions.parse` and `responses.parse` (Pydantic
+models with nested objects, optional fields, lists and enums), the chat
+streaming helper with a `response_format`, and Anthropic's `messages.parse`;
+counting tokens with `messages.count_tokens` and `responses.input_tokens.count`.
 
 Run by tests/it/sdk_clients.rs with SLUICE_BASE_URL (e.g. http://127.0.0.1:PORT/v1)
 and SLUICE_KEY. Exits non-zero on the first failure.
@@ -106,7 +107,27 @@ def bad_format_is_a_400():
         raise AssertionError("a schema that is not one was accepted")
 
 
-for check in [chat_parse, chat_json_mode, chat_stream_helper, responses_parse, anthropic_parse, bad_format_is_a_400]:
+def counting_tokens():
+    claude = anthropic.Anthropic(base_url=BASE_URL.removesuffix("/v1"), api_key=KEY, max_retries=0)
+    short = claude.messages.count_tokens(model="claude-sonnet-4-5", messages=MESSAGES)
+    longer = claude.messages.count_tokens(
+        model="claude-sonnet-4-5", messages=MESSAGES, system="You are a careful assistant.",
+        tools=[{"name": "get_weather", "description": "Weather for a city",
+                "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}],
+    )
+    assert 0 < short.input_tokens < longer.input_tokens, (short, longer)
+    counted = client.responses.input_tokens.count(model="gpt-4o", input="Describe a person who lives in Paris")
+    assert counted.object == "response.input_tokens", counted
+    assert counted.input_tokens > 0, counted
+    try:
+        claude.messages.count_tokens(model="claude-sonnet-4-5", messages=[])
+    except anthropic.BadRequestError as err:
+        assert err.body["error"]["type"] == "invalid_request_error", err.body
+    else:
+        raise AssertionError("empty messages were counted")
+
+
+for check in [counting_tokens, chat_parse, chat_json_mode, chat_stream_helper, responses_parse, anthropic_parse, bad_format_is_a_400]:
     check()
     print("ok", check.__name__)
 print("all checks passed")
