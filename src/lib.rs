@@ -53,6 +53,7 @@ mod pipeline;
 mod providers;
 mod redact;
 mod routes;
+mod scenarios;
 mod shutdown;
 mod stall;
 mod state;

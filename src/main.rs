@@ -88,7 +88,14 @@ fn main() -> ExitCode {
                 return ExitCode::from(CONFIG_ERROR);
             }
         },
-        None => Config::embedded(),
+        None => {
+            let config = Config::embedded();
+            if let Err(err) = config.check_scenarios() {
+                eprintln!("sluice: {err}");
+                return ExitCode::from(CONFIG_ERROR);
+            }
+            config
+        }
     };
     if let Some(listen) = cli.listen {
         config.listen = listen;

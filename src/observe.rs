@@ -77,6 +77,8 @@ struct State {
     /// metrics' label: a client cannot grow the label set).
     model: Option<String>,
     model_label: Option<String>,
+    /// The mock scenario that answered, if one did.
+    scenario: Option<String>,
     status: Option<u16>,
     error: Option<ErrorKind>,
     ttft: Option<Duration>,
@@ -107,6 +109,21 @@ impl Tally {
 
     pub fn set_client(&self, client: ClientKey) {
         self.state().client = Some(client);
+    }
+
+    /// The door's label.
+    pub fn door(&self) -> &'static str {
+        self.0.door
+    }
+
+    /// A mock scenario answers this request.
+    pub fn set_scenario(&self, name: String) {
+        self.state().scenario = Some(name);
+    }
+
+    /// The mock scenario that answers this request, if one does.
+    pub fn scenario(&self) -> Option<String> {
+        self.state().scenario.clone()
     }
 
     /// The model asked for, and the configured model (a pattern, perhaps)

@@ -123,7 +123,10 @@ fn start(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) ->
     metrics::install();
     tokio::task::spawn_blocking(tokenizer::warm_up);
     let shared = Shared::new(config);
-    let watcher = tokio::spawn(templates_watcher(shared.templates.clone()));
+    let watcher = tokio::spawn(templates_watcher(
+        shared.templates.clone(),
+        shared.scenarios.clone(),
+    ));
     let upkeep = tokio::spawn(metrics::upkeep());
     let store = shared.store.clone().map(|store| tokio::spawn(store.run()));
     let (delay, grace) = (
@@ -172,7 +175,12 @@ async fn accept(listener: TcpListener, state: AppState) -> io::Result<()> {
 }
 
 /// Re-reads the prompt templates when their files change, or on SIGHUP.
-async fn templates_watcher(templates: std::sync::Arc<crate::templates::Templates>) {
+/// Re-reads the prompt templates and the mock's scenarios when they change
+/// (a poll once a second), and the templates on SIGHUP.
+async fn templates_watcher(
+    templates: std::sync::Arc<crate::templates::Templates>,
+    scenarios: std::sync::Arc<crate::scenarios::Scenarios>,
+) {
     let mut poll = tokio::time::interval(Duration::from_secs(1));
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
@@ -188,8 +196,12 @@ async fn templates_watcher(templates: std::sync::Arc<crate::templates::Templates
         let hangup_received = std::future::pending::<Option<()>>();
         tokio::select! {
             _ = poll.tick() => {
-                let templates = templates.clone();
-                let _ = tokio::task::spawn_blocking(move || templates.reload_if_changed()).await;
+                let (templates, scenarios) = (templates.clone(), scenarios.clone());
+                let _ = tokio::task::spawn_blocking(move || {
+                    templates.reload_if_changed();
+                    scenarios.reload_if_changed();
+                })
+                .await;
             }
             Some(()) = hangup_received => {
                 let templates = templates.clone();

@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::generations::{Generations, Remote};
 use crate::limits::{Limits, SharedCounts};
 use crate::models::ModelTable;
+use crate::scenarios::Scenarios;
 use crate::shutdown::Drain;
 use crate::store;
 use crate::templates::Templates;
@@ -20,6 +21,8 @@ pub struct Shared {
     pub keys: Arc<Keys>,
     pub limits: Arc<Limits>,
     pub templates: Arc<Templates>,
+    /// The mock's scripted answers (section 13), reloaded when they change.
+    pub scenarios: Arc<Scenarios>,
     pub drain: Arc<Drain>,
     /// Generations, kept for reconnects and the generations API.
     pub generations: Arc<Generations>,
@@ -55,6 +58,14 @@ impl Shared {
             keys,
             limits: Arc::new(limits),
             templates: Arc::new(Templates::load(&config.prompts_dir)),
+            // Checked when the config was loaded; a file broken since then
+            // is logged and leaves none.
+            scenarios: Arc::new(
+                Scenarios::load(config.scenarios_dir().as_deref()).unwrap_or_else(|err| {
+                    tracing::error!("mock scenarios not loaded: {err}");
+                    Scenarios::none()
+                }),
+            ),
             drain: Arc::default(),
             generations: Arc::new(generations),
             connections: Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections)),

@@ -49,7 +49,23 @@ pub struct Config {
     pub store: Store,
     /// TLS on the listener; absent: cleartext (HTTP/1.1 and HTTP/2 alike).
     pub tls: Option<Tls>,
+    /// The mock's scripted answers (section 13).
+    pub mock: MockLab,
     pub models: Vec<ModelConfig>,
+    /// The directory of the config file, when there is one: what a relative
+    /// `mock.scenarios_dir` and the default `mocks/` are relative to.
+    #[serde(skip)]
+    pub config_dir: Option<PathBuf>,
+}
+
+/// `[mock]`: what the mock answers besides what it makes up.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MockLab {
+    /// TOML files of `[[scenarios]]` (`crate::scenarios`); default: `mocks/`
+    /// beside the config file (or in the working directory without one),
+    /// when it exists.
+    pub scenarios_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -69,7 +85,9 @@ impl Default for Config {
             streams: Streams::default(),
             store: Store::default(),
             tls: None,
+            mock: MockLab::default(),
             models: Vec::new(),
+            config_dir: None,
         }
         .with_builtin_mock()
     }
@@ -343,10 +361,58 @@ impl Config {
             key: String::new(),
             message: format!("cannot read the file: {e}"),
         })?;
-        Config::parse(&text, env).map_err(|mut e| {
+        let mut config = Config::parse(&text, env).map_err(|mut e| {
             e.file = Some(path.to_owned());
             e
-        })
+        })?;
+        config.config_dir = Some(
+            path.parent()
+                .filter(|dir| !dir.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), Path::to_owned),
+        );
+        config.check_scenarios().map_err(|mut e| {
+            e.file.get_or_insert_with(|| path.to_owned());
+            e
+        })?;
+        Ok(config)
+    }
+
+    /// The mock's scenario files parse (a bad one names its file and line),
+    /// and a `mock.scenarios_dir` that is set exists.
+    pub fn check_scenarios(&self) -> Result<(), ConfigError> {
+        let Some(dir) = self.scenarios_dir() else {
+            return Ok(());
+        };
+        if !dir.is_dir() {
+            return Err(ConfigError {
+                file: None,
+                key: "mock.scenarios_dir".into(),
+                message: format!("`{}` is not a directory", dir.display()),
+            });
+        }
+        crate::scenarios::Scenarios::load(Some(&dir)).map_err(|err| ConfigError {
+            file: Some(err.file.clone()),
+            key: err
+                .line
+                .map(|line| format!("line {line}"))
+                .unwrap_or_default(),
+            message: err.message,
+        })?;
+        Ok(())
+    }
+
+    /// Where the mock's scenarios are, if anywhere: `mock.scenarios_dir`
+    /// (relative to the config file's directory), or `mocks/` there (the
+    /// working directory without a config file) when it exists.
+    pub fn scenarios_dir(&self) -> Option<PathBuf> {
+        let base = self
+            .config_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("."));
+        match &self.mock.scenarios_dir {
+            Some(dir) => Some(base.join(dir)),
+            None => Some(base.join("mocks")).filter(|dir| dir.is_dir()),
+        }
     }
 
     /// Parses and validates config text (no file named in errors).

@@ -103,6 +103,17 @@ impl Door {
         Door::of(parts.extensions.get::<MatchedPath>())
     }
 
+    /// The name a mock scenario's `match.door` gives the door of a
+    /// request with this metric label.
+    pub fn scenario_name(label: &str) -> &'static str {
+        match label {
+            "openai_chat" | "openai_completions" => "openai",
+            "openai_responses" => "responses",
+            "anthropic_messages" => "messages",
+            _ => "native",
+        }
+    }
+
     /// The metric and access-log label.
     pub fn label(self) -> &'static str {
         match self {
@@ -255,6 +266,12 @@ impl Planned {
     ) -> Result<Planned, ApiError> {
         let route = app.models.resolve(model, &mut request)?;
         tally.set_model(&route.name, &route.configured);
+        if route.kind == crate::config::ProviderKind::Mock {
+            let door = Door::scenario_name(tally.door());
+            if let Some(scenario) = app.scenarios.apply(door, &route.name, &mut request) {
+                tally.set_scenario(scenario);
+            }
+        }
         Ok(Planned { route, request })
     }
 

@@ -96,6 +96,9 @@ pub struct GenRequest {
     /// `false` when the client asked for one tool call at most
     /// (`parallel_tool_calls: false`, Anthropic's `disable_parallel_tool_use`).
     pub parallel_tool_calls: Option<bool>,
+    /// Tool calls a mock scenario scripts (name, arguments), made instead
+    /// of any the mock would decide on.
+    pub scripted_calls: Vec<(String, Value)>,
 }
 
 impl GenRequest {

@@ -22,7 +22,12 @@ pub async fn record(mut request: Request, next: Next) -> Response {
     let door = Door::of(request.extensions().get::<MatchedPath>());
     let tally = Tally::new(request_id, door.label());
     request.extensions_mut().insert(tally.clone());
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    if let Some(scenario) = tally.scenario() {
+        if let Ok(value) = axum::http::HeaderValue::from_str(&scenario) {
+            response.headers_mut().insert("x-sluice-scenario", value);
+        }
+    }
     let error = response.extensions().get::<ErrorKind>().copied();
     tally.set_status(response.status().as_u16(), error);
     response

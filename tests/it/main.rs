@@ -23,6 +23,8 @@ mod playground;
 mod mock;
 // The mock as a stand-in for a model (section 13): any model name.
 mod mock_as_model;
+// The mock's scripted answers: scenario files.
+mod scenarios;
 // HTTP/2, cleartext and over TLS.
 mod http2;
 // The OpenAI-compatible door: chunk shapes, objects, errors, tool calls.

@@ -184,6 +184,7 @@ impl SharedFields {
             format: None,
             tool_results: Vec::new(),
             parallel_tool_calls: None,
+            scripted_calls: Vec::new(),
         };
         generation.validate()?;
         Ok(ParsedRequest {

@@ -100,15 +100,29 @@ impl Plan {
             }
             left = Some(max.saturating_sub(reasoning.tokens()));
         }
-        let tools = calls(knobs, request);
+        // A scenario's calls, else the ones the mock decides on; each with
+        // its arguments as JSON text.
+        let tools: Vec<(&str, String)> = match request.scripted_calls.is_empty() {
+            false => request
+                .scripted_calls
+                .iter()
+                .map(|(name, arguments)| (name.as_str(), arguments.to_string()))
+                .collect(),
+            true => calls(knobs, request)
+                .into_iter()
+                .map(|tool| {
+                    let json = arguments::generate(&tool.parameters, rng).to_string();
+                    (tool.name.as_str(), json)
+                })
+                .collect(),
+        };
         let (output, stop_sequence) = match tools.is_empty() {
             false => {
                 if finish_reason == "stop" {
                     finish_reason = "tool_calls";
                 }
                 let mut calls = Vec::with_capacity(tools.len());
-                for tool in tools {
-                    let json = arguments::generate(&tool.parameters, rng).to_string();
+                for (name, json) in tools {
                     let cuts = tokenizer::cuts(&json);
                     let mut arguments = Pieces::new(json, cuts);
                     if left.is_some_and(|max| arguments.truncate_to_tokens(max)) {
@@ -117,7 +131,7 @@ impl Plan {
                     left = left.map(|max| max.saturating_sub(arguments.tokens()));
                     calls.push(Call {
                         id: ToolCallId::new(rng).0,
-                        name: tool.name.clone(),
+                        name: name.to_owned(),
                         arguments,
                     });
                     if finish_reason == "length" {
