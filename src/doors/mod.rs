@@ -52,6 +52,7 @@ pub mod paths {
     pub const COMPLETIONS: &str = "/v1/completions";
     pub const RESPONSES: &str = "/v1/responses";
     pub const MESSAGES: &str = "/v1/messages";
+    pub const EMBEDDINGS: &str = "/v1/embeddings";
     pub const MESSAGES_COUNT_TOKENS: &str = "/v1/messages/count_tokens";
     pub const RESPONSES_INPUT_TOKENS: &str = "/v1/responses/input_tokens";
     pub const MODELS: &str = "/v1/models";
@@ -70,6 +71,8 @@ pub enum Door {
     Generations,
     OpenAiChat,
     OpenAiCompletions,
+    /// `POST /v1/embeddings` (section 13).
+    OpenAiEmbeddings,
     /// The OpenAI Responses API (section 10).
     OpenAiResponses,
     /// The Anthropic Messages API (section 10).
@@ -90,6 +93,7 @@ impl Door {
             }
             Some(paths::CHAT_COMPLETIONS) => Door::OpenAiChat,
             Some(paths::COMPLETIONS) => Door::OpenAiCompletions,
+            Some(paths::EMBEDDINGS) => Door::OpenAiEmbeddings,
             Some(paths::RESPONSES | paths::RESPONSES_INPUT_TOKENS) => Door::OpenAiResponses,
             Some(paths::MESSAGES | paths::MESSAGES_COUNT_TOKENS) => Door::AnthropicMessages,
             Some(paths::MODELS | paths::MODEL) => Door::Models,
@@ -121,6 +125,7 @@ impl Door {
             Door::Generations => "generations",
             Door::OpenAiChat => "openai_chat",
             Door::OpenAiCompletions => "openai_completions",
+            Door::OpenAiEmbeddings => "openai_embeddings",
             Door::OpenAiResponses => "openai_responses",
             Door::AnthropicMessages => "anthropic_messages",
             Door::Models => "models",
@@ -132,9 +137,11 @@ impl Door {
     /// `err` in this door's error shape.
     pub fn reject(self, err: ApiError) -> Response {
         match self {
-            Door::OpenAiChat | Door::OpenAiCompletions | Door::OpenAiResponses | Door::Models => {
-                openai::error::OpenAiError(err).into_response()
-            }
+            Door::OpenAiChat
+            | Door::OpenAiCompletions
+            | Door::OpenAiEmbeddings
+            | Door::OpenAiResponses
+            | Door::Models => openai::error::OpenAiError(err).into_response(),
             Door::AnthropicMessages => anthropic::error::AnthropicError(err).into_response(),
             Door::Native | Door::Generations | Door::Prompts | Door::Other => err.into_response(),
         }

@@ -18,12 +18,14 @@
 //!
 //! What it may not do: know about HTTP, config files or any provider.
 
+mod embed;
 mod error;
 mod events;
 mod knobs;
 mod request;
 mod tools;
 
+pub use embed::{EmbedRequest, Embedded};
 pub use error::{InvalidField, UpstreamError};
 pub use events::{call_index, ChunkDelta, Finish, TokenEvent, TokenStream, Usage};
 pub use knobs::{MockKnobs, MockMode};

@@ -44,14 +44,29 @@ pub fn fuzz_openai_events(events: &[&str]) {
 use std::sync::Arc;
 
 use crate::config::{ModelConfig, ProviderKind, Timeouts};
-use crate::generation::{GenRequest, TokenStream};
+use crate::generation::{EmbedRequest, Embedded, GenRequest, TokenStream, UpstreamError};
 
 /// A source of tokens.
 pub trait Provider: Send + Sync {
     /// Starts a generation. The stream yields outputs then exactly one
     /// terminal event; dropping it cancels the generation.
     fn generate(&self, request: GenRequest) -> TokenStream;
+
+    /// Embeds texts (`POST /v1/embeddings`); a provider without embeddings
+    /// says so.
+    fn embed(&self, _request: EmbedRequest) -> Embedding<'_> {
+        Box::pin(async {
+            Err(UpstreamError::Stream(
+                "this model's provider has no embeddings endpoint in sluice".into(),
+            ))
+        })
+    }
 }
+
+/// What [`Provider::embed`] answers, when it has.
+pub type Embedding<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Embedded, UpstreamError>> + Send + 'a>,
+>;
 
 /// The provider for one configured model.
 pub fn build(model: &ModelConfig, timeouts: &Timeouts) -> Arc<dyn Provider> {

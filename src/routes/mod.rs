@@ -58,7 +58,8 @@ pub fn router(state: AppState) -> Router {
             get(native::status).delete(native::cancel),
         )
         .route(paths::GENERATION_EVENTS, get(native::events))
-        // Counting tokens starts nothing either.
+        // Counting tokens, or embedding texts, starts nothing either.
+        .route(paths::EMBEDDINGS, post(openai::embeddings::create))
         .route(paths::MESSAGES_COUNT_TOKENS, post(anthropic::count_tokens))
         .route(paths::RESPONSES_INPUT_TOKENS, post(responses::input_tokens))
         .route_layer(from_fn_with_state(state.clone(), gate::rate));

@@ -3,7 +3,8 @@ against a running sluice whose mock answers any model name: structured output
 through OpenAI's `chat.completions.parse` and `responses.parse` (Pydantic
 models with nested objects, optional fields, lists and enums), the chat
 streaming helper with a `response_format`, and Anthropic's `messages.parse`;
-counting tokens with `messages.count_tokens` and `responses.input_tokens.count`.
+counting tokens with `messages.count_tokens` and `responses.input_tokens.count`;
+`embeddings.create` (base64 on the wire, the SDK's default).
 
 Run by tests/it/sdk_clients.rs with SLUICE_BASE_URL (e.g. http://127.0.0.1:PORT/v1)
 and SLUICE_KEY. Exits non-zero on the first failure.
@@ -93,6 +94,18 @@ def anthropic_parse():
     assert isinstance(message.parsed_output, Person), message
 
 
+def embeddings():
+    texts = ["The cat sat on the mat", "A cat sat on a mat", "Quarterly revenue grew"]
+    result = client.embeddings.create(model="text-embedding-3-small", input=texts)
+    vectors = [item.embedding for item in result.data]
+    assert [len(v) for v in vectors] == [1536] * 3
+    dot = lambda a, b: sum(x * y for x, y in zip(a, b))
+    assert abs(dot(vectors[0], vectors[0]) - 1) < 1e-4
+    assert dot(vectors[0], vectors[1]) > dot(vectors[0], vectors[2])
+    short = client.embeddings.create(model="text-embedding-3-large", input="hi", dimensions=256)
+    assert len(short.data[0].embedding) == 256
+
+
 def bad_format_is_a_400():
     import openai
 
@@ -127,7 +140,7 @@ def counting_tokens():
         raise AssertionError("empty messages were counted")
 
 
-for check in [counting_tokens, chat_parse, chat_json_mode, chat_stream_helper, responses_parse, anthropic_parse, bad_format_is_a_400]:
+for check in [embeddings, counting_tokens, chat_parse, chat_json_mode, chat_stream_helper, responses_parse, anthropic_parse, bad_format_is_a_400]:
     check()
     print("ok", check.__name__)
 print("all checks passed")

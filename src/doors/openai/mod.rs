@@ -13,6 +13,7 @@
 //! on every chunk, a `choices: []` usage chunk when asked, then `[DONE]`, and
 //! never a synthetic `stop` after a failure.
 
+pub mod embeddings;
 pub mod error;
 mod frames;
 mod identity;

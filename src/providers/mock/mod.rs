@@ -16,13 +16,14 @@
 
 mod answer;
 pub(crate) mod arguments;
+mod embed;
 mod pace;
 mod plan;
 
 use async_stream::stream;
 use serde_json::json;
 
-use super::Provider;
+use super::{Embedding, Provider};
 use crate::generation::{
     Finish, GenRequest, MockKnobs, TokenEvent, TokenStream, UpstreamError, Usage,
 };
@@ -42,6 +43,10 @@ impl Mock {
 }
 
 impl Provider for Mock {
+    fn embed(&self, request: crate::generation::EmbedRequest) -> Embedding<'_> {
+        Box::pin(async move { Ok(embed::embed(&request)) })
+    }
+
     fn generate(&self, request: GenRequest) -> TokenStream {
         let knobs = self.defaults.overridden_by(&request.mock);
         Box::pin(stream! {

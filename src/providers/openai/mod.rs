@@ -21,17 +21,19 @@ use delta::Delta;
 use scan::Plain;
 
 use super::upstream::{self, error_message, Endpoint};
-use super::Provider;
+use super::{Embedding, Provider};
 use crate::config::{ModelConfig, Timeouts};
 use crate::generation::{
-    ChunkDelta, Finish, GenRequest, Message, TokenEvent, TokenStream, ToolChoice, UpstreamError,
-    Usage,
+    ChunkDelta, EmbedRequest, Embedded, Finish, GenRequest, Message, TokenEvent, TokenStream,
+    ToolChoice, UpstreamError, Usage,
 };
 use crate::redact::Redactor;
 use crate::tokenizer;
 
 pub struct OpenAi {
     endpoint: Endpoint,
+    /// The upstream's `/embeddings`.
+    embeddings: Endpoint,
     /// The client fields the upstream may receive; `None`: all.
     passthrough: Option<Vec<String>>,
 }
@@ -40,6 +42,7 @@ impl OpenAi {
     pub fn new(model: &ModelConfig, timeouts: &Timeouts) -> OpenAi {
         OpenAi {
             endpoint: Endpoint::new(model, timeouts, "/chat/completions"),
+            embeddings: Endpoint::new(model, timeouts, "/embeddings"),
             passthrough: model.passthrough.clone(),
         }
     }
@@ -96,6 +99,52 @@ impl OpenAi {
 }
 
 impl Provider for OpenAi {
+    /// The client's body goes to the upstream's `/embeddings` as it came,
+    /// with the upstream's model name and floats asked for (the door encodes
+    /// them as the client asked).
+    fn embed(&self, request: EmbedRequest) -> Embedding<'_> {
+        let mut body = request.raw;
+        body.insert(
+            "model".into(),
+            Value::from(self.embeddings.upstream_model.clone()),
+        );
+        body.insert("encoding_format".into(), Value::from("float"));
+        let mut call = self.embeddings.post(&Value::Object(body));
+        if let Some(key) = &self.embeddings.api_key {
+            call = call.bearer_auth(key);
+        }
+        let sent = self.embeddings.send(call);
+        let redactor = self.embeddings.redactor.clone();
+        Box::pin(async move {
+            let bad = |why: String| UpstreamError::Stream(redactor.scrub(&why));
+            let answer: Value =
+                sent.await?.json().await.map_err(|err| {
+                    bad(format!("the upstream's embeddings did not parse: {err}"))
+                })?;
+            let vectors = answer["data"]
+                .as_array()
+                .ok_or_else(|| bad("the upstream's embeddings have no `data`".into()))?
+                .iter()
+                .map(|item| {
+                    item["embedding"]
+                        .as_array()
+                        .map(|v| {
+                            v.iter()
+                                .filter_map(Value::as_f64)
+                                .map(|x| x as f32)
+                                .collect()
+                        })
+                        .ok_or_else(|| bad("an upstream embedding is not a list of numbers".into()))
+                })
+                .collect::<Result<Vec<Vec<f32>>, _>>()?;
+            let prompt_tokens = answer["usage"]["prompt_tokens"].as_u64().unwrap_or(0);
+            Ok(Embedded {
+                vectors,
+                prompt_tokens: u32::try_from(prompt_tokens).unwrap_or(u32::MAX),
+            })
+        })
+    }
+
     fn generate(&self, request: GenRequest) -> TokenStream {
         let mut call = self.endpoint.post(&self.request_body(&request));
         if let Some(key) = &self.endpoint.api_key {

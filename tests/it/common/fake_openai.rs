@@ -63,6 +63,7 @@ pub async fn start() -> FakeOpenAi {
     let seen = Arc::new(Seen::default());
     let app = axum::Router::new()
         .route("/v1/chat/completions", post(chat))
+        .route("/v1/embeddings", post(embeddings))
         .with_state(seen.clone());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -71,6 +72,27 @@ pub async fn start() -> FakeOpenAi {
         base_url: format!("http://{addr}/v1"),
         seen,
     }
+}
+
+/// OpenAI's embeddings: `[i, 0.5, -0.5]` for input `i`, whatever the model;
+/// the body and key are kept for the test to look at.
+async fn embeddings(
+    axum::extract::State(seen): axum::extract::State<Arc<Seen>>,
+    headers: axum::http::HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> axum::Json<Value> {
+    seen.requests.fetch_add(1, Ordering::SeqCst);
+    *seen.last_auth.lock().unwrap() = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let count = body["input"].as_array().map_or(1, Vec::len);
+    *seen.last_body.lock().unwrap() = Some(body);
+    let data: Vec<Value> = (0..count)
+        .map(|i| json!({"object": "embedding", "index": i, "embedding": [i as f64, 0.5, -0.5]}))
+        .collect();
+    axum::Json(json!({"object": "list", "data": data, "model": "text-embedding-3-small",
+        "usage": {"prompt_tokens": 7, "total_tokens": 7}}))
 }
 
 /// Marks the stream cancelled if dropped before `finish`.
