@@ -30,7 +30,7 @@ pub fn fuzz_mock_arguments(data: &[u8]) {
         return;
     };
     let mut rng = fastrand::Rng::with_seed(data.len() as u64);
-    let arguments = mock::arguments::generate(&schema, &mut rng);
+    let arguments = mock::arguments::generate(&schema, &mut rng, "");
     let bytes = arguments.to_string().len();
     assert!(bytes <= 64 * 1024, "{bytes} bytes of arguments");
 }

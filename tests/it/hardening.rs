@@ -460,20 +460,23 @@ async fn finding_7_a_wild_tool_call_index_is_ignored() {
     let calls = whole.json()["choices"][0]["message"]["tool_calls"].clone();
     assert_eq!(calls.as_array().unwrap().len(), 1, "{calls}");
     assert_eq!(calls[0]["id"], "call_0");
-    for (path, body) in [
+    // The Messages door writes call ids with Anthropic's prefix.
+    for (path, body, kept) in [
         (
             "/v1/responses",
             json!({"model": "wild", "input": "hi", "stream": true}),
+            "call_0",
         ),
         (
             "/v1/messages",
             json!({"model": "wild", "max_tokens": 9, "messages": hi, "stream": true}),
+            "toolu_0",
         ),
     ] {
         let got = post_to(&server, path, body).await;
         assert_eq!(got.status, 200, "{path}: {}", got.text);
-        assert!(!got.text.contains("call_wild"), "{path}: {}", got.text);
-        assert!(got.text.contains("call_0"), "{path}: {}", got.text);
+        assert!(!got.text.contains("_wild"), "{path}: {}", got.text);
+        assert!(got.text.contains(kept), "{path}: {}", got.text);
     }
 }
 

@@ -504,11 +504,20 @@ fn floats(item: &Value) -> Vec<f64> {
 #[tokio::test]
 async fn the_mock_embeds_texts_as_deterministic_unit_vectors() {
     let server = spawn(config(FAST_MOCK)).await;
-    let texts = ["The cat sat on the mat", "A cat sat on a mat", "Quarterly revenue grew"];
+    let texts = [
+        "The cat sat on the mat",
+        "A cat sat on a mat",
+        "Quarterly revenue grew",
+    ];
     let (status, body) = embed(&server, json!({"model": "mock", "input": texts})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["object"], "list");
-    let vectors: Vec<Vec<f64>> = body["data"].as_array().unwrap().iter().map(floats).collect();
+    let vectors: Vec<Vec<f64>> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(floats)
+        .collect();
     assert_eq!(vectors.len(), 3);
     assert!(vectors.iter().all(|v| v.len() == 1536));
     let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
@@ -519,7 +528,11 @@ async fn the_mock_embeds_texts_as_deterministic_unit_vectors() {
     // OpenAI encodes it (little-endian f32).
     let (_, again) = embed(&server, json!({"model": "mock", "input": texts[0]})).await;
     assert_eq!(floats(&again["data"][0]), vectors[0]);
-    let (_, short) = embed(&server, json!({"model": "mock", "input": "hi", "dimensions": 64})).await;
+    let (_, short) = embed(
+        &server,
+        json!({"model": "mock", "input": "hi", "dimensions": 64}),
+    )
+    .await;
     assert_eq!(floats(&short["data"][0]).len(), 64);
     let (_, packed) = embed(
         &server,
@@ -539,11 +552,21 @@ async fn the_mock_embeds_texts_as_deterministic_unit_vectors() {
     for (body, param) in [
         (json!({"model": "mock"}), "input"),
         (json!({"model": "mock", "input": []}), "input"),
-        (json!({"model": "mock", "input": "x", "dimensions": 0}), "dimensions"),
-        (json!({"model": "mock", "input": "x", "encoding_format": "hex"}), "encoding_format"),
+        (
+            json!({"model": "mock", "input": "x", "dimensions": 0}),
+            "dimensions",
+        ),
+        (
+            json!({"model": "mock", "input": "x", "encoding_format": "hex"}),
+            "encoding_format",
+        ),
     ] {
         let (status, answer) = embed(&server, body).await;
-        assert_eq!((status, answer["error"]["param"].as_str()), (400, Some(param)), "{answer}");
+        assert_eq!(
+            (status, answer["error"]["param"].as_str()),
+            (400, Some(param)),
+            "{answer}"
+        );
     }
 }
 
@@ -575,4 +598,75 @@ async fn an_openai_upstream_gets_the_embeddings_request_as_it_came() {
         upstream.seen.last_auth.lock().unwrap().as_deref(),
         Some("Bearer sk-up")
     );
+}
+
+#[tokio::test]
+async fn tool_call_ids_on_the_messages_door_look_like_anthropic_s() {
+    let server = spawn(config(FAST_MOCK)).await;
+    let tools = json!([{"name": "get_weather", "description": "Current conditions for a city",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]);
+    let message: Value = client()
+        .post(server.url("/v1/messages"))
+        .json(&json!({"model": "mock", "max_tokens": 200, "tools": tools,
+            "messages": [{"role": "user", "content": "What are the conditions in Oslo?"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let call = message["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|block| block["type"] == "tool_use")
+        .unwrap_or_else(|| panic!("no tool_use: {message}"));
+    assert!(call["id"].as_str().unwrap().starts_with("toolu_"), "{call}");
+    let streamed = receive(
+        client()
+            .post(server.url("/v1/messages"))
+            .json(
+                &json!({"model": "mock", "max_tokens": 200, "tools": tools, "stream": true,
+                "messages": [{"role": "user", "content": "What are the conditions in Oslo?"}]}),
+            )
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let start = streamed
+        .events
+        .iter()
+        .find(|e| e.data.contains("\"tool_use\""))
+        .unwrap_or_else(|| panic!("{}", streamed.text));
+    let start: Value = serde_json::from_str(&start.data).unwrap();
+    assert!(
+        start["content_block"]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("toolu_"),
+        "{start}"
+    );
+}
+
+#[tokio::test]
+async fn free_string_arguments_take_words_of_the_user_s_message() {
+    let server = spawn(config(FAST_MOCK)).await;
+    for seed in 0..5 {
+        let answer: Value = client()
+            .post(server.url("/v1/chat/completions"))
+            .json(&json!({"model": format!("mock:seed={seed}"), "tools": weather_tools(),
+                "messages": [{"role": "user", "content": "What are the conditions in Reykjavik?"}]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let arguments = answer["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
+            .as_str()
+            .unwrap();
+        let arguments: Value = serde_json::from_str(arguments).unwrap();
+        assert_eq!(arguments, json!({"city": "Reykjavik"}), "seed {seed}");
+    }
 }

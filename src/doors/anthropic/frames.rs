@@ -123,7 +123,7 @@ impl MessageEvents {
             self.calls.push(call);
             let function = &delta["function"];
             let block = Block::ToolUse {
-                id: delta["id"].as_str().unwrap_or(""),
+                id: super::objects::tool_use_id(delta["id"].as_str().unwrap_or("")),
                 name: function["name"].as_str().unwrap_or(""),
                 input: Value::Object(Map::new()),
             };

@@ -60,7 +60,7 @@ impl Head {
         }
         for call in &collected.tool_calls {
             content.push(Block::ToolUse {
-                id: call["id"].as_str().unwrap_or(""),
+                id: tool_use_id(call["id"].as_str().unwrap_or("")),
                 name: call["function"]["name"].as_str().unwrap_or(""),
                 input: tool_input(call["function"]["arguments"].as_str().unwrap_or("")),
             });
@@ -102,10 +102,22 @@ pub enum Block<'a> {
         signature: &'a str,
     },
     ToolUse {
-        id: &'a str,
+        id: std::borrow::Cow<'a, str>,
         name: &'a str,
         input: Value,
     },
+}
+
+/// A tool call's id as Anthropic writes one (`toolu_...`): an OpenAI-style
+/// `call_...` id (the mock's, an OpenAI upstream's) gets Anthropic's prefix
+/// instead, so clients that check the prefix accept it. The client sends it
+/// back in its `tool_result`, and both turns carry the same id.
+pub fn tool_use_id(id: &str) -> std::borrow::Cow<'_, str> {
+    if id.is_empty() || id.starts_with("toolu_") {
+        return std::borrow::Cow::Borrowed(id);
+    }
+    let rest = id.strip_prefix("call_").unwrap_or(id);
+    std::borrow::Cow::Owned(format!("toolu_{rest}"))
 }
 
 /// A tool call's arguments as the `input` object Anthropic's `tool_use`

@@ -35,12 +35,16 @@ pub const BUDGET: usize = 60 * 1024;
 /// Schema nodes visited at most, values made or not.
 const MAX_VISITS: usize = 20_000;
 
-/// Arguments valid against `schema`, within the bounds above.
-pub fn generate(schema: &Value, rng: &mut fastrand::Rng) -> Value {
+/// Arguments valid against `schema`, within the bounds above, for a request
+/// whose user said `prompt`: a string the schema leaves free prefers a word
+/// of it (a capitalised one for a city or a name), so a demo's arguments
+/// read sensibly.
+pub fn generate(schema: &Value, rng: &mut fastrand::Rng, prompt: &str) -> Value {
     let generator = Generator {
         root: schema,
         bytes: Cell::new(0),
         visits: Cell::new(0),
+        hints: Hints::of(prompt),
     };
     match generator.value(schema, rng, 0, "") {
         // Arguments are an object; a schema for something else gets it wrapped.
@@ -52,9 +56,41 @@ pub fn generate(schema: &Value, rng: &mut fastrand::Rng) -> Value {
 
 struct Generator<'a> {
     root: &'a Value,
+    hints: Hints,
     /// Bytes of JSON made so far, roughly (each value's text and 8 more).
     bytes: Cell<usize>,
     visits: Cell<usize>,
+}
+
+/// Words of the user's message for free string fields.
+#[derive(Default)]
+struct Hints {
+    /// Capitalised words after the first (names of places and people).
+    proper: Vec<String>,
+    /// Words of four letters or more.
+    words: Vec<String>,
+}
+
+impl Hints {
+    fn of(prompt: &str) -> Hints {
+        let all: Vec<&str> = prompt
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect();
+        Hints {
+            proper: all
+                .iter()
+                .skip(1)
+                .filter(|w| w.chars().next().is_some_and(char::is_uppercase) && w.len() >= 3)
+                .map(|w| (*w).to_owned())
+                .collect(),
+            words: all
+                .iter()
+                .filter(|w| w.chars().count() >= 4)
+                .map(|w| (*w).to_owned())
+                .collect(),
+        }
+    }
 }
 
 const WORDS: &[&str] = &[
@@ -87,7 +123,7 @@ impl Generator<'_> {
         }
         let Some(schema) = schema.as_object() else {
             // `true` (anything) or a malformed schema: a plain string will do.
-            return Value::from(word(rng, name));
+            return Value::from(word(rng, name, &self.hints));
         };
         if let Some(target) = schema.get("$ref").and_then(Value::as_str) {
             return match self.resolve(target) {
@@ -125,7 +161,7 @@ impl Generator<'_> {
             "boolean" => Value::Bool(rng.bool()),
             "null" => Value::Null,
             _ => {
-                let text = string(schema, rng, name);
+                let text = string(schema, rng, name, &self.hints);
                 match self.spent(text.len()) {
                     true => Value::Null,
                     false => Value::from(text),
@@ -153,7 +189,7 @@ impl Generator<'_> {
         {
             if let Some(name) = name.as_str() {
                 if !object.contains_key(name) {
-                    object.insert(name.to_owned(), Value::from(word(rng, name)));
+                    object.insert(name.to_owned(), Value::from(word(rng, name, &self.hints)));
                 }
             }
         }
@@ -185,7 +221,7 @@ impl Generator<'_> {
             let item_schema = prefix.and_then(|p| p.get(i)).or(items);
             out.push(match item_schema {
                 Some(item) => self.value(item, rng, depth + 1, name),
-                None => Value::from(word(rng, name)),
+                None => Value::from(word(rng, name, &self.hints)),
             });
         }
         Value::Array(out)
@@ -283,15 +319,23 @@ fn number(schema: &Map<String, Value>, rng: &mut fastrand::Rng) -> Value {
     Number::from_f64(x).map_or(Value::Null, Value::Number)
 }
 
-fn string(schema: &Map<String, Value>, rng: &mut fastrand::Rng, name: &str) -> String {
+fn string(
+    schema: &Map<String, Value>,
+    rng: &mut fastrand::Rng,
+    name: &str,
+    hints: &Hints,
+) -> String {
     let format = schema.get("format").and_then(Value::as_str);
     let mut text = match format {
         Some("date-time") => format!("2026-0{}-1{}T10:30:00Z", rng.u8(1..=9), rng.u8(0..=9)),
         Some("date") => format!("2026-0{}-1{}", rng.u8(1..=9), rng.u8(0..=9)),
         Some("time") => format!("1{}:30:00", rng.u8(0..=9)),
-        Some("email") => format!("{}@example.com", word(rng, name).to_lowercase()),
+        Some("email") => format!("{}@example.com", word(rng, name, hints).to_lowercase()),
         Some("uri" | "url" | "iri") => {
-            format!("https://example.com/{}", word(rng, name).to_lowercase())
+            format!(
+                "https://example.com/{}",
+                word(rng, name, hints).to_lowercase()
+            )
         }
         Some("uuid") => {
             let hex: String = (0..32)
@@ -309,7 +353,7 @@ fn string(schema: &Map<String, Value>, rng: &mut fastrand::Rng, name: &str) -> S
         Some("ipv4") => format!("192.0.2.{}", rng.u8(1..=254)),
         Some("ipv6") => "2001:db8::1".into(),
         Some("hostname") => "example.com".into(),
-        _ => word(rng, name),
+        _ => word(rng, name, hints),
     };
     let bound = |key: &str| {
         schema
@@ -327,10 +371,24 @@ fn string(schema: &Map<String, Value>, rng: &mut fastrand::Rng, name: &str) -> S
     text
 }
 
-/// A word for a string field: the field's own kind where it says (a city,
-/// a name), else one from a small list.
-fn word(rng: &mut fastrand::Rng, name: &str) -> String {
+/// A word for a string field: from the user's message where it has one (a
+/// capitalised word for a city, a place or a name), else the field's own
+/// kind where it says (a city, a name), else one from a small list.
+fn word(rng: &mut fastrand::Rng, name: &str, hints: &Hints) -> String {
     let lower = name.to_ascii_lowercase();
+    let proper = [
+        "city", "location", "place", "country", "name", "person", "who",
+    ]
+    .iter()
+    .any(|kind| lower.contains(kind));
+    let from_prompt = match proper {
+        true => hints.proper.first().or(hints.words.first()),
+        false if hints.words.is_empty() => None,
+        false => hints.words.get(rng.usize(..hints.words.len())),
+    };
+    if let Some(word) = from_prompt {
+        return word.clone();
+    }
     let pick = if lower.contains("city") || lower.contains("location") {
         ["Oslo", "Lisbon", "Kyoto", "Toronto"][rng.usize(..4)]
     } else if lower.contains("name") {
@@ -375,7 +433,7 @@ mod tests {
         for schema in &schemas {
             let validator = jsonschema::validator_for(schema).unwrap();
             for seed in 0..200 {
-                let value = generate(schema, &mut fastrand::Rng::with_seed(seed));
+                let value = generate(schema, &mut fastrand::Rng::with_seed(seed), "");
                 let errors: Vec<String> = validator
                     .iter_errors(&value)
                     .map(|e| e.to_string())
@@ -403,7 +461,7 @@ mod tests {
         ];
         for bomb in &bombs {
             let started = tokio::time::Instant::now();
-            let value = generate(bomb, &mut fastrand::Rng::with_seed(1));
+            let value = generate(bomb, &mut fastrand::Rng::with_seed(1), "");
             let bytes = value.to_string().len();
             assert!(bytes <= 64 * 1024, "{bytes} bytes for {bomb}");
             assert!(

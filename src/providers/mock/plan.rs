@@ -111,7 +111,8 @@ impl Plan {
             true => calls(knobs, request)
                 .into_iter()
                 .map(|tool| {
-                    let json = arguments::generate(&tool.parameters, rng).to_string();
+                    let prompt = request.last_user_text();
+                    let json = arguments::generate(&tool.parameters, rng, prompt).to_string();
                     (tool.name.as_str(), json)
                 })
                 .collect(),
@@ -260,7 +261,9 @@ fn quoting(results: &[String]) -> String {
 /// its schema, or an object that answers in one field.
 fn structured(format: &OutputFormat, request: &GenRequest, rng: &mut fastrand::Rng) -> String {
     match format {
-        OutputFormat::JsonSchema(schema) => arguments::generate(schema, rng).to_string(),
+        OutputFormat::JsonSchema(schema) => {
+            arguments::generate(schema, rng, request.last_user_text()).to_string()
+        }
         OutputFormat::JsonObject => {
             let (text, _) = answer::compose(rng, request.last_user_text(), 40);
             serde_json::json!({ "answer": text }).to_string()

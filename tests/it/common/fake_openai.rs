@@ -91,8 +91,10 @@ async fn embeddings(
     let data: Vec<Value> = (0..count)
         .map(|i| json!({"object": "embedding", "index": i, "embedding": [i as f64, 0.5, -0.5]}))
         .collect();
-    axum::Json(json!({"object": "list", "data": data, "model": "text-embedding-3-small",
-        "usage": {"prompt_tokens": 7, "total_tokens": 7}}))
+    axum::Json(
+        json!({"object": "list", "data": data, "model": "text-embedding-3-small",
+        "usage": {"prompt_tokens": 7, "total_tokens": 7}}),
+    )
 }
 
 /// Marks the stream cancelled if dropped before `finish`.
