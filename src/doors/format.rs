@@ -41,8 +41,13 @@ pub fn format(
     };
     match format.get("type").and_then(Value::as_str) {
         Some("text") if !matches!(dialect, Dialect::Messages) => Ok(None),
+        // Some clients (instructor's JSON_SCHEMA mode) put a schema beside
+        // `json_object`: it is honoured.
         Some("json_object") if !matches!(dialect, Dialect::Messages) => {
-            Ok(Some(OutputFormat::JsonObject))
+            match format.get("schema") {
+                Some(schema) => schema_of(&format!("{field}.schema"), schema).map(Some),
+                None => Ok(Some(OutputFormat::JsonObject)),
+            }
         }
         Some("json_schema") => {
             let (at, schema) = match dialect {

@@ -670,3 +670,47 @@ async fn free_string_arguments_take_words_of_the_user_s_message() {
         assert_eq!(arguments, json!({"city": "Reykjavik"}), "seed {seed}");
     }
 }
+
+#[tokio::test]
+async fn a_schema_written_in_the_prompt_is_followed_as_a_model_would() {
+    let server = spawn(config(FAST_MOCK)).await;
+    let schema = json!({"type": "object", "properties": {"name": {"type": "string"},
+        "age": {"type": "integer"}}, "required": ["name", "age"]});
+    let system = format!("Return JSON that matches this schema: {schema}");
+    let ask = async |extra: Value| {
+        let mut body = json!({"model": "mock", "messages": [
+            {"role": "system", "content": system}, {"role": "user", "content": "Invent a user"}]});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let answer: Value = client()
+            .post(server.url("/v1/chat/completions"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    // json_object: the prompt's schema is followed.
+    let object: Value =
+        serde_json::from_str(&ask(json!({"response_format": {"type": "json_object"}})).await)
+            .unwrap();
+    assert!(validator.is_valid(&object), "{object}");
+    // No format: a fenced JSON block that fits it.
+    let text = ask(json!({})).await;
+    let fenced = text
+        .strip_prefix("```json\n")
+        .and_then(|t| t.strip_suffix("\n```"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        validator.is_valid(&serde_json::from_str(fenced).unwrap()),
+        "{fenced}"
+    );
+}

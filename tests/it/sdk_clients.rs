@@ -174,3 +174,29 @@ async fn the_ai_sdk_tool_loop_ends_after_two_steps_on_every_door() {
         run_client_with(Path::new("node"), &script, ANY_MODEL).await;
     }
 }
+
+#[tokio::test]
+async fn langchain_and_llm_get_valid_structured_output() {
+    let python = root().join("target/sdk-venv/bin/python");
+    if available("the Python openai SDK", &python) {
+        run_client_with(
+            &python,
+            &root().join("tests/sdk/structured_clients_python.py"),
+            ANY_MODEL,
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn instructor_gets_a_valid_object_in_each_of_its_modes() {
+    let python = root().join("target/sdk-venv-instructor/bin/python");
+    if available("instructor", &python) {
+        run_client_with(
+            &python,
+            &root().join("tests/sdk/instructor_python.py"),
+            ANY_MODEL,
+        )
+        .await;
+    }
+}

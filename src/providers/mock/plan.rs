@@ -179,6 +179,21 @@ fn answer_text(
         let cuts = tokenizer::cuts(&json);
         return (json, cuts);
     }
+    // No format asked for, but a schema in the conversation and the word
+    // JSON (instructor's MD_JSON, a hand-written prompt): the JSON in a
+    // fenced block, as a model answers such a prompt.
+    if let (None, None, true) = (
+        &knobs.text,
+        &request.format,
+        request.tool_results.is_empty(),
+    ) {
+        if let Some(schema) = schema_in(request, true) {
+            let json = arguments::generate(&schema, rng, request.last_user_text());
+            let text = format!("```json\n{json}\n```");
+            let cuts = tokenizer::cuts(&text);
+            return (text, cuts);
+        }
+    }
     if let (None, false) = (&knobs.text, request.tool_results.is_empty()) {
         let text = quoting(&request.tool_results);
         let cuts = tokenizer::cuts(&text);
@@ -264,12 +279,50 @@ fn structured(format: &OutputFormat, request: &GenRequest, rng: &mut fastrand::R
         OutputFormat::JsonSchema(schema) => {
             arguments::generate(schema, rng, request.last_user_text()).to_string()
         }
-        OutputFormat::JsonObject => {
-            let (text, _) = answer::compose(rng, request.last_user_text(), 40);
-            serde_json::json!({ "answer": text }).to_string()
-        }
+        // A schema the prompt gives (LangChain's json_mode, instructor's
+        // JSON mode) is followed; else an object that answers in one field.
+        OutputFormat::JsonObject => match schema_in(request, false) {
+            Some(schema) => arguments::generate(&schema, rng, request.last_user_text()).to_string(),
+            None => {
+                let (text, _) = answer::compose(rng, request.last_user_text(), 40);
+                serde_json::json!({ "answer": text }).to_string()
+            }
+        },
     }
 }
+
+/// A JSON Schema written into the conversation (an object with
+/// `properties`, or `"type": "object"`), the first found; with `json_asked`
+/// only in a message that also says "json". At most [`SCHEMA_TRIES`] places
+/// per message are tried, so a long prompt costs little.
+fn schema_in(request: &GenRequest, json_asked: bool) -> Option<serde_json::Value> {
+    request
+        .messages
+        .iter()
+        .filter(|m| !json_asked || m.content.to_ascii_lowercase().contains("json"))
+        .find_map(|m| {
+            m.content
+                .match_indices('{')
+                .take(SCHEMA_TRIES)
+                .find_map(|(at, _)| {
+                    let mut values = serde_json::Deserializer::from_str(&m.content[at..])
+                        .into_iter::<serde_json::Value>();
+                    match values.next() {
+                        Some(Ok(serde_json::Value::Object(object)))
+                            if object.contains_key("properties")
+                                || object.get("type").and_then(|t| t.as_str())
+                                    == Some("object") =>
+                        {
+                            Some(serde_json::Value::Object(object))
+                        }
+                        _ => None,
+                    }
+                })
+        })
+}
+
+/// Where in one message a schema is looked for, at most.
+const SCHEMA_TRIES: usize = 16;
 
 /// A call id in OpenAI's style, from the seeded RNG so it repeats.
 struct ToolCallId(String);
