@@ -323,6 +323,16 @@ pub async fn stream(
     Ok(with_served_by(response, &served_by))
 }
 
+/// The input tokens of a planned request, for the counting endpoints: the
+/// upstream's own count where its provider has one (Anthropic's), else
+/// sluice's tokenizer over the prompt as the door would send it.
+pub async fn input_tokens(planned: &Planned) -> Result<u32, ApiError> {
+    match planned.route.provider.count_tokens(&planned.request).await {
+        Some(counted) => counted.map_err(ApiError::from),
+        None => Ok(crate::tokenizer::input_tokens(&planned.request)),
+    }
+}
+
 /// The pipeline for a non-streaming answer: the generation run to its end,
 /// for the door to make one object of (see [`served_by`]).
 pub async fn collect(

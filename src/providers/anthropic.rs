@@ -18,10 +18,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::upstream::{self, error_message, Endpoint};
-use super::Provider;
+use super::{Counting, Provider};
 use crate::config::{ModelConfig, Timeouts};
 use crate::generation::{
-    Finish, GenRequest, Role, TokenEvent, TokenStream, ToolChoice, UpstreamError, Usage,
+    Finish, GenRequest, OutputFormat, Role, TokenEvent, TokenStream, ToolChoice, UpstreamError,
+    Usage,
 };
 use crate::redact::Redactor;
 
@@ -30,6 +31,8 @@ const DEFAULT_MAX_TOKENS: u32 = 4096;
 
 pub struct Anthropic {
     endpoint: Endpoint,
+    /// The upstream's `/v1/messages/count_tokens`.
+    counting: Endpoint,
     default_max_tokens: u32,
 }
 
@@ -37,6 +40,7 @@ impl Anthropic {
     pub fn new(model: &ModelConfig, timeouts: &Timeouts) -> Anthropic {
         Anthropic {
             endpoint: Endpoint::new(model, timeouts, "/v1/messages"),
+            counting: Endpoint::new(model, timeouts, "/v1/messages/count_tokens"),
             default_max_tokens: model.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
         }
     }
@@ -95,11 +99,55 @@ impl Anthropic {
                 }
             }
         }
+        // A JSON Schema asked for at any door, as Anthropic's structured
+        // output (it has no "any JSON object" mode).
+        if let Some(OutputFormat::JsonSchema(schema)) = &request.format {
+            body["output_config"] = json!({"format": {"type": "json_schema", "schema": schema}});
+        }
         body
     }
 }
 
 impl Provider for Anthropic {
+    /// Anthropic counts its own tokens: the request as it would be sent,
+    /// without what `count_tokens` does not take.
+    fn count_tokens(&self, request: &GenRequest) -> Counting<'_> {
+        let mut body = self.request_body(request);
+        if let Some(fields) = body.as_object_mut() {
+            for unread in [
+                "max_tokens",
+                "stream",
+                "temperature",
+                "top_p",
+                "stop_sequences",
+            ] {
+                fields.remove(unread);
+            }
+        }
+        let mut call = self
+            .counting
+            .post(&body)
+            .header("anthropic-version", API_VERSION);
+        if let Some(key) = &self.counting.api_key {
+            call = call.header("x-api-key", key);
+        }
+        let sent = self.counting.send(call);
+        Box::pin(async move {
+            let counted = async {
+                let answer: Value = sent.await?.json().await.map_err(|err| {
+                    UpstreamError::Stream(format!("the upstream's count did not parse: {err}"))
+                })?;
+                answer["input_tokens"]
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| {
+                        UpstreamError::Stream("the upstream's count has no `input_tokens`".into())
+                    })
+            };
+            Some(counted.await)
+        })
+    }
+
     fn generate(&self, request: GenRequest) -> TokenStream {
         let mut call = self
             .endpoint

@@ -52,6 +52,12 @@ pub trait Provider: Send + Sync {
     /// terminal event; dropping it cancels the generation.
     fn generate(&self, request: GenRequest) -> TokenStream;
 
+    /// The upstream's own count of `request`'s input tokens (the counting
+    /// endpoints, section 13); `None` where sluice's tokenizer counts.
+    fn count_tokens(&self, _request: &GenRequest) -> Counting<'_> {
+        Box::pin(async { None })
+    }
+
     /// Embeds texts (`POST /v1/embeddings`); a provider without embeddings
     /// says so.
     fn embed(&self, _request: EmbedRequest) -> Embedding<'_> {
@@ -62,6 +68,12 @@ pub trait Provider: Send + Sync {
         })
     }
 }
+
+/// What [`Provider::count_tokens`] answers: the upstream's count, or `None`
+/// when sluice counts itself.
+pub type Counting<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Option<Result<u32, UpstreamError>>> + Send + 'a>,
+>;
 
 /// What [`Provider::embed`] answers, when it has.
 pub type Embedding<'a> = std::pin::Pin<

@@ -18,7 +18,9 @@ use tokio_util::io::StreamReader;
 use super::upstream::{error_message, Endpoint};
 use super::Provider;
 use crate::config::{ModelConfig, Timeouts};
-use crate::generation::{Finish, GenRequest, TokenEvent, TokenStream, UpstreamError, Usage};
+use crate::generation::{
+    Finish, GenRequest, OutputFormat, TokenEvent, TokenStream, UpstreamError, Usage,
+};
 
 /// The longest NDJSON line accepted from Ollama.
 const MAX_LINE: usize = 1024 * 1024;
@@ -46,6 +48,12 @@ impl Ollama {
         });
         if !options.is_empty() {
             body["options"] = Value::Object(options);
+        }
+        // Ollama's `format`: "json", or the schema itself.
+        match &request.format {
+            Some(OutputFormat::JsonObject) => body["format"] = json!("json"),
+            Some(OutputFormat::JsonSchema(schema)) => body["format"] = schema.clone(),
+            None => {}
         }
         body
     }

@@ -61,7 +61,7 @@ pub async fn count_tokens(
         model, generation, ..
     } = request::parse_count(&body)?;
     let planned = Planned::new(&app, &admission.tally, model.as_deref(), generation)?;
-    let tokens = tokenizer::input_tokens(&planned.request);
+    let tokens = super::input_tokens(&planned).await?;
     Ok(Json(serde_json::json!({ "input_tokens": tokens })))
 }
 

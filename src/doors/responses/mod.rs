@@ -39,7 +39,7 @@ pub async fn input_tokens(
         model, generation, ..
     } = request::parse_request(&body)?;
     let planned = Planned::new(&app, &admission.tally, model.as_deref(), generation)?;
-    let tokens = crate::tokenizer::input_tokens(&planned.request);
+    let tokens = super::input_tokens(&planned).await?;
     Ok(Json(serde_json::json!({
         "object": "response.input_tokens",
         "input_tokens": tokens,

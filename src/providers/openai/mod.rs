@@ -24,8 +24,8 @@ use super::upstream::{self, error_message, Endpoint};
 use super::{Embedding, Provider};
 use crate::config::{ModelConfig, Timeouts};
 use crate::generation::{
-    ChunkDelta, EmbedRequest, Embedded, Finish, GenRequest, Message, TokenEvent, TokenStream,
-    ToolChoice, UpstreamError, Usage,
+    ChunkDelta, EmbedRequest, Embedded, Finish, GenRequest, Message, OutputFormat, TokenEvent,
+    TokenStream, ToolChoice, UpstreamError, Usage,
 };
 use crate::redact::Redactor;
 use crate::tokenizer;
@@ -87,6 +87,15 @@ impl OpenAi {
             if let Some(choice) = choice {
                 body.insert("tool_choice".into(), choice);
             }
+        }
+        // A format asked for at another door, in Chat Completions' terms.
+        if let (false, Some(format)) = (body.contains_key("response_format"), &request.format) {
+            let format = match format {
+                OutputFormat::JsonObject => json!({"type": "json_object"}),
+                OutputFormat::JsonSchema(schema) => json!({"type": "json_schema",
+                    "json_schema": {"name": "response", "schema": schema}}),
+            };
+            body.insert("response_format".into(), format);
         }
         let mut sampling = request.sampling();
         // Newer OpenAI models refuse `max_tokens` next to `max_completion_tokens`.

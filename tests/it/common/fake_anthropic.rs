@@ -60,6 +60,7 @@ pub async fn start() -> Fake {
     let seen = Arc::new(Seen::default());
     let app = axum::Router::new()
         .route("/v1/messages", post(messages))
+        .route("/v1/messages/count_tokens", post(count_tokens))
         .with_state(seen.clone());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -68,6 +69,17 @@ pub async fn start() -> Fake {
         base_url: format!("http://{addr}"),
         seen,
     }
+}
+
+/// Anthropic's count: 1000 plus the messages, whatever they say; the body
+/// is kept for the test to look at.
+async fn count_tokens(
+    axum::extract::State(seen): axum::extract::State<Arc<Seen>>,
+    axum::Json(body): axum::Json<Value>,
+) -> axum::Json<Value> {
+    let messages = body["messages"].as_array().map_or(0, Vec::len);
+    *seen.last_body.lock().unwrap() = Some(body);
+    axum::Json(json!({"input_tokens": 1000 + messages}))
 }
 
 fn event(kind: &str, data: Value) -> String {
