@@ -40,6 +40,8 @@ pub struct ModelRoute {
     pub retries: u32,
     /// Models to try, in order, when this one fails before its first token.
     pub fallbacks: Vec<String>,
+    /// A mock's configured knobs (what the door reads of them: `rpm`, `tpm`).
+    pub knobs: MockKnobs,
 }
 
 /// Why a requested model name cannot be served.
@@ -90,6 +92,7 @@ impl ModelTable {
                 kind: model.provider,
                 retries: model.retries(),
                 fallbacks: model.fallbacks.clone(),
+                knobs: model.mock_knobs(),
             });
             // The config's validation compiled every pattern once already.
             match name_pattern(&model.name) {
@@ -126,6 +129,7 @@ impl ModelTable {
             kind: route.kind,
             retries: route.retries,
             fallbacks: route.fallbacks.clone(),
+            knobs: route.knobs.clone(),
         }))
     }
 

@@ -79,6 +79,8 @@ struct State {
     model_label: Option<String>,
     /// The mock scenario that answered, if one did.
     scenario: Option<String>,
+    /// Headers the answer carries whatever it is (a provider's rate limits).
+    headers: Vec<(&'static str, String)>,
     status: Option<u16>,
     error: Option<ErrorKind>,
     ttft: Option<Duration>,
@@ -124,6 +126,21 @@ impl Tally {
     /// The mock scenario that answers this request, if one does.
     pub fn scenario(&self) -> Option<String> {
         self.state().scenario.clone()
+    }
+
+    /// The answer, whatever it is, carries these headers.
+    pub fn add_headers(&self, headers: Vec<(&'static str, String)>) {
+        self.state().headers.extend(headers);
+    }
+
+    /// The headers [`Tally::add_headers`] gave, once.
+    pub fn take_headers(&self) -> Vec<(&'static str, String)> {
+        std::mem::take(&mut self.state().headers)
+    }
+
+    /// Who the request counts against, once the gate has said.
+    pub fn client(&self) -> Option<ClientKey> {
+        self.state().client
     }
 
     /// The model asked for, and the configured model (a pattern, perhaps)

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::auth::Keys;
 use crate::config::Config;
+use crate::doors::provider_limits::ProviderLimits;
 use crate::generations::{Generations, Remote};
 use crate::limits::{Limits, SharedCounts};
 use crate::models::ModelTable;
@@ -23,6 +24,8 @@ pub struct Shared {
     pub templates: Arc<Templates>,
     /// The mock's scripted answers (section 13), reloaded when they change.
     pub scenarios: Arc<Scenarios>,
+    /// A provider's rate limits, emulated for mock routes (section 14).
+    pub provider_limits: Arc<ProviderLimits>,
     pub drain: Arc<Drain>,
     /// Generations, kept for reconnects and the generations API.
     pub generations: Arc<Generations>,
@@ -67,6 +70,7 @@ impl Shared {
                 }),
             ),
             drain: Arc::default(),
+            provider_limits: Arc::default(),
             generations: Arc::new(generations),
             connections: Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections)),
             store,

@@ -69,6 +69,10 @@ pub struct ModelConfig {
     pub drop_after: Option<u32>,
     pub reasoning_tokens: Option<u32>,
     pub tool_call: Option<String>,
+    /// Requests and tokens per minute per client, with a provider's
+    /// rate-limit headers (mock only, section 14).
+    pub rpm: Option<u32>,
+    pub tpm: Option<u32>,
 
     /// The upstream key, read from `api_key_env` at load time.
     #[serde(skip)]
@@ -111,6 +115,8 @@ impl ModelConfig {
             drop_after: None,
             reasoning_tokens: None,
             tool_call: None,
+            rpm: None,
+            tpm: None,
             api_key: None,
         }
     }
@@ -129,6 +135,8 @@ impl ModelConfig {
             drop_after: self.drop_after,
             reasoning_tokens: self.reasoning_tokens,
             tool_call: self.tool_call.clone(),
+            rpm: self.rpm,
+            tpm: self.tpm,
         }
     }
 
@@ -204,6 +212,8 @@ mod tests {
                 drop_after: Some(8),
                 reasoning_tokens: Some(9),
                 tool_call: Some("ten".into()),
+                rpm: None,
+                tpm: None,
             }
         );
     }

@@ -17,6 +17,7 @@ mod format;
 mod json;
 pub mod native;
 pub mod openai;
+pub mod provider_limits;
 pub mod responses;
 mod tools;
 
@@ -278,6 +279,7 @@ impl Planned {
             if let Some(scenario) = app.scenarios.apply(door, &route.name, &mut request) {
                 tally.set_scenario(scenario);
             }
+            emulated_limits(app, tally, &route, &request)?;
         }
         Ok(Planned { route, request })
     }
@@ -321,6 +323,52 @@ pub async fn stream(
     };
     let response = relay::response(started, framer_for(&route.name), context);
     Ok(with_served_by(response, &served_by))
+}
+
+/// A mock route's emulated provider limits (`rpm`, `tpm`): the headers go
+/// on the answer, and past a limit the answer is a 429.
+fn emulated_limits(
+    app: &AppState,
+    tally: &Tally,
+    route: &ModelRoute,
+    request: &GenRequest,
+) -> Result<(), ApiError> {
+    use provider_limits::{Ask, Style};
+    let knobs = route.knobs.overridden_by(&request.mock);
+    if knobs.rpm.is_none() && knobs.tpm.is_none() {
+        return Ok(());
+    }
+    let style = match tally.door() {
+        "anthropic_messages" => Style::Anthropic,
+        _ => Style::OpenAi,
+    };
+    let verdict = app.provider_limits.admit(Ask {
+        route: &route.configured,
+        client: tally.client().unwrap_or(ClientKey::Unknown),
+        rpm: knobs.rpm,
+        tpm: knobs.tpm,
+        tokens: crate::tokenizer::input_tokens(request)
+            .saturating_add(request.max_tokens.unwrap_or(0)),
+        style,
+    });
+    tally.add_headers(verdict.headers);
+    match verdict.refused {
+        None => Ok(()),
+        Some(wait) => {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            Err(ApiError {
+                retry_after: Some(secs.max(1)),
+                ..ApiError::new(
+                    ErrorKind::RateLimited,
+                    format!(
+                        "rate limit reached for {} (the mock's rpm/tpm); retry in {} ms",
+                        route.name,
+                        wait.as_millis()
+                    ),
+                )
+            })
+        }
+    }
 }
 
 /// The input tokens of a planned request, for the counting endpoints: the

@@ -44,6 +44,11 @@ pub struct MockKnobs {
     pub reasoning_tokens: Option<u32>,
     /// Call this tool (one of the request's `tools`) instead of answering.
     pub tool_call: Option<String>,
+    /// Requests per minute per client, with a provider's rate-limit
+    /// headers and 429 (section 14).
+    pub rpm: Option<u32>,
+    /// Tokens per minute per client, likewise.
+    pub tpm: Option<u32>,
 }
 
 impl MockKnobs {
@@ -61,6 +66,8 @@ impl MockKnobs {
             drop_after: over.drop_after.or(self.drop_after),
             reasoning_tokens: over.reasoning_tokens.or(self.reasoning_tokens),
             tool_call: over.tool_call.clone().or_else(|| self.tool_call.clone()),
+            rpm: over.rpm.or(self.rpm),
+            tpm: over.tpm.or(self.tpm),
         }
     }
 
@@ -85,6 +92,11 @@ impl MockKnobs {
                     knob,
                     format!("must be at most {MAX_DELAY_MS} (an hour)"),
                 ));
+            }
+        }
+        for (knob, value) in [("rpm", self.rpm), ("tpm", self.tpm)] {
+            if value == Some(0) {
+                return Err(InvalidField::new(knob, "must be at least 1"));
             }
         }
         for (knob, value) in [

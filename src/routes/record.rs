@@ -28,6 +28,11 @@ pub async fn record(mut request: Request, next: Next) -> Response {
             response.headers_mut().insert("x-sluice-scenario", value);
         }
     }
+    for (name, value) in tally.take_headers() {
+        if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
+    }
     let error = response.extensions().get::<ErrorKind>().copied();
     tally.set_status(response.status().as_u16(), error);
     response

@@ -25,6 +25,8 @@ mod mock;
 mod mock_as_model;
 // The mock's scripted answers: scenario files.
 mod scenarios;
+// The mock lab (section 14): rate-limit headers.
+mod mock_lab;
 // HTTP/2, cleartext and over TLS.
 mod http2;
 // The OpenAI-compatible door: chunk shapes, objects, errors, tool calls.

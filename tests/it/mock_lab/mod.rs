@@ -1,0 +1,3 @@
+//! Section 14: the mock lab. So far: a provider's rate-limit headers.
+
+mod rate_limits;
