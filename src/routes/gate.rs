@@ -71,27 +71,35 @@ pub async fn authenticate(
 /// generation start none, so they take no stream slot, but each costs a
 /// rate token like any request (T3-6: watchers are not free).
 pub async fn rate(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    let client = request
-        .extensions()
-        .get::<ClientKey>()
-        .copied()
-        .unwrap_or(ClientKey::Unknown);
-    if let Err(err) = app.limits.check_rate(client).await {
-        observe::rejected("rate");
+    let client = client_of(&request);
+    if let Err(err) = within_rate(&app, client).await {
         return reject(&request, err);
     }
     next.run(request).await
 }
 
-/// Applies the client's rate limit and takes a stream slot for the response.
-pub async fn limit(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    let client = request
+/// Who the request counts against, as [`authenticate`] said.
+fn client_of(request: &Request) -> ClientKey {
+    request
         .extensions()
         .get::<ClientKey>()
         .copied()
-        .unwrap_or(ClientKey::Unknown);
-    if let Err(err) = app.limits.check_rate(client).await {
+        .unwrap_or(ClientKey::Unknown)
+}
+
+/// One more request of `client`, if its rate allows it (a refusal counted).
+async fn within_rate(app: &AppState, client: ClientKey) -> Result<(), ApiError> {
+    let checked = app.limits.check_rate(client).await;
+    if checked.is_err() {
         observe::rejected("rate");
+    }
+    checked
+}
+
+/// Applies the client's rate limit and takes a stream slot for the response.
+pub async fn limit(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let client = client_of(&request);
+    if let Err(err) = within_rate(&app, client).await {
         return reject(&request, err);
     }
     let permit = match app.limits.open_stream(client).await {
