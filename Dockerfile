@@ -23,5 +23,5 @@ ENV SLUICE_LISTEN=0.0.0.0:7800
 EXPOSE 7800
 USER 65532:65532
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-    CMD ["/usr/local/bin/sluice", "health", "--url", "http://127.0.0.1:7800/readyz"]
+    CMD ["/usr/local/bin/sluice", "health"]
 ENTRYPOINT ["/usr/local/bin/sluice"]

@@ -189,3 +189,52 @@ fn a_bad_store_url_exits_2_naming_the_key_and_never_echoes_it() {
     assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
     assert_config_error("[store]\nkey_prefix = \"a b\"\n", &["store.key_prefix"]);
 }
+
+#[test]
+fn listen_takes_localhost_and_health_probes_the_listen_address() {
+    let (mut child, addr) = start(&["--listen", "localhost:0"], &[]);
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    // `health` without --url probes where SLUICE_LISTEN says sluice is.
+    let probe = |listen: &str| {
+        sluice()
+            .arg("health")
+            .env("SLUICE_LISTEN", listen)
+            .output()
+            .unwrap()
+    };
+    let answered = probe(&addr);
+    assert!(
+        answered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&answered.stderr)
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let refused = probe(&addr);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains(&addr));
+    // A bad address says what it wants.
+    let bad = sluice().args(["--listen", "localhost"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("IP:PORT"));
+}
+
+#[test]
+fn check_config_validates_a_file_without_serving() {
+    let dir = std::env::temp_dir().join(format!("sluice-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.toml");
+    std::fs::write(&good, "heartbeat_secs = 5\n").unwrap();
+    let checked = sluice().arg("check-config").arg(&good).output().unwrap();
+    assert_eq!(checked.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&checked.stdout).contains("valid"));
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "heartbeat_sec = 5\n").unwrap();
+    let failed = sluice().arg("check-config").arg(&bad).output().unwrap();
+    let stderr = String::from_utf8_lossy(&failed.stderr).into_owned();
+    assert_eq!(failed.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("heartbeat_sec") && stderr.contains("bad.toml"),
+        "{stderr}"
+    );
+}
