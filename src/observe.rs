@@ -79,6 +79,8 @@ struct State {
     model_label: Option<String>,
     /// The mock scenario that answered, if one did.
     scenario: Option<String>,
+    /// `METHOD /path` for the access log (the path cut at 256 bytes).
+    target: Option<String>,
     /// Headers the answer carries whatever it is (a provider's rate limits).
     headers: Vec<(&'static str, String)>,
     status: Option<u16>,
@@ -111,6 +113,15 @@ impl Tally {
 
     pub fn set_client(&self, client: ClientKey) {
         self.state().client = Some(client);
+    }
+
+    /// What was asked: its method and path, for the access log.
+    pub fn set_target(&self, method: &str, path: &str) {
+        let mut end = path.len().min(256);
+        while !path.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.state().target = Some(format!("{method} {}", &path[..end]));
     }
 
     /// The door's label.
@@ -213,6 +224,7 @@ impl Drop for Record {
             request_id = %self.request_id,
             client = %client,
             door = self.door,
+            target = state.target.as_deref().unwrap_or("-"),
             model = model,
             status = status,
             ttft_ms = state.ttft.map(|t| t.as_secs_f64() * 1000.0),

@@ -103,6 +103,26 @@ impl Door {
         }
     }
 
+    /// The door a path no route matched would belong to, by its prefix: an
+    /// unknown path under `/v1/messages` gets Anthropic's error shape, one
+    /// under the OpenAI routes OpenAI's.
+    pub fn of_unknown_path(path: &str) -> Door {
+        let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+        if under(paths::MESSAGES) {
+            Door::AnthropicMessages
+        } else if under(paths::RESPONSES) {
+            Door::OpenAiResponses
+        } else if under(paths::CHAT_COMPLETIONS)
+            || under(paths::COMPLETIONS)
+            || under(paths::EMBEDDINGS)
+            || under(paths::MODELS)
+        {
+            Door::OpenAiChat
+        } else {
+            Door::Other
+        }
+    }
+
     /// The door of a request on its way in.
     pub fn of_parts(parts: &Parts) -> Door {
         Door::of(parts.extensions.get::<MatchedPath>())

@@ -78,7 +78,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .fallback(not_found)
+        .fallback(unknown_path)
         .with_state(state)
         // Compression is deliberately absent: it would hold tokens back.
         .layer(cors)
@@ -125,6 +125,24 @@ async fn head_refused() -> axum::response::Response {
         axum::http::HeaderValue::from_static("GET, POST"),
     );
     response
+}
+
+/// A request no route matched: a 404 in the shape of the door its path
+/// belongs to, recorded like any request (the access log and the request
+/// metrics): unknown paths are what an operator needs to see.
+async fn unknown_path(request: axum::extract::Request) -> axum::response::Response {
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let door = crate::doors::Door::of_unknown_path(request.uri().path());
+    let tally = crate::observe::Tally::new(request_id, door.label());
+    tally.set_target(request.method().as_str(), request.uri().path());
+    let err = ApiError::not_found("path", format!("no endpoint at {}", request.uri().path()));
+    tally.set_status(404, Some(err.kind));
+    door.reject(err)
 }
 
 pub(crate) async fn not_found(uri: Uri) -> ApiError {

@@ -21,6 +21,7 @@ pub async fn record(mut request: Request, next: Next) -> Response {
         .to_owned();
     let door = Door::of(request.extensions().get::<MatchedPath>());
     let tally = Tally::new(request_id, door.label());
+    tally.set_target(request.method().as_str(), request.uri().path());
     request.extensions_mut().insert(tally.clone());
     let mut response = next.run(request).await;
     if let Some(scenario) = tally.scenario() {

@@ -317,3 +317,44 @@ async fn the_json_access_log_has_one_line_per_request_and_no_secrets() {
         "prompt text reached the log"
     );
 }
+
+/// An unknown path is a 404 in the shape of the door it falls under, and it
+/// has an access-log line naming it, like any request.
+#[tokio::test]
+async fn an_unknown_path_is_a_404_in_its_door_s_shape_and_in_the_access_log() {
+    let sluice = Sluice::start("", &[]);
+    let get = async |path: &str| {
+        let response = client()
+            .post(sluice.url(path))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().await.unwrap())
+    };
+    let (status, anthropic) = get("/v1/messages/batches").await;
+    assert_eq!(status, 404);
+    assert_eq!(anthropic["type"], "error", "{anthropic}");
+    assert_eq!(anthropic["error"]["type"], "not_found_error");
+    let (status, openai) = get("/v1/chat/completions/x").await;
+    assert_eq!(status, 404);
+    assert!(openai["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("/v1/chat/completions/x"));
+    assert!(openai["error"].get("type").is_some(), "{openai}");
+    let (status, _) = get("/v1/nothing-here").await;
+    assert_eq!(status, 404);
+    let logged = || {
+        sluice
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("POST /v1/nothing-here") && l.contains("404"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !logged() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(logged(), "{:#?}", sluice.log_lines());
+}
