@@ -144,13 +144,14 @@ async fn t3_10_a_hung_redis_costs_a_request_a_short_bounded_wait() {
     };
     let ((), (took, refused_in, body, readyz)) = tokio::join!(stall, requests);
     // The first request waits out the limits' deadline (250 ms); the ones
-    // after it find the breaker tripped.
-    assert!(took[0] < Duration::from_millis(900), "{took:?}");
+    // after it find the breaker tripped and wait for nothing. The bounds
+    // leave room for a loaded machine: before the breaker each took 1-2 s.
+    assert!(took[0] < Duration::from_millis(1500), "{took:?}");
     for later in &took[1..] {
-        assert!(*later < Duration::from_millis(300), "{took:?}");
+        assert!(*later < Duration::from_millis(700), "{took:?}");
     }
     assert_eq!(body["error"]["type"], "store_unavailable", "{body}");
-    assert!(refused_in < Duration::from_millis(300), "{refused_in:?}");
+    assert!(refused_in < Duration::from_millis(700), "{refused_in:?}");
     assert_eq!(readyz, 503, "/readyz says Redis is not answering");
     assert!(until(Duration::from_secs(5), async || ready(&a).await == 200).await);
 }
