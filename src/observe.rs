@@ -77,11 +77,10 @@ struct State {
     /// metrics' label: a client cannot grow the label set).
     model: Option<String>,
     model_label: Option<String>,
-    /// The mock scenario that answered, if one did.
-    scenario: Option<String>,
     /// `METHOD /path` for the access log (the path cut at 256 bytes).
     target: Option<String>,
-    /// Headers the answer carries whatever it is (a provider's rate limits).
+    /// Headers the answer carries whatever it is (the mock scenario that
+    /// answered, a provider's rate limits).
     headers: Vec<(&'static str, String)>,
     status: Option<u16>,
     error: Option<ErrorKind>,
@@ -127,16 +126,6 @@ impl Tally {
     /// The door's label.
     pub fn door(&self) -> &'static str {
         self.0.door
-    }
-
-    /// A mock scenario answers this request.
-    pub fn set_scenario(&self, name: String) {
-        self.state().scenario = Some(name);
-    }
-
-    /// The mock scenario that answers this request, if one does.
-    pub fn scenario(&self) -> Option<String> {
-        self.state().scenario.clone()
     }
 
     /// The answer, whatever it is, carries these headers.

@@ -297,7 +297,7 @@ impl Planned {
         if route.kind == crate::config::ProviderKind::Mock {
             let door = Door::scenario_name(tally.door());
             if let Some(scenario) = app.scenarios.apply(door, &route.name, &mut request) {
-                tally.set_scenario(scenario);
+                tally.add_headers(vec![("x-sluice-scenario", scenario)]);
             }
             emulated_limits(app, tally, &route, &request)?;
         }

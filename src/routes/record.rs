@@ -24,11 +24,6 @@ pub async fn record(mut request: Request, next: Next) -> Response {
     tally.set_target(request.method().as_str(), request.uri().path());
     request.extensions_mut().insert(tally.clone());
     let mut response = next.run(request).await;
-    if let Some(scenario) = tally.scenario() {
-        if let Ok(value) = axum::http::HeaderValue::from_str(&scenario) {
-            response.headers_mut().insert("x-sluice-scenario", value);
-        }
-    }
     for (name, value) in tally.take_headers() {
         if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
             response.headers_mut().insert(name, value);
