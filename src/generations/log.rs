@@ -11,7 +11,7 @@
 //! What it may not do: reach Redis, or wait on anything but its own lock.
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
@@ -39,10 +39,9 @@ pub struct Log {
     /// Wakes the writer that copies a replicated log out, once per append.
     written: Notify,
     stop: CancellationToken,
-    /// Hands it to its registry's retention when it ends; none for a copy.
+    /// Hands it to its registry's retention when it ends; none for a copy
+    /// of another replica's generation, to which appends do nothing.
     retire: Option<Retire>,
-    /// A copy of another replica's generation: appends do nothing.
-    read_only: bool,
     replication: OnceLock<Arc<dyn Replication>>,
 }
 
@@ -69,14 +68,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Log {
+    /// A log of a generation made here, which `retire` hands to its
+    /// registry when it ends.
     pub(super) fn made_here(from: Record, stop: CancellationToken, retire: Retire) -> Log {
-        let mut log = Log::copy(from, stop);
-        log.created = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        log.retire = Some(retire);
-        log.read_only = false;
-        log
+        Log {
+            retire: Some(retire),
+            ..Log::copy(from, stop)
+        }
     }
 
     /// A read-only log that copies another replica's generation, frame by
@@ -97,7 +95,6 @@ impl Log {
             written: Notify::new(),
             stop,
             retire: None,
-            read_only: true,
             replication: OnceLock::new(),
         }
     }
@@ -138,7 +135,7 @@ impl Log {
     /// Appends a frame and returns its index. A terminal entry ends the
     /// generation; nothing is appended after it, nor to a copy.
     pub fn append(&self, entry: Entry) -> u64 {
-        if self.read_only {
+        if self.retire.is_none() {
             return self.progress().1;
         }
         let (index, ended, bytes, status, watched) = {

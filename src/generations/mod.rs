@@ -30,7 +30,7 @@ mod ports;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -162,7 +162,9 @@ impl Generations {
                 id: GenId::random(),
                 owner,
                 model: model.to_owned(),
-                created: 0,
+                created: SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
                 prompt_tokens,
                 max_log_bytes: self.inner.max_log_bytes,
             },
