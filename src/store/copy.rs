@@ -86,41 +86,49 @@ pub async fn open(opening: Opening<'_>) -> Result<Option<(Arc<Log>, Arc<Copied>)
         following: AtomicBool::new(false),
     });
     log.replicate(copy.clone());
-    if !catch_up(&copy, &log, opening.max_entries, false).await? {
-        return Ok(None);
-    }
+    // The record was read above: only the frames are.
+    let frames: StreamRangeReply = redis
+        .command("find", &frames_from(&copy.keys, 0, opening.max_entries))
+        .await?;
+    copy_frames(&log, frames);
     Ok(Some((log, copy)))
 }
 
-/// Reads the frames `log` lacks (all of them when it is new); with `check`,
-/// first that the record is still there and `copy`'s owner's (false if not).
-pub async fn catch_up(
-    copy: &Copied,
-    log: &Log,
-    max_entries: usize,
-    check: bool,
-) -> Result<bool, ApiError> {
+/// Reads the frames `log` lacks, once the record says the generation is
+/// still there and `copy`'s owner's (false if not).
+pub async fn catch_up(copy: &Copied, log: &Log, max_entries: usize) -> Result<bool, ApiError> {
     let (_, next) = log.progress();
     let mut pipe = redis::pipe();
-    pipe.hget(&copy.keys.meta, "owner");
-    pipe.cmd("XRANGE")
-        .arg(&copy.keys.log)
+    pipe.hget(&copy.keys.meta, "owner")
+        .add_command(frames_from(&copy.keys, next, max_entries));
+    let (owner, frames): (Option<String>, StreamRangeReply) =
+        copy.redis.pipeline("find", &pipe).await?;
+    if owner.as_deref() != Some(copy.owner_name.as_str()) {
+        return Ok(false);
+    }
+    copy_frames(log, frames);
+    Ok(true)
+}
+
+/// The `XRANGE` of at most `max_entries` frames from frame `next` on.
+fn frames_from(keys: &GenKeys, next: u64, max_entries: usize) -> redis::Cmd {
+    let mut range = redis::cmd("XRANGE");
+    range
+        .arg(&keys.log)
         .arg(codec::stream_id(next))
         .arg("+")
         .arg("COUNT")
         .arg(max_entries);
-    let (owner, frames): (Option<String>, StreamRangeReply) =
-        copy.redis.pipeline("find", &pipe).await?;
-    if check && owner.as_deref() != Some(copy.owner_name.as_str()) {
-        return Ok(false);
-    }
+    range
+}
+
+fn copy_frames(log: &Log, frames: StreamRangeReply) {
     for frame in frames.ids {
         if let (Some(index), Some(entry)) = (codec::index_of(&frame.id), codec::decode(&frame.map))
         {
             log.copy_frame(index, entry);
         }
     }
-    Ok(true)
 }
 
 impl Copied {

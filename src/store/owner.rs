@@ -89,10 +89,9 @@ impl Replication for Owned {
     }
 }
 
-/// The `HSET` of `log`'s whole record as Redis keeps it (`status` is the
-/// log's).
-pub fn record(redis: &Redis, log: &Log, owner_name: &str) -> redis::Cmd {
-    let keys = GenKeys::of(redis, log.id().as_str());
+/// The `HSET` of `log`'s whole record as Redis keeps it under `keys`
+/// (`status` is the log's).
+pub fn record(keys: &GenKeys, redis: &Redis, log: &Log, owner_name: &str) -> redis::Cmd {
     let mut hset = redis::cmd("HSET");
     hset.arg(&keys.meta).arg(&[
         ("owner", owner_name.to_owned()),
@@ -242,7 +241,7 @@ impl Writer {
         }
         if ends {
             let retain = self.bounds.retain.as_millis() as i64;
-            pipe.add_command(record(&self.redis, &self.log, &self.owner_name))
+            pipe.add_command(record(&self.keys, &self.redis, &self.log, &self.owner_name))
                 .ignore()
                 .pexpire(&keys.meta, retain)
                 .ignore()
@@ -255,7 +254,7 @@ impl Writer {
     /// The record again, with a running generation's time to live.
     fn republish(&self) -> redis::Pipeline {
         let mut pipe = redis::pipe();
-        pipe.add_command(record(&self.redis, &self.log, &self.owner_name))
+        pipe.add_command(record(&self.keys, &self.redis, &self.log, &self.owner_name))
             .ignore()
             .pexpire(&self.keys.meta, RUNNING_TTL.as_millis() as i64)
             .ignore();

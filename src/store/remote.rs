@@ -134,7 +134,7 @@ impl RedisRemote {
                 return Ok(Some(log));
             }
             if copy.owner_name() == owner_name {
-                if !copy::catch_up(&copy, &log, self.max_entries, true).await? {
+                if !copy::catch_up(&copy, &log, self.max_entries).await? {
                     return Ok(None);
                 }
                 self.keep(id, &log, copy);
@@ -187,7 +187,7 @@ impl Remote for RedisRemote {
             let keys = GenKeys::of(&self.redis, id);
             let owner_name = self.owner_name(log.owner());
             let mut pipe = redis::pipe();
-            pipe.add_command(owner::record(&self.redis, log, &owner_name))
+            pipe.add_command(owner::record(&keys, &self.redis, log, &owner_name))
                 .ignore()
                 .pexpire(&keys.meta, CREATED_TTL.as_millis() as i64)
                 .ignore();
