@@ -61,6 +61,7 @@ mod store;
 mod templates;
 mod tls;
 mod warden;
+mod watched;
 
 use axum::Router;
 

@@ -18,7 +18,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
 
 use globset::GlobMatcher;
 use regex::Regex;
@@ -27,6 +26,7 @@ use serde_json::Value;
 
 use crate::generation::{GenRequest, MockKnobs};
 use crate::parse::deserialize_strict;
+use crate::watched::{fingerprint, Fingerprint};
 
 /// One file's scenarios, as written.
 #[derive(Deserialize)]
@@ -89,7 +89,7 @@ pub struct Scenarios {
 #[derive(Default)]
 struct Set {
     scenarios: Arc<[Scenario]>,
-    fingerprint: Vec<(PathBuf, u64, Option<SystemTime>)>,
+    fingerprint: Fingerprint,
 }
 
 /// A bad scenario file: which, where and why.
@@ -143,7 +143,7 @@ impl Scenarios {
         let Some(dir) = &self.dir else {
             return;
         };
-        if fingerprint(dir) == self.set().fingerprint {
+        if fingerprint(dir, "toml") == self.set().fingerprint {
             return;
         }
         match read(dir) {
@@ -158,7 +158,7 @@ impl Scenarios {
                 let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
                 let kept = Set {
                     scenarios: current.scenarios.clone(),
-                    fingerprint: fingerprint(dir),
+                    fingerprint: fingerprint(dir, "toml"),
                 };
                 *current = Arc::new(kept);
             }
@@ -197,33 +197,8 @@ impl Scenario {
     }
 }
 
-/// Every `.toml` file of `dir`, in name order.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    files.sort();
-    files
-}
-
-fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
-    files(dir)
-        .into_iter()
-        .map(|path| {
-            let meta = std::fs::metadata(&path).ok();
-            let size = meta.as_ref().map_or(0, |m| m.len());
-            let modified = meta.and_then(|m| m.modified().ok());
-            (path, size, modified)
-        })
-        .collect()
-}
-
 fn read(dir: &Path) -> Result<Set, ScenarioError> {
-    let fingerprint = fingerprint(dir);
+    let fingerprint = fingerprint(dir, "toml");
     let mut scenarios = Vec::new();
     for (path, _, _) in &fingerprint {
         let text = std::fs::read_to_string(path).map_err(|err| ScenarioError {

@@ -27,13 +27,16 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
 
 use minijinja::{Environment, UndefinedBehavior};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
+use crate::watched::{files, fingerprint, Fingerprint};
+
+/// A template's file extension.
+const EXTENSION: &str = "md";
 
 /// What the front matter may say.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -59,7 +62,7 @@ pub struct Rendered {
 struct Library {
     env: Environment<'static>,
     meta: BTreeMap<String, Meta>,
-    fingerprint: Vec<(PathBuf, u64, Option<SystemTime>)>,
+    fingerprint: Fingerprint,
 }
 
 /// The templates, reloadable while requests read them.
@@ -82,7 +85,7 @@ impl Templates {
 
     /// Re-reads the directory if any file changed; true if it did.
     pub fn reload_if_changed(&self) -> bool {
-        if fingerprint(&self.dir) == self.library().fingerprint {
+        if fingerprint(&self.dir, EXTENSION) == self.library().fingerprint {
             return false;
         }
         self.reload();
@@ -156,14 +159,14 @@ impl Library {
     fn read(dir: &Path) -> Library {
         // Taken before the files are read: an edit that lands while they are
         // read then differs from it, and the next check reloads.
-        let seen = fingerprint(dir);
+        let seen = fingerprint(dir, EXTENSION);
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         // Prompts are plain text: no HTML escaping, and keep the last newline as written.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.set_keep_trailing_newline(true);
         let mut meta = BTreeMap::new();
-        for path in template_files(dir) {
+        for path in files(dir, EXTENSION) {
             let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
                 continue;
             };
@@ -210,31 +213,6 @@ pub fn split_front_matter(text: &str) -> Result<(Meta, String), String> {
         offset += line.len();
     }
     Err("front matter opened with +++ is never closed".into())
-}
-
-fn template_files(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "md") && p.is_file())
-        .collect();
-    files.sort();
-    files
-}
-
-fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
-    template_files(dir)
-        .into_iter()
-        .map(|path| {
-            let meta = std::fs::metadata(&path).ok();
-            let len = meta.as_ref().map_or(0, |m| m.len());
-            let modified = meta.and_then(|m| m.modified().ok());
-            (path, len, modified)
-        })
-        .collect()
 }
 
 #[cfg(test)]
