@@ -175,6 +175,20 @@ pub async fn post_to(server: &Server, path: &str, body: serde_json::Value) -> Re
     receive(response).await
 }
 
+/// POSTs `body` to `url` and reads the answer's JSON body (a whole answer,
+/// not a stream), whatever its status.
+pub async fn answer_of(url: String, body: &serde_json::Value) -> serde_json::Value {
+    client()
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Reads `response` until `n` native token frames have come (the test then
 /// usually hangs up by dropping it); returns what it read.
 pub async fn read_tokens(response: &mut reqwest::Response, n: usize) -> String {

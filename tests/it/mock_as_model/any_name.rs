@@ -44,18 +44,14 @@ async fn with_no_config_the_mock_answers_any_model_name_under_that_name() {
         assert!(models.iter().all(|m| m == name), "{name}: {models:?}");
     }
     // The Messages door, with a name an Anthropic app hard-codes.
-    let message: Value = client()
-        .post(sluice.url("/v1/messages"))
-        .json(&json!({
+    let message: Value = answer_of(
+        sluice.url("/v1/messages"),
+        &json!({
             "model": "claude-sonnet-4-5", "max_tokens": 50,
             "messages": [{"role": "user", "content": "hi"}]
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        }),
+    )
+    .await;
     assert_eq!(message["model"], "claude-sonnet-4-5", "{message}");
     assert_eq!(message["type"], "message");
     // Knobs in the name still work, on the mock and on any name.

@@ -71,16 +71,12 @@ async fn an_anthropic_model_s_tokens_are_counted_by_its_upstream() {
         &[("ANTHROPIC_KEY", "sk-ant")],
     ))
     .await;
-    let counted: Value = client()
-        .post(server.url("/v1/messages/count_tokens"))
-        .json(&json!({"model": "claude", "system": "Be brief.",
-            "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let counted: Value = answer_of(
+        server.url("/v1/messages/count_tokens"),
+        &json!({"model": "claude", "system": "Be brief.",
+            "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
     assert_eq!(counted, json!({"input_tokens": 1001}));
     let sent = anthropic.seen.last_body.lock().unwrap().clone().unwrap();
     assert_eq!(sent["model"], "claude-up");

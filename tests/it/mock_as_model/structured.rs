@@ -36,40 +36,26 @@ async fn structured_output_is_valid_against_its_schema_on_every_door_over_many_s
     let validator = jsonschema::validator_for(&schema).unwrap();
     for seed in 0..40u64 {
         let model = format!("mock:seed={seed}");
-        let chat: Value = client()
-            .post(server.url("/v1/chat/completions"))
-            .json(
-                &json!({"model": model, "messages": [{"role": "user", "content": "a person"}],
+        let chat: Value = answer_of(
+            server.url("/v1/chat/completions"),
+            &json!({"model": model, "messages": [{"role": "user", "content": "a person"}],
                 "response_format": {"type": "json_schema",
                     "json_schema": {"name": "person", "schema": schema, "strict": true}}}),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let responses: Value = client()
-            .post(server.url("/v1/responses"))
-            .json(&json!({"model": model, "input": "a person",
-                "text": {"format": {"type": "json_schema", "name": "person", "schema": schema}}}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let messages: Value = client()
-            .post(server.url("/v1/messages"))
-            .json(&json!({"model": model, "max_tokens": 4096,
+        )
+        .await;
+        let responses: Value = answer_of(
+            server.url("/v1/responses"),
+            &json!({"model": model, "input": "a person",
+                "text": {"format": {"type": "json_schema", "name": "person", "schema": schema}}}),
+        )
+        .await;
+        let messages: Value = answer_of(
+            server.url("/v1/messages"),
+            &json!({"model": model, "max_tokens": 4096,
                 "messages": [{"role": "user", "content": "a person"}],
-                "output_config": {"format": {"type": "json_schema", "schema": schema}}}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+                "output_config": {"format": {"type": "json_schema", "schema": schema}}}),
+        )
+        .await;
         let texts = [
             chat["choices"][0]["message"]["content"]
                 .as_str()

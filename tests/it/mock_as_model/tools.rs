@@ -105,16 +105,12 @@ async fn tool_call_ids_on_the_messages_door_look_like_anthropic_s() {
     let server = spawn(config(FAST_MOCK)).await;
     let tools = json!([{"name": "get_weather", "description": "Current conditions for a city",
         "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]);
-    let message: Value = client()
-        .post(server.url("/v1/messages"))
-        .json(&json!({"model": "mock", "max_tokens": 200, "tools": tools,
-            "messages": [{"role": "user", "content": "What are the conditions in Oslo?"}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let message: Value = answer_of(
+        server.url("/v1/messages"),
+        &json!({"model": "mock", "max_tokens": 200, "tools": tools,
+            "messages": [{"role": "user", "content": "What are the conditions in Oslo?"}]}),
+    )
+    .await;
     let call = message["content"]
         .as_array()
         .unwrap()
@@ -153,16 +149,8 @@ async fn tool_call_ids_on_the_messages_door_look_like_anthropic_s() {
 async fn free_string_arguments_take_words_of_the_user_s_message() {
     let server = spawn(config(FAST_MOCK)).await;
     for seed in 0..5 {
-        let answer: Value = client()
-            .post(server.url("/v1/chat/completions"))
-            .json(&json!({"model": format!("mock:seed={seed}"), "tools": weather_tools(),
-                "messages": [{"role": "user", "content": "What are the conditions in Reykjavik?"}]}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let answer: Value = answer_of(server.url("/v1/chat/completions"), &json!({"model": format!("mock:seed={seed}"), "tools": weather_tools(),
+                "messages": [{"role": "user", "content": "What are the conditions in Reykjavik?"}]})).await;
         let arguments = answer["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
             .as_str()
             .unwrap();
