@@ -271,16 +271,18 @@ fn merged(schema: &Map<String, Value>, all: &[Value]) -> Value {
 }
 
 fn integer(schema: &Map<String, Value>, rng: &mut fastrand::Rng) -> Value {
+    // Bounds come from the client and may sit at or past i64's range (the
+    // casts saturate), so every step below saturates instead of overflowing.
     let num = |key: &str| schema.get(key).and_then(Value::as_f64);
     let low = match (num("minimum"), num("exclusiveMinimum")) {
-        (_, Some(x)) => x.floor() as i64 + 1,
+        (_, Some(x)) => (x.floor() as i64).saturating_add(1),
         (Some(m), None) => m.ceil() as i64,
         (None, None) => 0,
     };
     let high = match (num("maximum"), num("exclusiveMaximum")) {
-        (_, Some(x)) => x.ceil() as i64 - 1,
+        (_, Some(x)) => (x.ceil() as i64).saturating_sub(1),
         (Some(m), None) => m.floor() as i64,
-        (None, None) => low.max(0) + 100,
+        (None, None) => low.max(0).saturating_add(100),
     };
     let high = high.max(low);
     let mut n = rng.i64(low..=high);
@@ -289,10 +291,18 @@ fn integer(schema: &Map<String, Value>, rng: &mut fastrand::Rng) -> Value {
         .and_then(Value::as_i64)
         .filter(|s| *s > 0)
     {
-        // The first multiple at or above the low bound, then up to the high one.
-        let first = low.div_euclid(step) * step + if low.rem_euclid(step) == 0 { 0 } else { step };
-        let count = (high - first).div_euclid(step).max(0);
-        n = first + step * rng.i64(0..=count);
+        // The first multiple at or above the low bound, then up to the high
+        // one; when none fits in i64, the drawn value stands.
+        let first = (low.div_euclid(step) as i128 * step as i128)
+            + if low.rem_euclid(step) == 0 {
+                0
+            } else {
+                step as i128
+            };
+        if first <= high as i128 {
+            let count = ((high as i128 - first) / step as i128).min(i64::MAX as i128) as i64;
+            n = (first + step as i128 * rng.i64(0..=count) as i128) as i64;
+        }
     }
     Value::from(n)
 }
@@ -464,11 +474,33 @@ mod tests {
             let value = generate(bomb, &mut fastrand::Rng::with_seed(1), "");
             let bytes = value.to_string().len();
             assert!(bytes <= 64 * 1024, "{bytes} bytes for {bomb}");
+            // A bomb pins a core for a minute; two seconds leaves room for a
+            // debug build on a loaded machine.
             assert!(
-                started.elapsed() < std::time::Duration::from_millis(100),
+                started.elapsed() < std::time::Duration::from_secs(2),
                 "{:?} for {bomb}",
                 started.elapsed()
             );
+        }
+    }
+
+    /// Found by the `mock_arguments` fuzz target: bounds at or past i64's
+    /// range (the float casts saturate) overflowed the arithmetic on them.
+    #[test]
+    fn integer_bounds_at_the_edge_of_i64_do_not_overflow() {
+        let schemas = [
+            json!({"type": "integer", "minimum": 1.3e30}),
+            json!({"type": "integer", "exclusiveMinimum": 1e300}),
+            json!({"type": "integer", "exclusiveMaximum": -1e300}),
+            json!({"type": "integer", "minimum": -1e300, "maximum": 1e300, "multipleOf": 7}),
+            json!({"type": "integer", "minimum": 9.2e18, "multipleOf": 1_000_000_000_000_000_000_i64}),
+            json!({"type": "integer", "minimum": -9.3e18, "maximum": -9.2e18, "multipleOf": 3}),
+        ];
+        for schema in &schemas {
+            for seed in 0..50 {
+                let value = generate(schema, &mut fastrand::Rng::with_seed(seed), "");
+                assert!(value.is_i64(), "{value} for {schema}");
+            }
         }
     }
 }
