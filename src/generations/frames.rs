@@ -19,6 +19,9 @@ pub enum Entry {
     Token(String),
     /// A piece of reasoning (section 11).
     Reasoning(String),
+    /// An OpenAI `tool_calls` delta (the pipeline's one tool-call shape):
+    /// the doors that carry tool calls frame it, the others skip its index.
+    ToolCalls(Value),
     /// The terminal `done` frame.
     Done(Finish),
     /// The terminal `error` frame.
@@ -28,7 +31,7 @@ pub enum Entry {
 impl Entry {
     pub fn is_terminal(&self) -> bool {
         match self {
-            Entry::Token(_) | Entry::Reasoning(_) => false,
+            Entry::Token(_) | Entry::Reasoning(_) | Entry::ToolCalls(_) => false,
             Entry::Done(_) | Entry::Error(_) => true,
         }
     }
@@ -40,6 +43,9 @@ impl Entry {
             Entry::Token(text) | Entry::Reasoning(text) => text.capacity(),
             Entry::Done(finish) => finish.finish_reason.capacity(),
             Entry::Error(err) => err.message.capacity(),
+            // Rare and small (a call's name, id and argument pieces): its
+            // JSON's length stands for the tree's allocations.
+            Entry::ToolCalls(calls) => calls.to_string().len() * 2,
         };
         std::mem::size_of::<Entry>() + text.max(16)
     }
@@ -181,6 +187,7 @@ impl Frames {
                 self.reasoning_bytes += text.len();
                 None
             }
+            Entry::ToolCalls(_) => None,
             Entry::Done(finish) if finish.finish_reason == CANCELLED => Some(Status::Cancelled),
             Entry::Done(_) => Some(Status::Done),
             Entry::Error(_) => Some(Status::Error),
@@ -261,9 +268,14 @@ impl Frames {
             .iter()
             .filter_map(|entry| match (entry, reasoning) {
                 (Entry::Token(text), false) | (Entry::Reasoning(text), true) => Some(text.as_str()),
-                (Entry::Token(_) | Entry::Reasoning(_) | Entry::Done(_) | Entry::Error(_), _) => {
-                    None
-                }
+                (
+                    Entry::Token(_)
+                    | Entry::Reasoning(_)
+                    | Entry::ToolCalls(_)
+                    | Entry::Done(_)
+                    | Entry::Error(_),
+                    _,
+                ) => None,
             })
             .collect()
     }

@@ -243,7 +243,7 @@ impl Log {
                 state.frames.usage(self.prompt_tokens),
                 Some(err.clone()),
             ),
-            Some(Entry::Token(_) | Entry::Reasoning(_)) | None => {
+            Some(Entry::Token(_) | Entry::Reasoning(_) | Entry::ToolCalls(_)) | None => {
                 (None, state.frames.usage(self.prompt_tokens), None)
             }
         };

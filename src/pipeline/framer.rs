@@ -55,6 +55,11 @@ pub trait Framer: Send + 'static {
     fn done(&mut self, finish: &Finish) -> Bytes;
     /// The terminal frame of a generation that failed after the response began.
     fn error(&mut self, error: &ApiError) -> Bytes;
+    /// An error frame that is not one of the generation's own (a watcher
+    /// that fell behind the log); the native door gives it no id.
+    fn outside_error(&mut self, error: &ApiError) -> Bytes {
+        self.error(error)
+    }
     /// A frame that keeps an idle connection alive, where the format has one.
     fn heartbeat(&self) -> Option<Bytes> {
         Some(Bytes::from_static(HEARTBEAT))

@@ -107,15 +107,6 @@ impl NativeFrames {
         out.push(b'\n');
     }
 
-    /// An error frame that is not one of the generation's (a watcher that
-    /// fell behind the log): no `id:` line, and no index taken.
-    pub fn unnumbered_error(&mut self, error: &ApiError) -> Bytes {
-        let prefix = std::mem::take(&mut self.id_prefix);
-        let frame = self.error(error);
-        self.id_prefix = prefix;
-        frame
-    }
-
     /// A terminal SSE frame: its id (when the frames are a generation's),
     /// the event name and the data.
     fn terminal(&mut self, event: &str, data: &serde_json::Value) -> Bytes {
@@ -193,6 +184,24 @@ impl Framer for NativeFrames {
             Format::Text => self.next_id += 1,
         }
         Bytes::from(out)
+    }
+
+    /// Nothing: the native formats carry no tool calls. A generation's
+    /// log holds them, so they take their index (ids stay the log's).
+    fn tool_calls(&mut self, _calls: &serde_json::Value) -> Option<Bytes> {
+        if !self.id_prefix.is_empty() {
+            self.next_id += 1;
+        }
+        None
+    }
+
+    /// An error frame that is not one of the generation's (a watcher that
+    /// fell behind the log): no `id:` line, and no index taken.
+    fn outside_error(&mut self, error: &ApiError) -> Bytes {
+        let prefix = std::mem::take(&mut self.id_prefix);
+        let frame = self.error(error);
+        self.id_prefix = prefix;
+        frame
     }
 
     fn serving(&mut self, model: &str) {

@@ -77,18 +77,24 @@ pub(super) fn write(
             (Some(frame), None, Some(Entry::Reasoning(text)))
         }
         TokenEvent::Signature(signature) => (framer.signature(&signature), None, None),
-        TokenEvent::ToolCalls(calls) => (framer.tool_calls(&calls), None, None),
+        TokenEvent::ToolCalls(calls) => {
+            let frame = framer.tool_calls(&calls);
+            (frame, None, Some(Entry::ToolCalls(calls)))
+        }
         TokenEvent::Delta(delta) => {
             if delta.content().is_some() {
                 meter.token();
             }
             if let Some(log) = log {
-                // The log is door-neutral: the parts the native door shows.
+                // The log is door-neutral: the parts every door can show.
                 if let Some(text) = delta.reasoning() {
                     log.append(Entry::Reasoning(text.to_owned()));
                 }
                 if let Some(text) = delta.content() {
                     log.append(Entry::Token(text.to_owned()));
+                }
+                if let Some(calls) = delta.tool_calls() {
+                    log.append(Entry::ToolCalls(calls.clone()));
                 }
             }
             return Written {
