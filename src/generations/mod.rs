@@ -68,6 +68,13 @@ pub trait Remote: Send + Sync + 'static {
     /// goes everywhere (never waits).
     fn forget(&self, id: &str);
 
+    /// Names generation `id`, made here, as the one running for `owner`'s
+    /// chat `chat` (a chat UI door's), for every replica.
+    fn bind<'a>(&'a self, owner: Owner, chat: &'a str, id: &'a str) -> Pending<'a, ()>;
+
+    /// The generation last bound to `owner`'s chat `chat`, by any replica.
+    fn bound<'a>(&'a self, owner: Owner, chat: &'a str) -> Pending<'a, Option<String>>;
+
     /// Ready for work while the store answers (`/readyz`).
     fn ready(&self) -> bool;
 }
@@ -84,12 +91,22 @@ struct Inner {
     max_log_bytes: usize,
     logs: Mutex<HashMap<String, Arc<Log>>>,
     ended: Mutex<Retained>,
+    /// The generation running for each chat of the chat UI doors, while it
+    /// runs (a log leaves it when it ends).
+    chats: Mutex<Chats>,
     remote: Option<Arc<dyn Remote>>,
 }
 
 /// What a kept generation costs besides its frames: its record, its id, its
 /// map entry (an estimate, counted against `retain_max_bytes`).
 const PER_GENERATION: usize = 512;
+
+/// Chats and the generations running for them, both ways.
+#[derive(Default)]
+struct Chats {
+    running: HashMap<(Owner, String), String>,
+    chat_of: HashMap<String, (Owner, String)>,
+}
 
 /// Ended generations, oldest first, with their logs' bytes.
 #[derive(Default)]
@@ -117,6 +134,7 @@ impl Generations {
                 max_log_bytes: config.max_log_bytes,
                 logs: Mutex::default(),
                 ended: Mutex::default(),
+                chats: Mutex::default(),
                 remote,
             }),
         }
@@ -195,6 +213,44 @@ impl Generations {
         (log.owner() == owner).then_some(log)
     }
 
+    /// Binds `log`, just made here, to its owner's chat `chat`: the one a
+    /// reconnect to the chat finds while it runs (a later one replaces it).
+    pub async fn bind_chat(&self, chat: &str, log: &Arc<Log>) -> Result<(), ApiError> {
+        let owner = log.owner();
+        let id = log.id().to_string();
+        if let Some(remote) = &self.inner.remote {
+            remote.bind(owner, chat, &id).await?;
+        }
+        let mut chats = lock(&self.inner.chats);
+        let key = (owner, chat.to_owned());
+        if let Some(previous) = chats.running.insert(key.clone(), id.clone()) {
+            chats.chat_of.remove(&previous);
+        }
+        chats.chat_of.insert(id, key);
+        Ok(())
+    }
+
+    /// The generation bound to `owner`'s chat `chat`, if one is kept (it
+    /// may have ended since: the caller looks at its status).
+    pub async fn of_chat(&self, owner: Owner, chat: &str) -> Result<Option<Arc<Log>>, ApiError> {
+        let here = lock(&self.inner.chats)
+            .running
+            .get(&(owner, chat.to_owned()))
+            .cloned();
+        if let Some(id) = here {
+            if let Some(log) = self.find_here(&id, owner) {
+                return Ok(Some(log));
+            }
+        }
+        let Some(remote) = &self.inner.remote else {
+            return Ok(None);
+        };
+        match remote.bound(owner, chat).await? {
+            Some(id) => self.find(&id, owner).await,
+            None => Ok(None),
+        }
+    }
+
     /// Ready for work: always, or while the shared store answers.
     pub fn ready(&self) -> bool {
         self.inner
@@ -246,6 +302,12 @@ impl Inner {
     fn retire(&self, id: &GenId, bytes: usize, status: Status) {
         metrics::gauge!(names::GENERATIONS_RUNNING).decrement(1.0);
         metrics::counter!(names::GENERATIONS, "status" => status.as_str()).increment(1);
+        {
+            let mut chats = lock(&self.chats);
+            if let Some(key) = chats.chat_of.remove(id.as_str()) {
+                chats.running.remove(&key);
+            }
+        }
         let now = Instant::now();
         {
             let mut ended = lock(&self.ended);

@@ -29,6 +29,10 @@ use crate::generations::{Entry, Log, Owner, Pending, Remote, Replication};
 const COPIES_KEPT: usize = 16;
 const COPY_BYTES_KEPT: usize = 16 * 1024 * 1024;
 const COPY_KEPT_FOR: Duration = Duration::from_secs(10);
+/// How long a chat's binding outlives `retain_secs`: the longest a chat's
+/// generation is expected to run and still be found by a reconnect on
+/// another replica (one that runs longer is found only on its own).
+const CHAT_BOUND_FOR: Duration = Duration::from_secs(3600);
 /// Copies remembered (weakly, while someone holds them) at most.
 const COPIES_KNOWN: usize = 1024;
 
@@ -221,7 +225,35 @@ impl Remote for RedisRemote {
         });
     }
 
+    fn bind<'a>(&'a self, owner: Owner, chat: &'a str, id: &'a str) -> Pending<'a, ()> {
+        Box::pin(async move {
+            let mut set = redis::cmd("SET");
+            set.arg(self.chat_key(owner, chat))
+                .arg(id)
+                .arg("PX")
+                .arg((self.bounds.retain + CHAT_BOUND_FOR).as_millis() as u64);
+            self.redis.command::<()>("bind", &set).await
+        })
+    }
+
+    fn bound<'a>(&'a self, owner: Owner, chat: &'a str) -> Pending<'a, Option<String>> {
+        Box::pin(async move {
+            let mut get = redis::cmd("GET");
+            get.arg(self.chat_key(owner, chat));
+            self.redis.command::<Option<String>>("bound", &get).await
+        })
+    }
+
     fn ready(&self) -> bool {
         self.redis.healthy()
+    }
+}
+
+impl RedisRemote {
+    /// Where a chat's binding is kept: by owner, so that one client cannot
+    /// reach another's chat by its id.
+    fn chat_key(&self, owner: Owner, chat: &str) -> String {
+        self.redis
+            .key(&format!("chat:{}:{chat}", self.owner_name(owner)))
     }
 }
