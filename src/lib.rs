@@ -86,10 +86,12 @@ pub fn app(config: Config) -> Router {
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing {
+    pub use crate::doors::agui::fuzz_request as agui_request;
     pub use crate::doors::anthropic::fuzz_request as anthropic_request;
     pub use crate::doors::native::fuzz_request as native_request;
     pub use crate::doors::openai::fuzz_requests as openai_requests;
     pub use crate::doors::responses::fuzz_request as responses_request;
+    pub use crate::doors::ui::fuzz_request as ui_request;
     pub use crate::providers::fuzz_anthropic_events as anthropic_events;
     pub use crate::providers::fuzz_mock_arguments as mock_arguments;
     pub use crate::providers::fuzz_openai_events as openai_events;

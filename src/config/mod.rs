@@ -51,6 +51,8 @@ pub struct Config {
     pub tls: Option<Tls>,
     /// The mock's scripted answers (section 13).
     pub mock: MockLab,
+    /// The chat UI doors (section 15).
+    pub ui: Ui,
     pub models: Vec<ModelConfig>,
     /// The directory of the config file, when there is one: what a relative
     /// `mock.scenarios_dir` and the default `mocks/` are relative to.
@@ -66,6 +68,23 @@ pub struct MockLab {
     /// beside the config file (or in the working directory without one),
     /// when it exists.
     pub scenarios_dir: Option<PathBuf>,
+}
+
+/// `[ui]`: the chat UI doors (`/v1/ui/chat`, `/v1/agui`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ui {
+    /// A `useChat` answer outlives its page (a reload resumes it with
+    /// `GET /v1/ui/chat/ID/stream`) until it ends, is stopped with `DELETE`
+    /// or has had no reader for `streams.abandon_ms`. `false`: a page that
+    /// leaves cancels its answer, as on every other door.
+    pub resume: bool,
+}
+
+impl Default for Ui {
+    fn default() -> Ui {
+        Ui { resume: true }
+    }
 }
 
 impl Default for Config {
@@ -86,6 +105,7 @@ impl Default for Config {
             store: Store::default(),
             tls: None,
             mock: MockLab::default(),
+            ui: Ui::default(),
             models: Vec::new(),
             config_dir: None,
         }

@@ -3,8 +3,8 @@
 //! between is the one pipeline ([`stream`] and [`collect`] here, over
 //! `crate::pipeline`).
 //!
-//! A new door is one folder beside `native/`, `openai/`, `responses/` and
-//! `anthropic/`: its request
+//! A new door is one folder beside `native/`, `openai/`, `responses/`,
+//! `anthropic/`, `ui/` and `agui/`: its request
 //! parsing, its framers, its error body, and handlers that end in [`stream`]
 //! or [`collect`]; plus a [`Door`] variant and a route.
 //!
@@ -12,14 +12,19 @@
 //! error shape, which the Responses door shares), or copy the pipeline's
 //! steps.
 
+pub mod agui;
 pub mod anthropic;
+mod calls;
 mod format;
 mod json;
 pub mod native;
 pub mod openai;
 pub mod provider_limits;
 pub mod responses;
+mod settings;
 mod tools;
+pub mod ui;
+pub mod watch;
 
 use std::sync::Arc;
 
@@ -62,6 +67,9 @@ pub mod paths {
     pub const GENERATIONS: &str = "/v1/generations";
     pub const GENERATION: &str = "/v1/generations/{id}";
     pub const GENERATION_EVENTS: &str = "/v1/generations/{id}/events";
+    pub const UI_CHAT: &str = "/v1/ui/chat";
+    pub const UI_CHAT_STREAM: &str = "/v1/ui/chat/{id}/stream";
+    pub const AGUI: &str = "/v1/agui";
 }
 
 /// Which front door a request came in by: its metric label and error shape.
@@ -78,6 +86,10 @@ pub enum Door {
     OpenAiResponses,
     /// The Anthropic Messages API (section 10).
     AnthropicMessages,
+    /// The AI SDK's `useChat` (section 15).
+    UiChat,
+    /// AG-UI's `HttpAgent` (section 15).
+    AgUi,
     Models,
     Prompts,
     /// No API route matched (a 404), or an operations endpoint.
@@ -97,6 +109,8 @@ impl Door {
             Some(paths::EMBEDDINGS) => Door::OpenAiEmbeddings,
             Some(paths::RESPONSES | paths::RESPONSES_INPUT_TOKENS) => Door::OpenAiResponses,
             Some(paths::MESSAGES | paths::MESSAGES_COUNT_TOKENS) => Door::AnthropicMessages,
+            Some(paths::UI_CHAT | paths::UI_CHAT_STREAM) => Door::UiChat,
+            Some(paths::AGUI) => Door::AgUi,
             Some(paths::MODELS | paths::MODEL) => Door::Models,
             Some(paths::PROMPTS) => Door::Prompts,
             Some(_) | None => Door::Other,
@@ -135,6 +149,8 @@ impl Door {
             "openai_chat" | "openai_completions" => "openai",
             "openai_responses" => "responses",
             "anthropic_messages" => "messages",
+            "ui_chat" => "ui",
+            "agui" => "agui",
             _ => "native",
         }
     }
@@ -149,6 +165,8 @@ impl Door {
             Door::OpenAiEmbeddings => "openai_embeddings",
             Door::OpenAiResponses => "openai_responses",
             Door::AnthropicMessages => "anthropic_messages",
+            Door::UiChat => "ui_chat",
+            Door::AgUi => "agui",
             Door::Models => "models",
             Door::Prompts => "prompts",
             Door::Other => "other",
@@ -164,7 +182,12 @@ impl Door {
             | Door::OpenAiResponses
             | Door::Models => openai::error::OpenAiError(err).into_response(),
             Door::AnthropicMessages => anthropic::error::AnthropicError(err).into_response(),
-            Door::Native | Door::Generations | Door::Prompts | Door::Other => err.into_response(),
+            Door::Native
+            | Door::Generations
+            | Door::UiChat
+            | Door::AgUi
+            | Door::Prompts
+            | Door::Other => err.into_response(),
         }
     }
 }

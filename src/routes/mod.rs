@@ -28,7 +28,7 @@ use axum::Router;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
-use crate::doors::{anthropic, native, openai, paths, responses};
+use crate::doors::{agui, anthropic, native, openai, paths, responses, ui};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -49,6 +49,8 @@ pub fn router(state: AppState) -> Router {
         .route(paths::RESPONSES, post(responses::create))
         .route(paths::MESSAGES, post(anthropic::messages))
         .route(paths::GENERATIONS, post(native::create))
+        .route(paths::UI_CHAT, post(ui::chat))
+        .route(paths::AGUI, post(agui::run))
         .route_layer(from_fn_with_state(state.clone(), gate::limit));
     // Watching or stopping a generation, or counting tokens, starts none:
     // no stream slot, but a rate token each.
@@ -58,6 +60,7 @@ pub fn router(state: AppState) -> Router {
             get(native::status).delete(native::cancel),
         )
         .route(paths::GENERATION_EVENTS, get(native::events))
+        .route(paths::UI_CHAT_STREAM, get(ui::resume).delete(ui::stop))
         // Counting tokens, or embedding texts, starts nothing either.
         .route(paths::EMBEDDINGS, post(openai::embeddings::create))
         .route(paths::MESSAGES_COUNT_TOKENS, post(anthropic::count_tokens))

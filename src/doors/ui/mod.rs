@@ -1,0 +1,183 @@
+//! The AI SDK's door (contract section 15): `useChat` talks to sluice with
+//! nothing but its transport's `api` pointed here.
+//!
+//! - `POST /v1/ui/chat`: the body `DefaultChatTransport` sends
+//!   (`request`), answered with the UI message stream (`frames`).
+//! - `GET /v1/ui/chat/ID/stream`: what `useChat({ resume: true })` asks
+//!   when a page loads: `204` when chat ID has no running answer, else that
+//!   answer from its start, then live.
+//! - `DELETE /v1/ui/chat/ID/stream`: stops it (the Stop button's endpoint).
+//!
+//! Every answer is a generation (section 7) bound to its chat id
+//! (`Generations::bind_chat`, shared by the replicas with `[store]`). By
+//! default (`[ui] resume = true`) it runs detached, as `POST
+//! /v1/generations` does, and the response is one view of its log: a page
+//! that leaves does not stop it, and any number of views may watch it. With
+//! `resume = false` it is relayed to its one client, which cancels it by
+//! leaving, as on the other doors.
+//!
+//! Errors before the stream are in the native shape (the SDK shows the
+//! body as `useChat`'s `error`); after, an `error` chunk.
+
+mod frames;
+mod request;
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+pub use frames::UiChunks;
+
+use super::{watch, Admission, LimitedBody, Planned};
+use crate::error::ApiError;
+use crate::generations::{Log, Status};
+use crate::pipeline::detached::{self, Detached};
+use crate::pipeline::framer::Framer;
+use crate::state::AppState;
+
+/// How long `DELETE` waits for the answer to end, so that its reply shows
+/// the status it ended with.
+const STOP_WAIT: Duration = Duration::from_secs(2);
+
+/// The header naming the generation behind a UI stream.
+const GENERATION: &str = "x-sluice-generation";
+
+/// `POST /v1/ui/chat`.
+pub async fn chat(
+    State(app): State<AppState>,
+    admission: Admission,
+    LimitedBody(body): LimitedBody,
+) -> Result<Response, ApiError> {
+    let request = request::parse(&body, &app.templates)?;
+    let planned = Planned::new(
+        &app,
+        &admission.tally,
+        request.model.as_deref(),
+        request.generation,
+    )?;
+    let prompt_tokens = crate::tokenizer::prompt_tokens(&planned.request.messages);
+    let log = app
+        .generations
+        .create(
+            admission.owner(),
+            &planned.route.name,
+            prompt_tokens,
+            app.drain.expiry().child_token(),
+        )
+        .await?;
+    app.generations.bind_chat(&request.chat, &log).await?;
+    let response = if app.config.ui.resume {
+        let detached = Detached {
+            meter: admission.tally.meter(&planned.route.configured, None),
+            shutdown: app.drain.expiry(),
+            permit: admission.slot.take(),
+            unwatched: app.config.streams.abandon(),
+        };
+        detached::spawn(planned.choose(&app), log.clone(), detached);
+        view(&app, &log)
+    } else {
+        let message_id = message_id(&log);
+        let framer_for = move |route: &str| -> Box<dyn Framer> {
+            Box::new(UiChunks::new(message_id, route.to_owned()))
+        };
+        streamed(super::stream(&app, admission, planned, framer_for, Some(log.clone())).await?)
+    };
+    Ok(with_generation(response, &log))
+}
+
+/// `GET /v1/ui/chat/ID/stream`.
+pub async fn resume(
+    State(app): State<AppState>,
+    admission: Admission,
+    Path(chat): Path<String>,
+) -> Result<Response, ApiError> {
+    match running(&app, &admission, &chat).await? {
+        Some(log) => {
+            metrics::counter!(crate::metrics::RESUMES).increment(1);
+            Ok(with_generation(view(&app, &log), &log))
+        }
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
+/// `DELETE /v1/ui/chat/ID/stream`: `204` when nothing runs; else the
+/// answer is stopped (its upstream request closed) and the reply says how
+/// it ended.
+pub async fn stop(
+    State(app): State<AppState>,
+    admission: Admission,
+    Path(chat): Path<String>,
+) -> Result<Response, ApiError> {
+    let Some(log) = running(&app, &admission, &chat).await? else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    log.cancel();
+    let ended = async {
+        loop {
+            let changed = log.changed();
+            if log.progress().0 != Status::Running {
+                return;
+            }
+            changed.await;
+        }
+    };
+    let _ = tokio::time::timeout(STOP_WAIT, ended).await;
+    let status = log.progress().0;
+    let body = json!({"chat": chat, "generation": log.id().as_str(), "status": status.as_str()});
+    Ok(with_generation(Json(body).into_response(), &log))
+}
+
+/// The generation running for `chat`, if this client may see it.
+async fn running(
+    app: &AppState,
+    admission: &Admission,
+    chat: &str,
+) -> Result<Option<std::sync::Arc<Log>>, ApiError> {
+    let log = app.generations.of_chat(admission.owner(), chat).await?;
+    Ok(log.filter(|log| log.progress().0 == Status::Running))
+}
+
+/// The assistant message's id: the generation's, so every view of it
+/// (the first, a resume) names the same message.
+fn message_id(log: &Log) -> String {
+    format!("msg_{}", log.id())
+}
+
+/// A UI stream of `log` from its start.
+fn view(app: &AppState, log: &std::sync::Arc<Log>) -> Response {
+    let framer = UiChunks::new(message_id(log), log.model());
+    streamed(watch::watch(
+        log.clone(),
+        None,
+        Box::new(framer),
+        app.config.heartbeat(),
+        app.drain.expiry(),
+    ))
+}
+
+/// The header that tells the AI SDK the body is a UI message stream.
+fn streamed(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(frames::STREAM_HEADER, HeaderValue::from_static("v1"));
+    response
+}
+
+/// Names the generation behind the answer.
+fn with_generation(mut response: Response, log: &Log) -> Response {
+    if let Ok(id) = HeaderValue::from_str(log.id().as_str()) {
+        response.headers_mut().insert(GENERATION, id);
+    }
+    response
+}
+
+/// For the fuzz targets: the request parser on untrusted bytes.
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_request(body: &[u8]) {
+    let templates = crate::templates::Templates::load(std::path::Path::new("/nonexistent"));
+    let _ = request::parse(body, &templates);
+}
