@@ -39,6 +39,8 @@ mod messages_door;
 mod reasoning_and_tools;
 // The official OpenAI SDKs (Python, Node) against the OpenAI door.
 mod sdk_clients;
+// Section 15: the chat UI doors.
+mod ui_doors;
 
 // Provider `openai` against a fake upstream: timeouts, errors, hang-ups.
 mod openai_upstream;

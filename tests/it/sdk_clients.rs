@@ -133,6 +133,20 @@ async fn fetch_event_source_parses_every_message_of_a_native_stream() {
     }
 }
 
+/// Section 15: the AI SDK's `DefaultChatTransport` (`sendMessages`,
+/// `reconnectToStream`) with `readUIMessageStream`, and AG-UI's `HttpAgent`
+/// (its event verifier on), against the chat UI doors: text as the native
+/// door's, reasoning, a tool loop, errors, resume from the start after the
+/// page left, Stop by `DELETE`.
+#[tokio::test]
+async fn chat_ui_clients_stream_resume_and_stop_on_the_ui_doors() {
+    let script = root().join("tests/sdk/node/ui_doors.mjs");
+    let needed = root().join("tests/sdk/node/node_modules/@ag-ui/client/package.json");
+    if available("the AI SDK and @ag-ui/client", &needed) {
+        run_client(Path::new("node"), &script).await;
+    }
+}
+
 #[tokio::test]
 async fn the_python_sdks_parse_structured_output_and_count_tokens() {
     let python = root().join("target/sdk-venv/bin/python");

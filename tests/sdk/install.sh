@@ -6,7 +6,8 @@
 # `llm` into target/sdk-venv; `instructor` (with the openai it takes) into
 # target/sdk-venv-instructor; Node `openai`, the AI SDK (`ai`,
 # `@ai-sdk/openai`, `@ai-sdk/anthropic`, `zod`) and
-# `@microsoft/fetch-event-source` into tests/sdk/node/node_modules.
+# `@microsoft/fetch-event-source` and `@ag-ui/client` into
+# tests/sdk/node/node_modules.
 # .ci/run calls this; run it once yourself to include the SDK tests in `cargo test`.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -21,6 +22,6 @@ python3 -m venv "$root/target/sdk-venv-instructor"
 "$root/target/sdk-venv-instructor/bin/python" -c 'import instructor, openai; print("python instructor", instructor.__version__, "with openai", openai.__version__)'
 
 (cd "$here/node" && npm ci --no-audit --no-fund --loglevel=error)
-for pkg in openai ai @ai-sdk/openai @ai-sdk/anthropic @microsoft/fetch-event-source; do
+for pkg in openai ai @ai-sdk/openai @ai-sdk/anthropic @microsoft/fetch-event-source @ag-ui/client; do
   node -e 'console.log("node", process.argv[1], require(process.argv[2]).version)' "$pkg" "$here/node/node_modules/$pkg/package.json"
 done
