@@ -121,20 +121,18 @@ impl Settings {
 /// Chat Completions' messages for a request made by
 /// [`Settings::into_generation`] from a conversation of `text_len` text
 /// messages, whose door also read it into `raw`: with the system prompt
-/// the settings put first, and the last user message as a template
-/// rendered it.
-pub fn raw_messages(generation: &GenRequest, text_len: usize, mut raw: Vec<Value>) -> Vec<Value> {
-    let last_user = generation
-        .messages
-        .iter()
-        .rev()
-        .find(|m| m.role == Role::User);
-    let raw_user = raw
-        .iter_mut()
-        .rev()
-        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"));
-    if let (Some(text), Some(raw_user)) = (last_user, raw_user) {
-        raw_user["content"] = Value::from(text.content.clone());
+/// the settings put first, and, when a template rendered the last user
+/// message (`templated`: the conversation then ends with it in both
+/// views), that message as rendered.
+pub fn raw_messages(
+    generation: &GenRequest,
+    text_len: usize,
+    templated: bool,
+    mut raw: Vec<Value>,
+) -> Vec<Value> {
+    if let (true, Some(text), Some(last)) = (templated, generation.messages.last(), raw.last_mut())
+    {
+        last["content"] = Value::from(text.content.clone());
     }
     let added = (generation.messages.len() > text_len)
         .then(|| generation.messages.first())

@@ -282,3 +282,68 @@ async fn the_example_chat_page_resumes_after_a_reload_and_stops() {
     assert!(seen["stopped"].as_str().unwrap().len() < native.token_text().len());
     assert_eq!(seen["resumeAfterStop"], 204, "{seen}");
 }
+
+/// `body: { template, vars }` from the transport: the template renders the
+/// last user message and sets the system prompt (the mock's `echo` mode
+/// streams the rendered message back).
+#[tokio::test]
+async fn a_template_renders_the_last_user_message() {
+    use crate::templates::{PromptsDir, SUMMARISE};
+    let prompts = PromptsDir::new(&[("summarise.md", SUMMARISE)]);
+    let server = spawn(config(&format!("{}{FAST_MOCK}", prompts.toml()))).await;
+    let mut body = ui_body("chat-template", json!({"mode": "echo"}));
+    body["template"] = json!("summarise");
+    body["vars"] = json!({"audience": "child"});
+    let got = post_to(&server, "/v1/ui/chat", body).await;
+    assert_eq!(got.status, 200, "{}", got.text);
+    assert_eq!(
+        text_of(&chunks(&got)),
+        "Summarise this for a child:\n\nTell me about rivers"
+    );
+}
+
+/// An OpenAI-compatible upstream behind the UI door gets the page's tool
+/// loop in Chat Completions' own shape: the assistant's `tool_calls`, the
+/// `tool` result with its `tool_call_id`, the page's tools; and its tool
+/// call reaches the page as `tool-input-*` chunks.
+#[tokio::test]
+async fn an_openai_upstream_gets_the_tool_loop_in_its_own_shape() {
+    use crate::common::fake_openai;
+    let upstream = fake_openai::start().await;
+    let toml = fake_openai::config_toml(&upstream.base_url, "");
+    let server = spawn(config_with_env(
+        &toml,
+        &[("FAKE_KEY", fake_openai::UPSTREAM_KEY)],
+    ))
+    .await;
+    let body = json!({
+        "id": "chat-upstream", "model": "up-tools", "system": "Be brief.",
+        "messages": [
+            {"id": "u1", "role": "user", "parts": [{"type": "text", "text": "Weather?"}]},
+            {"id": "a1", "role": "assistant", "parts": [
+                {"type": "step-start"},
+                {"type": "tool-weather", "toolCallId": "call_9", "state": "output-available",
+                 "input": {"city": "Paris"}, "output": {"temp": 21}},
+            ]},
+        ],
+        "tools": [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}],
+    });
+    let got = post_to(&server, "/v1/ui/chat", body).await;
+    assert_eq!(got.status, 200, "{}", got.text);
+    let sent = upstream.seen.last_body.lock().unwrap().clone().unwrap();
+    assert_eq!(
+        sent["messages"],
+        json!([
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Weather?"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "call_9", "type": "function",
+                "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_9", "content": "{\"temp\":21}"},
+        ])
+    );
+    assert_eq!(sent["tools"][0]["function"]["name"], "weather");
+    let kinds: Vec<Value> = chunks(&got).iter().map(|c| c["type"].clone()).collect();
+    assert!(kinds.contains(&json!("tool-input-start")), "{kinds:?}");
+    assert!(kinds.contains(&json!("tool-input-available")), "{kinds:?}");
+    assert_eq!(kinds.last().unwrap(), "finish");
+}

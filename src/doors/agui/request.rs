@@ -81,11 +81,17 @@ pub fn parse(body: &[u8], templates: &Templates) -> Result<RunInput, ApiError> {
         conversation.message(i, message)?;
     }
     let text_len = conversation.text.len();
+    let templated = settings.template.is_some();
     let (mut generation, model) = settings.into_generation(templates, conversation.text)?;
     generation.tools = tools(input.get("tools"))?;
     generation.tool_results = conversation.trailing_results;
     if conversation.has_tools {
-        generation.raw_messages = Some(raw_messages(&generation, text_len, conversation.raw));
+        generation.raw_messages = Some(raw_messages(
+            &generation,
+            text_len,
+            templated,
+            conversation.raw,
+        ));
     }
     generation.validate()?;
     Ok(RunInput {

@@ -76,12 +76,18 @@ pub fn parse(body: &[u8], templates: &Templates) -> Result<UiRequest, ApiError> 
     let settings = Settings::read(fields)?;
     let conversation = Conversation::read(&messages)?;
     let text_len = conversation.text.len();
+    let templated = settings.template.is_some();
     let (mut generation, model) = settings.into_generation(templates, conversation.text)?;
     generation.tools = tools::tools(&tool_fields, Dialect::Chat)?;
     generation.tool_choice = tools::choice(&tool_fields, Dialect::Chat)?;
     generation.tool_results = conversation.trailing_results;
     if conversation.has_tools {
-        generation.raw_messages = Some(raw_messages(&generation, text_len, conversation.raw));
+        generation.raw_messages = Some(raw_messages(
+            &generation,
+            text_len,
+            templated,
+            conversation.raw,
+        ));
     }
     generation.validate()?;
     Ok(UiRequest {
