@@ -26,6 +26,8 @@ pub enum ErrorKind {
     /// A browser page from an origin, or a `Host`, sluice does not serve.
     Forbidden,
     NotFound,
+    /// An `Idempotency-Key` used again with another body (section 16).
+    IdempotencyConflict,
     PayloadTooLarge,
     RateLimited,
     UpstreamError,
@@ -49,6 +51,7 @@ impl ErrorKind {
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::IdempotencyConflict => StatusCode::CONFLICT,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::UpstreamError => StatusCode::BAD_GATEWAY,
@@ -71,6 +74,7 @@ impl ErrorKind {
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::NotFound => "not_found",
+            ErrorKind::IdempotencyConflict => "idempotency_conflict",
             ErrorKind::PayloadTooLarge => "payload_too_large",
             ErrorKind::RateLimited => "rate_limited",
             ErrorKind::UpstreamError => "upstream_error",
@@ -94,6 +98,7 @@ impl ErrorKind {
             ErrorKind::Unauthorized,
             ErrorKind::Forbidden,
             ErrorKind::NotFound,
+            ErrorKind::IdempotencyConflict,
             ErrorKind::PayloadTooLarge,
             ErrorKind::RateLimited,
             ErrorKind::UpstreamError,

@@ -20,6 +20,7 @@ use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 
 use crate::auth::ClientKey;
 use crate::error::ErrorKind;
+use crate::generations::Keyed;
 use crate::metrics as names;
 
 /// How a request ended.
@@ -82,6 +83,9 @@ struct State {
     /// Headers the answer carries whatever it is (the mock scenario that
     /// answered, a provider's rate limits).
     headers: Vec<(&'static str, String)>,
+    /// The request's `Idempotency-Key`, noted with its body's digest by
+    /// the body extractor (`doors::LimitedBody`).
+    keyed: Option<Keyed>,
     status: Option<u16>,
     error: Option<ErrorKind>,
     ttft: Option<Duration>,
@@ -136,6 +140,15 @@ impl Tally {
     /// The headers [`Tally::add_headers`] gave, once.
     pub fn take_headers(&self) -> Vec<(&'static str, String)> {
         std::mem::take(&mut self.state().headers)
+    }
+
+    pub fn set_keyed(&self, keyed: Keyed) {
+        self.state().keyed = Some(keyed);
+    }
+
+    /// The request's `Idempotency-Key` with its body's digest, if it has one.
+    pub fn keyed(&self) -> Option<Keyed> {
+        self.state().keyed.clone()
     }
 
     /// Who the request counts against, once the gate has said.

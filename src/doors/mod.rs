@@ -16,6 +16,7 @@ pub mod agui;
 pub mod anthropic;
 mod calls;
 mod format;
+pub mod idempotency;
 mod json;
 pub mod native;
 pub mod openai;
@@ -61,6 +62,8 @@ pub mod paths {
     pub const EMBEDDINGS: &str = "/v1/embeddings";
     pub const MESSAGES_COUNT_TOKENS: &str = "/v1/messages/count_tokens";
     pub const RESPONSES_INPUT_TOKENS: &str = "/v1/responses/input_tokens";
+    pub const RESPONSE: &str = "/v1/responses/{id}";
+    pub const RESPONSE_CANCEL: &str = "/v1/responses/{id}/cancel";
     pub const MODELS: &str = "/v1/models";
     pub const MODEL: &str = "/v1/models/{*id}";
     pub const PROMPTS: &str = "/v1/prompts";
@@ -107,7 +110,12 @@ impl Door {
             Some(paths::CHAT_COMPLETIONS) => Door::OpenAiChat,
             Some(paths::COMPLETIONS) => Door::OpenAiCompletions,
             Some(paths::EMBEDDINGS) => Door::OpenAiEmbeddings,
-            Some(paths::RESPONSES | paths::RESPONSES_INPUT_TOKENS) => Door::OpenAiResponses,
+            Some(
+                paths::RESPONSES
+                | paths::RESPONSES_INPUT_TOKENS
+                | paths::RESPONSE
+                | paths::RESPONSE_CANCEL,
+            ) => Door::OpenAiResponses,
             Some(paths::MESSAGES | paths::MESSAGES_COUNT_TOKENS) => Door::AnthropicMessages,
             Some(paths::UI_CHAT | paths::UI_CHAT_STREAM) => Door::UiChat,
             Some(paths::AGUI) => Door::AgUi,
@@ -224,7 +232,9 @@ impl FromRequest<AppState> for LimitedBody {
                 )),
             },
         };
-        read.map_err(|err| Door::of_parts(&parts).reject(err))
+        let body = read.map_err(|err| Door::of_parts(&parts).reject(err))?;
+        idempotency::note(&parts, &body.0).map_err(|err| Door::of_parts(&parts).reject(err))?;
+        Ok(body)
     }
 }
 
@@ -339,7 +349,8 @@ impl Planned {
 
 /// The pipeline for a streaming door: choose the attempt that serves, and
 /// relay it through the framer `framer_for` makes for the route's name,
-/// into `log` too when the generation is a resource.
+/// into `log` too when the generation is a resource. A request with an
+/// `Idempotency-Key` is answered by [`idempotency`] instead.
 pub async fn stream(
     app: &AppState,
     admission: Admission,
@@ -347,6 +358,9 @@ pub async fn stream(
     framer_for: impl FnOnce(&str) -> Box<dyn Framer>,
     log: Option<Arc<Log>>,
 ) -> Result<Response, ApiError> {
+    if let Some(keyed) = admission.tally.keyed() {
+        return idempotency::stream(app, admission, planned, framer_for, log, &keyed).await;
+    }
     let route = planned.route.clone();
     let heartbeat = app.config.heartbeat();
     let started = relay::start(planned.choose(app), heartbeat, &app.drain.expiry()).await?;
@@ -425,12 +439,16 @@ pub async fn input_tokens(planned: &Planned) -> Result<u32, ApiError> {
 }
 
 /// The pipeline for a non-streaming answer: the generation run to its end,
-/// for the door to make one object of (see [`served_by`]).
+/// for the door to make one object of (see [`served_by`]); through its
+/// log when the request has an `Idempotency-Key`.
 pub async fn collect(
     app: &AppState,
     admission: Admission,
     planned: Planned,
 ) -> Result<Collected, ApiError> {
+    if let Some(keyed) = admission.tally.keyed() {
+        return idempotency::collect(app, admission, planned, &keyed).await;
+    }
     let _slot = admission.slot.take();
     let meter = admission.tally.meter(&planned.route.configured, None);
     collector::collect(planned.choose(app), meter, app.drain.expiry()).await

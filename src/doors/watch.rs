@@ -52,6 +52,7 @@ fn frame_of(framer: &mut dyn Framer, log: &Log, entry: Entry) -> bytes::Bytes {
         Entry::Token(text) => framer.token(&text),
         Entry::Reasoning(text) => framer.reasoning(&text),
         Entry::ToolCalls(calls) => framer.tool_calls(&calls).unwrap_or_default(),
+        Entry::Signature(signature) => framer.signature(&signature).unwrap_or_default(),
         Entry::Done(finish) => {
             framer.serving(&log.model());
             framer.done(&finish)

@@ -22,6 +22,9 @@ pub enum Entry {
     /// An OpenAI `tool_calls` delta (the pipeline's one tool-call shape):
     /// the doors that carry tool calls frame it, the others skip its index.
     ToolCalls(Value),
+    /// The signature Anthropic ends a thinking block with (the Messages
+    /// door carries it; the others skip its index).
+    Signature(String),
     /// The terminal `done` frame.
     Done(Finish),
     /// The terminal `error` frame.
@@ -31,7 +34,9 @@ pub enum Entry {
 impl Entry {
     pub fn is_terminal(&self) -> bool {
         match self {
-            Entry::Token(_) | Entry::Reasoning(_) | Entry::ToolCalls(_) => false,
+            Entry::Token(_) | Entry::Reasoning(_) | Entry::ToolCalls(_) | Entry::Signature(_) => {
+                false
+            }
             Entry::Done(_) | Entry::Error(_) => true,
         }
     }
@@ -40,7 +45,7 @@ impl Entry {
     /// its text's allocation (the allocator hands out no less than 16 bytes).
     pub fn bytes(&self) -> usize {
         let text = match self {
-            Entry::Token(text) | Entry::Reasoning(text) => text.capacity(),
+            Entry::Token(text) | Entry::Reasoning(text) | Entry::Signature(text) => text.capacity(),
             Entry::Done(finish) => finish.finish_reason.capacity(),
             Entry::Error(err) => err.message.capacity(),
             // Rare and small (a call's name, id and argument pieces): its
@@ -187,7 +192,7 @@ impl Frames {
                 self.reasoning_bytes += text.len();
                 None
             }
-            Entry::ToolCalls(_) => None,
+            Entry::ToolCalls(_) | Entry::Signature(_) => None,
             Entry::Done(finish) if finish.finish_reason == CANCELLED => Some(Status::Cancelled),
             Entry::Done(_) => Some(Status::Done),
             Entry::Error(_) => Some(Status::Error),
@@ -272,6 +277,7 @@ impl Frames {
                     Entry::Token(_)
                     | Entry::Reasoning(_)
                     | Entry::ToolCalls(_)
+                    | Entry::Signature(_)
                     | Entry::Done(_)
                     | Entry::Error(_),
                     _,

@@ -243,9 +243,10 @@ impl Log {
                 state.frames.usage(self.prompt_tokens),
                 Some(err.clone()),
             ),
-            Some(Entry::Token(_) | Entry::Reasoning(_) | Entry::ToolCalls(_)) | None => {
-                (None, state.frames.usage(self.prompt_tokens), None)
-            }
+            Some(
+                Entry::Token(_) | Entry::Reasoning(_) | Entry::ToolCalls(_) | Entry::Signature(_),
+            )
+            | None => (None, state.frames.usage(self.prompt_tokens), None),
         };
         Snapshot {
             id: self.id.to_string(),

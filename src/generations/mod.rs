@@ -26,6 +26,7 @@
 mod frames;
 mod id;
 mod log;
+mod naming;
 mod ports;
 
 use std::collections::{HashMap, VecDeque};
@@ -39,6 +40,8 @@ pub use frames::{Entry, Gone, Read, Status, CANCELLED};
 pub use id::{EventId, GenId, Owner};
 use log::Retire;
 pub use log::{Log, Record, Watching};
+use naming::Names;
+pub use naming::{Keyed, Name, NameKind, Named};
 pub use ports::{Elsewhere, Replication};
 
 use std::future::Future;
@@ -68,12 +71,17 @@ pub trait Remote: Send + Sync + 'static {
     /// goes everywhere (never waits).
     fn forget(&self, id: &str);
 
-    /// Names generation `id`, made here, as the one running for `owner`'s
-    /// chat `chat` (a chat UI door's), for every replica.
-    fn bind<'a>(&'a self, owner: Owner, chat: &'a str, id: &'a str) -> Pending<'a, ()>;
+    /// Puts `named` under `name` for every replica; with `only_new`, only
+    /// when the name is free, and then answers what the name already holds.
+    fn name<'a>(
+        &'a self,
+        name: Name<'a>,
+        named: &'a Named,
+        only_new: bool,
+    ) -> Pending<'a, Option<Named>>;
 
-    /// The generation last bound to `owner`'s chat `chat`, by any replica.
-    fn bound<'a>(&'a self, owner: Owner, chat: &'a str) -> Pending<'a, Option<String>>;
+    /// What `name` holds, put there by any replica.
+    fn named<'a>(&'a self, name: Name<'a>) -> Pending<'a, Option<Named>>;
 
     /// Ready for work while the store answers (`/readyz`).
     fn ready(&self) -> bool;
@@ -93,20 +101,15 @@ struct Inner {
     ended: Mutex<Retained>,
     /// The generation running for each chat of the chat UI doors, while it
     /// runs (a log leaves it when it ends).
-    chats: Mutex<Chats>,
+    chats: Mutex<Names>,
+    /// The generation each `Idempotency-Key` started, while it is kept.
+    keys: Mutex<Names>,
     remote: Option<Arc<dyn Remote>>,
 }
 
 /// What a kept generation costs besides its frames: its record, its id, its
 /// map entry (an estimate, counted against `retain_max_bytes`).
 const PER_GENERATION: usize = 512;
-
-/// Chats and the generations running for them, both ways.
-#[derive(Default)]
-struct Chats {
-    running: HashMap<(Owner, String), String>,
-    chat_of: HashMap<String, (Owner, String)>,
-}
 
 /// Ended generations, oldest first, with their logs' bytes.
 #[derive(Default)]
@@ -135,6 +138,7 @@ impl Generations {
                 logs: Mutex::default(),
                 ended: Mutex::default(),
                 chats: Mutex::default(),
+                keys: Mutex::default(),
                 remote,
             }),
         }
@@ -216,39 +220,115 @@ impl Generations {
     /// Binds `log`, just made here, to its owner's chat `chat`: the one a
     /// reconnect to the chat finds while it runs (a later one replaces it).
     pub async fn bind_chat(&self, chat: &str, log: &Arc<Log>) -> Result<(), ApiError> {
-        let owner = log.owner();
-        let id = log.id().to_string();
+        let named = Named {
+            id: log.id().to_string(),
+            tag: String::new(),
+        };
+        let name = Name {
+            kind: NameKind::Chat,
+            owner: log.owner(),
+            name: chat,
+        };
         if let Some(remote) = &self.inner.remote {
-            remote.bind(owner, chat, &id).await?;
+            remote.name(name, &named, false).await?;
         }
-        let mut chats = lock(&self.inner.chats);
-        let key = (owner, chat.to_owned());
-        if let Some(previous) = chats.running.insert(key.clone(), id.clone()) {
-            chats.chat_of.remove(&previous);
-        }
-        chats.chat_of.insert(id, key);
+        lock(&self.inner.chats).insert(log.owner(), chat, named);
         Ok(())
     }
 
     /// The generation bound to `owner`'s chat `chat`, if one is kept (it
     /// may have ended since: the caller looks at its status).
     pub async fn of_chat(&self, owner: Owner, chat: &str) -> Result<Option<Arc<Log>>, ApiError> {
-        let here = lock(&self.inner.chats)
-            .running
-            .get(&(owner, chat.to_owned()))
-            .cloned();
-        if let Some(id) = here {
-            if let Some(log) = self.find_here(&id, owner) {
-                return Ok(Some(log));
+        let name = Name {
+            kind: NameKind::Chat,
+            owner,
+            name: chat,
+        };
+        Ok(self
+            .named(&self.inner.chats, name)
+            .await?
+            .map(|(_, log)| log))
+    }
+
+    /// The generation `owner`'s `Idempotency-Key` `key` started, if it is
+    /// kept, with the digest of the body that started it.
+    pub async fn keyed(
+        &self,
+        owner: Owner,
+        key: &str,
+    ) -> Result<Option<(String, Arc<Log>)>, ApiError> {
+        let name = Name {
+            kind: NameKind::IdempotencyKey,
+            owner,
+            name: key,
+        };
+        self.named(&self.inner.keys, name).await
+    }
+
+    /// Names `log`, just made here, by its owner's `Idempotency-Key` `key`
+    /// for a body of `digest`, unless a generation another request started
+    /// holds the key already (two requests raced): then that one's name.
+    pub async fn claim_key(
+        &self,
+        key: &str,
+        digest: &str,
+        log: &Arc<Log>,
+    ) -> Result<Option<Named>, ApiError> {
+        let owner = log.owner();
+        let named = Named {
+            id: log.id().to_string(),
+            tag: digest.to_owned(),
+        };
+        {
+            let mut keys = lock(&self.inner.keys);
+            if let Some(held) = keys.get(owner, key) {
+                if self.find_here(&held.id, owner).is_some() {
+                    return Ok(Some(held.clone()));
+                }
+            }
+            keys.insert(owner, key, named.clone());
+        }
+        let Some(remote) = &self.inner.remote else {
+            return Ok(None);
+        };
+        let name = Name {
+            kind: NameKind::IdempotencyKey,
+            owner,
+            name: key,
+        };
+        match remote.name(name, &named, true).await {
+            Ok(Some(held)) if held.id != named.id => {
+                lock(&self.inner.keys).forget(&named.id);
+                Ok(Some(held))
+            }
+            Ok(_) => Ok(None),
+            Err(err) => {
+                lock(&self.inner.keys).forget(&named.id);
+                Err(err)
+            }
+        }
+    }
+
+    /// What `name` holds here, else in the store, if its generation is kept.
+    async fn named(
+        &self,
+        table: &Mutex<Names>,
+        name: Name<'_>,
+    ) -> Result<Option<(String, Arc<Log>)>, ApiError> {
+        let here = lock(table).get(name.owner, name.name).cloned();
+        if let Some(named) = here {
+            if let Some(log) = self.find_here(&named.id, name.owner) {
+                return Ok(Some((named.tag, log)));
             }
         }
         let Some(remote) = &self.inner.remote else {
             return Ok(None);
         };
-        match remote.bound(owner, chat).await? {
-            Some(id) => self.find(&id, owner).await,
-            None => Ok(None),
-        }
+        let Some(named) = remote.named(name).await? else {
+            return Ok(None);
+        };
+        let log = self.find(&named.id, name.owner).await?;
+        Ok(log.map(|log| (named.tag, log)))
     }
 
     /// Ready for work: always, or while the shared store answers.
@@ -290,8 +370,10 @@ impl Inner {
             return;
         }
         let mut logs = lock(&self.logs);
+        let mut keys = lock(&self.keys);
         for id in dropped {
             logs.remove(&id);
+            keys.forget(&id);
             if let Some(remote) = &self.remote {
                 remote.forget(&id);
             }
@@ -302,12 +384,7 @@ impl Inner {
     fn retire(&self, id: &GenId, bytes: usize, status: Status) {
         metrics::gauge!(names::GENERATIONS_RUNNING).decrement(1.0);
         metrics::counter!(names::GENERATIONS, "status" => status.as_str()).increment(1);
-        {
-            let mut chats = lock(&self.chats);
-            if let Some(key) = chats.chat_of.remove(id.as_str()) {
-                chats.running.remove(&key);
-            }
-        }
+        lock(&self.chats).forget(id.as_str());
         let now = Instant::now();
         {
             let mut ended = lock(&self.ended);

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::failover::{self, Serving};
 use crate::error::ApiError;
 use crate::generation::{call_index, ChunkDelta, Finish, TokenEvent, UpstreamError};
+use crate::generations::{Entry, Log};
 use crate::observe::{Ended, StreamMeter};
 
 /// A finished generation.
@@ -159,6 +160,92 @@ async fn gather(
                 },
             }
         };
+    }
+}
+
+/// A generation's log read into a whole answer, frame by frame as they
+/// come: what it holds so far (a background response's output while it
+/// runs), and how it ended. What the log does not keep (a refusal,
+/// `logprobs`) is not in it.
+#[derive(Default)]
+pub struct Reading {
+    after: Option<u64>,
+    pub content: String,
+    pub reasoning: String,
+    pub signature: Option<String>,
+    pub tool_calls: Vec<Value>,
+    /// How it ended, once it has.
+    pub end: Option<Result<Finish, ApiError>>,
+}
+
+impl Reading {
+    /// Reads the frames the log holds past those read before; true once
+    /// the terminal frame is read.
+    pub fn read(&mut self, log: &Log) -> Result<bool, ApiError> {
+        while self.end.is_none() {
+            let read = log.read(self.after).map_err(|gone| {
+                ApiError::new(
+                    crate::error::ErrorKind::NotFound,
+                    format!(
+                        "the answer is no longer whole: its log starts at frame {} (streams.max_log_bytes)",
+                        gone.first_kept
+                    ),
+                )
+            })?;
+            let count = read.entries.len() as u64;
+            for entry in read.entries {
+                match entry {
+                    Entry::Token(text) => self.content.push_str(&text),
+                    Entry::Reasoning(text) => self.reasoning.push_str(&text),
+                    Entry::Signature(text) => self.signature = Some(text),
+                    Entry::ToolCalls(deltas) => merge_tool_calls(&mut self.tool_calls, &deltas),
+                    Entry::Done(finish) => self.end = Some(Ok(finish)),
+                    Entry::Error(err) => self.end = Some(Err(err)),
+                }
+            }
+            if count > 0 {
+                self.after = Some(read.first + count - 1);
+            }
+            if read.ended && self.end.is_none() {
+                return Err(ApiError::new(
+                    crate::error::ErrorKind::Internal,
+                    "the generation's log ended with no terminal frame",
+                ));
+            }
+            if !read.more {
+                break;
+            }
+        }
+        Ok(self.end.is_some())
+    }
+
+    /// The answer as one, finished with `finish` (its own, or the usage so
+    /// far for one still running), served by `served_by`.
+    pub fn collected(self, served_by: String, finish: Finish) -> Collected {
+        Collected {
+            served_by,
+            content: self.content,
+            reasoning: self.reasoning,
+            signature: self.signature,
+            tool_calls: self.tool_calls,
+            extras: Extras::default(),
+            finish,
+        }
+    }
+}
+
+/// A generation read back from its log once it has ended (an idempotent
+/// request's answer, or its repeat's); `Err` with its error when it failed.
+pub async fn from_log(log: &Log) -> Result<Collected, ApiError> {
+    let mut reading = Reading::default();
+    loop {
+        let changed = log.changed();
+        reading.read(log)?;
+        match reading.end.take() {
+            Some(Ok(finish)) => return Ok(reading.collected(log.model(), finish)),
+            Some(Err(err)) => return Err(err),
+            None => changed.await,
+        }
     }
 }
 

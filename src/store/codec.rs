@@ -63,6 +63,7 @@ pub fn encode(entry: &Entry) -> (&'static str, String) {
         Entry::Token(text) => ("t", text.clone()),
         Entry::Reasoning(text) => ("r", text.clone()),
         Entry::ToolCalls(calls) => ("c", calls.to_string()),
+        Entry::Signature(text) => ("s", text.clone()),
         Entry::Done(finish) => (
             "d",
             json!({
@@ -98,6 +99,7 @@ pub fn decode(fields: &HashMap<String, Value>) -> Option<Entry> {
         "t" => Some(Entry::Token(text)),
         "r" => Some(Entry::Reasoning(text)),
         "c" => serde_json::from_str(&text).ok().map(Entry::ToolCalls),
+        "s" => Some(Entry::Signature(text)),
         "d" => {
             let json: Json = serde_json::from_str(&text).ok()?;
             let usage: Usage = serde_json::from_value(json.get("usage")?.clone()).ok()?;
@@ -144,6 +146,7 @@ mod tests {
     fn every_entry_comes_back_as_it_went() {
         round_trip(Entry::Token("héllo \n\"x\"".into()));
         round_trip(Entry::Reasoning("hmm".into()));
+        round_trip(Entry::Signature("EqQBCgIYAhIM".into()));
         round_trip(Entry::ToolCalls(json!([{"index": 0, "id": "call_1",
             "function": {"name": "f", "arguments": "{\"a\""}}])));
         round_trip(Entry::Done(Finish {

@@ -21,7 +21,7 @@ use super::copy::{self, Copied, Opening};
 use super::owner::{self, Bounds, CREATED_TTL, RETRY};
 use crate::auth::Keys;
 use crate::config::Streams;
-use crate::generations::{Entry, Log, Owner, Pending, Remote, Replication};
+use crate::generations::{Entry, Log, Name, NameKind, Named, Owner, Pending, Remote, Replication};
 
 /// Copies kept after their last use while nobody follows them, so that a
 /// status poll reads only the new frames: how many, how many bytes of
@@ -33,6 +33,13 @@ const COPY_KEPT_FOR: Duration = Duration::from_secs(10);
 /// generation is expected to run and still be found by a reconnect on
 /// another replica (one that runs longer is found only on its own).
 const CHAT_BOUND_FOR: Duration = Duration::from_secs(3600);
+/// `KEYS[1]` the name, `ARGV[1]` the value, `ARGV[2]` its time to live in ms.
+const CLAIM: &str = r"
+local held = redis.call('GET', KEYS[1])
+if held then return held end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+";
 /// Copies remembered (weakly, while someone holds them) at most.
 const COPIES_KNOWN: usize = 1024;
 
@@ -45,6 +52,9 @@ pub struct RedisRemote {
     copies: Mutex<HashMap<String, Known>>,
     keys: Arc<Keys>,
     bounds: Bounds,
+    /// Puts a name that is free, or answers what it holds (one round trip,
+    /// and atomic: two replicas cannot both claim a key).
+    claim_script: redis::Script,
     max_log_bytes: usize,
     /// `XRANGE` reads at most this many frames: no fewer than a local log
     /// can hold (each costs at least its slot and 16 bytes of text).
@@ -71,6 +81,7 @@ impl RedisRemote {
             made: Mutex::default(),
             copies: Mutex::default(),
             keys,
+            claim_script: redis::Script::new(CLAIM),
             bounds: Bounds {
                 retain: Duration::from_secs(streams.retain_secs),
             },
@@ -225,22 +236,38 @@ impl Remote for RedisRemote {
         });
     }
 
-    fn bind<'a>(&'a self, owner: Owner, chat: &'a str, id: &'a str) -> Pending<'a, ()> {
+    fn name<'a>(
+        &'a self,
+        name: Name<'a>,
+        named: &'a Named,
+        only_new: bool,
+    ) -> Pending<'a, Option<Named>> {
         Box::pin(async move {
-            let mut set = redis::cmd("SET");
-            set.arg(self.chat_key(owner, chat))
-                .arg(id)
-                .arg("PX")
-                .arg((self.bounds.retain + CHAT_BOUND_FOR).as_millis() as u64);
-            self.redis.command::<()>("bind", &set).await
+            let key = self.name_key(name);
+            let ttl = match name.kind {
+                NameKind::Chat => self.bounds.retain + CHAT_BOUND_FOR,
+                NameKind::IdempotencyKey => self.bounds.retain,
+            };
+            let ttl = ttl.as_millis() as u64;
+            if !only_new {
+                let mut set = redis::cmd("SET");
+                set.arg(&key).arg(named.encode()).arg("PX").arg(ttl);
+                self.redis.command::<()>("name", &set).await?;
+                return Ok(None);
+            }
+            let mut claim = self.claim_script.prepare_invoke();
+            claim.key(&key).arg(named.encode()).arg(ttl);
+            let held: Option<String> = self.redis.script("claim", &claim).await?;
+            Ok(held.as_deref().and_then(Named::decode))
         })
     }
 
-    fn bound<'a>(&'a self, owner: Owner, chat: &'a str) -> Pending<'a, Option<String>> {
+    fn named<'a>(&'a self, name: Name<'a>) -> Pending<'a, Option<Named>> {
         Box::pin(async move {
             let mut get = redis::cmd("GET");
-            get.arg(self.chat_key(owner, chat));
-            self.redis.command::<Option<String>>("bound", &get).await
+            get.arg(self.name_key(name));
+            let held: Option<String> = self.redis.command("named", &get).await?;
+            Ok(held.as_deref().and_then(Named::decode))
         })
     }
 
@@ -250,10 +277,14 @@ impl Remote for RedisRemote {
 }
 
 impl RedisRemote {
-    /// Where a chat's binding is kept: by owner, so that one client cannot
-    /// reach another's chat by its id.
-    fn chat_key(&self, owner: Owner, chat: &str) -> String {
-        self.redis
-            .key(&format!("chat:{}:{chat}", self.owner_name(owner)))
+    /// Where a name is kept: by kind and owner, so that one client cannot
+    /// reach another's chat or key by its name.
+    fn name_key(&self, name: Name<'_>) -> String {
+        self.redis.key(&format!(
+            "{}:{}:{}",
+            name.kind.as_str(),
+            self.owner_name(name.owner),
+            name.name
+        ))
     }
 }

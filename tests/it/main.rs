@@ -41,6 +41,8 @@ mod reasoning_and_tools;
 mod sdk_clients;
 // Section 15: the chat UI doors.
 mod ui_doors;
+// Section 16: Idempotency-Key on every door.
+mod idempotency;
 
 // Provider `openai` against a fake upstream: timeouts, errors, hang-ups.
 mod openai_upstream;

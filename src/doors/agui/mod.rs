@@ -55,6 +55,8 @@ pub async fn run(
     };
     match started.await {
         Ok(response) => Ok(response),
+        // A repeat with another body is the client's mistake, not the run's.
+        Err((err, _)) if err.kind == crate::error::ErrorKind::IdempotencyConflict => Err(err),
         Err((err, model)) => Ok(failed_run(thread, run, model.unwrap_or_default(), &err)),
     }
 }

@@ -24,6 +24,7 @@ fn error_type(kind: ErrorKind) -> &'static str {
         ErrorKind::Unauthorized => "authentication_error",
         ErrorKind::Forbidden => "permission_error",
         ErrorKind::NotFound => "not_found_error",
+        ErrorKind::IdempotencyConflict => "idempotency_conflict",
         ErrorKind::PayloadTooLarge => "request_too_large",
         ErrorKind::RateLimited => "rate_limit_error",
         ErrorKind::Overloaded | ErrorKind::ShuttingDown | ErrorKind::StoreUnavailable => {

@@ -97,6 +97,13 @@ impl NativeFrames {
         }
     }
 
+    /// An entry of the log with no native frame still takes its index.
+    fn skip_index(&mut self) {
+        if !self.id_prefix.is_empty() {
+            self.next_id += 1;
+        }
+    }
+
     /// `id: GEN:N` and a newline, and the next index.
     fn id_line(&mut self, out: &mut Vec<u8>) {
         let id = self.next_id;
@@ -189,9 +196,13 @@ impl Framer for NativeFrames {
     /// Nothing: the native formats carry no tool calls. A generation's
     /// log holds them, so they take their index (ids stay the log's).
     fn tool_calls(&mut self, _calls: &serde_json::Value) -> Option<Bytes> {
-        if !self.id_prefix.is_empty() {
-            self.next_id += 1;
-        }
+        self.skip_index();
+        None
+    }
+
+    /// Nothing, as for tool calls.
+    fn signature(&mut self, _signature: &str) -> Option<Bytes> {
+        self.skip_index();
         None
     }
 

@@ -19,10 +19,10 @@ use super::frames::Format;
 use super::request::{query_pairs, take, StreamRequest};
 use super::resume::{self, last_event_id};
 use super::view;
+use crate::doors::idempotency::{self, Start};
 use crate::doors::{Admission, LimitedBody};
 use crate::error::ApiError;
 use crate::generations::Status;
-use crate::pipeline::detached::{self, Detached};
 use crate::state::AppState;
 
 /// How long `DELETE` waits for the generation's runner to write its
@@ -39,14 +39,19 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let request = StreamRequest::from_post(&headers, &body, query_pairs(query.as_deref())?)?;
     let (log, planned) = resume::create(&app, &admission, request).await?;
-    let detached = Detached {
-        meter: admission.tally.meter(&planned.route.configured, None),
-        shutdown: app.drain.expiry(),
-        permit: admission.slot.take(),
-        unwatched: app.config.streams.abandon(),
+    let start = match admission.tally.keyed() {
+        Some(keyed) => idempotency::start(&app, &admission, &keyed, &planned, Some(log)).await?,
+        None => Start::New(log),
     };
-    let model = planned.route.name.clone();
-    detached::spawn(planned.choose(&app), log.clone(), detached);
+    let log = match start {
+        Start::Replay(log) => log,
+        Start::New(log) => {
+            let unwatched = app.config.streams.abandon();
+            idempotency::run(&app, admission, planned, &log, unwatched);
+            log
+        }
+    };
+    let model = log.model();
     let id = log.id().to_string();
     let body = json!({
         "id": id,

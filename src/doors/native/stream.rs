@@ -103,7 +103,8 @@ async fn stream(
     let (log, planned) = resume::create(&app, &admission, request).await?;
     let id = log.id().to_string();
     let grace = app.config.streams.reconnect_grace();
-    if !grace.is_zero() {
+    // A keyed request runs detached anyway (`doors::idempotency`).
+    if !grace.is_zero() && admission.tally.keyed().is_none() {
         let detached = Detached {
             meter: admission.tally.meter(&planned.route.configured, None),
             shutdown: app.drain.expiry(),

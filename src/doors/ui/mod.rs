@@ -33,9 +33,9 @@ use serde_json::json;
 pub use frames::UiChunks;
 
 use super::{watch, Admission, LimitedBody, Planned};
+use crate::doors::idempotency::{self, Start};
 use crate::error::ApiError;
 use crate::generations::{Log, Status};
-use crate::pipeline::detached::{self, Detached};
 use crate::pipeline::framer::Framer;
 use crate::state::AppState;
 
@@ -59,25 +59,33 @@ pub async fn chat(
         request.model.as_deref(),
         request.generation,
     )?;
-    let prompt_tokens = crate::tokenizer::prompt_tokens(&planned.request.messages);
-    let log = app
-        .generations
-        .create(
-            admission.owner(),
-            &planned.route.name,
-            prompt_tokens,
-            app.drain.expiry().child_token(),
-        )
-        .await?;
+    let keyed = admission.tally.keyed();
+    let start = match &keyed {
+        Some(keyed) => idempotency::start(&app, &admission, keyed, &planned, None).await?,
+        None => {
+            let prompt_tokens = crate::tokenizer::prompt_tokens(&planned.request.messages);
+            let log = app
+                .generations
+                .create(
+                    admission.owner(),
+                    &planned.route.name,
+                    prompt_tokens,
+                    app.drain.expiry().child_token(),
+                )
+                .await?;
+            Start::New(log)
+        }
+    };
+    let log = match start {
+        Start::Replay(log) => return Ok(with_generation(view(&app, &log), &log)),
+        Start::New(log) => log,
+    };
     app.generations.bind_chat(&request.chat, &log).await?;
-    let response = if app.config.ui.resume {
-        let detached = Detached {
-            meter: admission.tally.meter(&planned.route.configured, None),
-            shutdown: app.drain.expiry(),
-            permit: admission.slot.take(),
-            unwatched: app.config.streams.abandon(),
-        };
-        detached::spawn(planned.choose(&app), log.clone(), detached);
+    // A keyed answer outlives its page whatever `resume` says: a retry must
+    // find it.
+    let response = if app.config.ui.resume || keyed.is_some() {
+        let unwatched = app.config.streams.abandon();
+        idempotency::run(&app, admission, planned, &log, unwatched);
         view(&app, &log)
     } else {
         let message_id = message_id(&log);

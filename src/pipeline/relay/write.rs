@@ -76,7 +76,10 @@ pub(super) fn write(
             let frame = framer.reasoning(&text);
             (Some(frame), None, Some(Entry::Reasoning(text)))
         }
-        TokenEvent::Signature(signature) => (framer.signature(&signature), None, None),
+        TokenEvent::Signature(signature) => {
+            let frame = framer.signature(&signature);
+            (frame, None, Some(Entry::Signature(signature)))
+        }
         TokenEvent::ToolCalls(calls) => {
             let frame = framer.tool_calls(&calls);
             (frame, None, Some(Entry::ToolCalls(calls)))

@@ -1,0 +1,350 @@
+//! Section 16, `Idempotency-Key`: a repeated POST re-attaches to the
+//! generation the first one started, on every door, with the fake OpenAI
+//! upstream counting the requests it gets: one upstream request, the same
+//! answer, `Idempotent-Replayed: true`, the live rest of an answer still
+//! running, a 409 for another body, keys that are each client's own, and a
+//! repeat through another replica with `[store]`.
+
+use std::sync::atomic::Ordering;
+
+use serde_json::{json, Value};
+
+use crate::common::fake_openai::{self, FakeOpenAi, UPSTREAM_KEY};
+use crate::common::redis::{replica, Redis};
+use crate::common::*;
+
+async fn setup(extra: &str) -> (FakeOpenAi, Server) {
+    let upstream = fake_openai::start().await;
+    let toml = fake_openai::config_toml(&upstream.base_url, extra);
+    let server = spawn(config_with_env(&toml, &[("FAKE_KEY", UPSTREAM_KEY)])).await;
+    (upstream, server)
+}
+
+fn requests(upstream: &FakeOpenAi) -> usize {
+    upstream.seen.requests.load(Ordering::SeqCst)
+}
+
+/// A door's POST that starts a generation: its path, its body, and how to
+/// read its answer's text.
+type DoorCase = (&'static str, Value, fn(&Received) -> String);
+
+/// Every door's POST that starts a generation, for `model`.
+fn doors(model: &str) -> Vec<DoorCase> {
+    let text = |got: &Received| got.token_text();
+    let chat_stream = |got: &Received| {
+        got.events
+            .iter()
+            .filter(|e| e.data != "[DONE]")
+            .filter_map(|e| serde_json::from_str::<Value>(&e.data).ok())
+            .filter_map(|c| {
+                c["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect()
+    };
+    let chat_whole = |got: &Received| {
+        got.json()["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let completion_stream = |got: &Received| {
+        got.events
+            .iter()
+            .filter(|e| e.data != "[DONE]")
+            .filter_map(|e| serde_json::from_str::<Value>(&e.data).ok())
+            .filter_map(|c| c["choices"][0]["text"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let responses_stream = |got: &Received| {
+        got.events
+            .iter()
+            .filter(|e| e.event == "response.output_text.delta")
+            .map(|e| {
+                serde_json::from_str::<Value>(&e.data).unwrap()["delta"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let responses_whole = |got: &Received| {
+        got.json()["output"][0]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let messages_stream = |got: &Received| {
+        got.events
+            .iter()
+            .filter(|e| e.event == "content_block_delta")
+            .filter_map(|e| {
+                serde_json::from_str::<Value>(&e.data).unwrap()["delta"]["text"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect()
+    };
+    let messages_whole = |got: &Received| {
+        got.json()["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let ui = |got: &Received| {
+        got.events
+            .iter()
+            .filter(|e| e.data != "[DONE]")
+            .filter_map(|e| serde_json::from_str::<Value>(&e.data).ok())
+            .filter(|c| c["type"] == "text-delta")
+            .map(|c| c["delta"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let agui = |got: &Received| {
+        got.events
+            .iter()
+            .filter_map(|e| serde_json::from_str::<Value>(&e.data).ok())
+            .filter(|c| c["type"] == "TEXT_MESSAGE_CONTENT")
+            .map(|c| c["delta"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let chat = json!([{"role": "user", "content": "hi"}]);
+    vec![
+        ("/v1/stream", json!({"prompt": "hi", "model": model}), text),
+        (
+            "/v1/chat/completions",
+            json!({"model": model, "messages": chat, "stream": true}),
+            chat_stream,
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": model, "messages": chat}),
+            chat_whole,
+        ),
+        (
+            "/v1/completions",
+            json!({"model": model, "prompt": "hi", "stream": true}),
+            completion_stream,
+        ),
+        (
+            "/v1/responses",
+            json!({"model": model, "input": "hi", "stream": true}),
+            responses_stream,
+        ),
+        (
+            "/v1/responses",
+            json!({"model": model, "input": "hi"}),
+            responses_whole,
+        ),
+        (
+            "/v1/messages",
+            json!({"model": model, "max_tokens": 64, "messages": chat, "stream": true}),
+            messages_stream,
+        ),
+        (
+            "/v1/messages",
+            json!({"model": model, "max_tokens": 64, "messages": chat}),
+            messages_whole,
+        ),
+        (
+            "/v1/ui/chat",
+            json!({"id": "c1", "model": model, "messages": [{"id": "u", "role": "user", "parts": [{"type": "text", "text": "hi"}]}]}),
+            ui,
+        ),
+        (
+            "/v1/agui",
+            json!({"threadId": "t", "runId": "r", "messages": [{"id": "u", "role": "user", "content": "hi"}], "forwardedProps": {"model": model}}),
+            agui,
+        ),
+    ]
+}
+
+async fn keyed(url: String, key: &str, body: &Value) -> Received {
+    receive(
+        client()
+            .post(url)
+            .header("idempotency-key", key)
+            .json(body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_repeat_on_every_door_is_one_upstream_request_and_the_same_answer() {
+    let (upstream, server) = setup("").await;
+    let whole: String = fake_openai::TOKENS.concat();
+    for (i, (path, body, text_of)) in doors("up-ok").into_iter().enumerate() {
+        let key = format!("key-{i}");
+        let before = requests(&upstream);
+        let first = keyed(server.url(path), &key, &body).await;
+        let again = keyed(server.url(path), &key, &body).await;
+        assert_eq!(first.status, 200, "{path}: {}", first.text);
+        assert_eq!(again.status, 200, "{path}: {}", again.text);
+        assert_eq!(
+            requests(&upstream) - before,
+            1,
+            "{path} {body}: one upstream request"
+        );
+        assert_eq!(text_of(&first), whole, "{path} {body}");
+        assert_eq!(text_of(&again), whole, "{path} {body}");
+        assert!(first.headers.get("idempotent-replayed").is_none(), "{path}");
+        assert_eq!(again.headers["idempotent-replayed"], "true", "{path}");
+        // Another body with the key: a 409 in the door's shape.
+        let mut other = body.clone();
+        other["temperature"] = json!(0.5);
+        let conflict = keyed(server.url(path), &key, &other).await;
+        assert_eq!(conflict.status, 409, "{path}: {}", conflict.text);
+        assert!(
+            conflict.text.contains("idempotency_conflict"),
+            "{path}: {}",
+            conflict.text
+        );
+    }
+    // The generations API answers with the same generation.
+    let body = json!({"prompt": "hi", "model": "up-ok"});
+    let first = keyed(server.url("/v1/generations"), "gen-key", &body).await;
+    let again = keyed(server.url("/v1/generations"), "gen-key", &body).await;
+    assert_eq!((first.status, again.status), (201, 201));
+    assert_eq!(first.json()["id"], again.json()["id"]);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+}
+
+#[tokio::test]
+async fn a_repeat_while_the_answer_runs_gets_it_from_its_start_then_live() {
+    let (upstream, server) = setup("").await;
+    let body = json!({"model": "up-slow", "messages": [{"role": "user", "content": "hi"}], "stream": true});
+    let url = server.url("/v1/chat/completions");
+    let mut first = client()
+        .post(&url)
+        .header("idempotency-key", "running")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    // The first one leaves after its first chunk, as a dropped connection
+    // would: the answer runs on for its retry.
+    first.chunk().await.unwrap();
+    drop(first);
+    let again = keyed(url, "running", &body).await;
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    let text: String = again
+        .events
+        .iter()
+        .filter(|e| e.data != "[DONE]")
+        .filter_map(|e| serde_json::from_str::<Value>(&e.data).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(text, fake_openai::TOKENS.concat());
+    assert_eq!(again.events.last().unwrap().data, "[DONE]");
+    assert_eq!(requests(&upstream), 1);
+}
+
+#[tokio::test]
+async fn keys_are_each_clients_own_and_must_be_visible_ascii() {
+    let (upstream, server) = setup("[auth]\napi_keys = [\"sk-one\", \"sk-two\"]\n").await;
+    let body = json!({"prompt": "hi", "model": "up-ok"});
+    for key in ["sk-one", "sk-two"] {
+        let got = receive(
+            client()
+                .post(server.url("/v1/stream"))
+                .bearer_auth(key)
+                .header("idempotency-key", "shared-name")
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(got.status, 200);
+        assert!(got.headers.get("idempotent-replayed").is_none());
+    }
+    assert_eq!(requests(&upstream), 2, "one generation per client");
+    let bad = receive(
+        client()
+            .post(server.url("/v1/chat/completions"))
+            .bearer_auth("sk-one")
+            .header("idempotency-key", "has space")
+            .json(&json!({"model": "up-ok", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["error"]["param"], "idempotency-key");
+}
+
+#[tokio::test]
+async fn a_repeat_through_the_other_replica_re_attaches() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let upstream = fake_openai::start().await;
+    // The replicas are processes of their own: the upstream needs no key.
+    let models = format!(
+        "[[models]]\nname = \"up-slow\"\nprovider = \"openai\"\nbase_url = \"{}\"\n\
+         upstream_model = \"slow\"\nretries = 0\n",
+        upstream.base_url
+    );
+    let (a, b) = (replica(&redis, &models), replica(&redis, &models));
+    for on in [&a, &b] {
+        assert!(
+            crate::common::redis::until(std::time::Duration::from_secs(10), async || {
+                crate::common::redis::ready(on).await == 200
+            })
+            .await
+        );
+    }
+    let body = json!({"model": "up-slow", "messages": [{"role": "user", "content": "hi"}], "stream": true});
+    // A's answer has begun (its key is claimed) before B gets the repeat.
+    let started = client()
+        .post(a.url("/v1/chat/completions"))
+        .header("idempotency-key", "across")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let (on_a, on_b) = tokio::join!(
+        receive(started),
+        keyed(b.url("/v1/chat/completions"), "across", &body)
+    );
+    assert_eq!(
+        (on_a.status, on_b.status),
+        (200, 200),
+        "{}\n{}",
+        on_a.text,
+        on_b.text
+    );
+    assert_eq!(
+        requests(&upstream),
+        1,
+        "one upstream request for both: {:?}",
+        on_b.headers
+    );
+    assert_eq!(on_b.headers["idempotent-replayed"], "true");
+    let texts: Vec<String> = [&on_a, &on_b]
+        .iter()
+        .map(|got| {
+            got.events
+                .iter()
+                .filter(|e| e.data != "[DONE]")
+                .filter_map(|e| serde_json::from_str::<Value>(&e.data).ok())
+                .filter_map(|c| {
+                    c["choices"][0]["delta"]["content"]
+                        .as_str()
+                        .map(str::to_owned)
+                })
+                .collect()
+        })
+        .collect();
+    assert_eq!(texts[0], fake_openai::TOKENS.concat());
+    assert_eq!(texts[1], texts[0]);
+}
