@@ -61,6 +61,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route(paths::GENERATION_EVENTS, get(native::events))
         .route(paths::UI_CHAT_STREAM, get(ui::resume).delete(ui::stop))
+        .route(paths::RESPONSE, get(responses::retrieve))
+        .route(paths::RESPONSE_CANCEL, post(responses::cancel))
         // Counting tokens, or embedding texts, starts nothing either.
         .route(paths::EMBEDDINGS, post(openai::embeddings::create))
         .route(paths::MESSAGES_COUNT_TOKENS, post(anthropic::count_tokens))

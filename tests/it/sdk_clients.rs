@@ -147,6 +147,16 @@ async fn chat_ui_clients_stream_resume_and_stop_on_the_ui_doors() {
     }
 }
 
+/// Section 16: the Python SDK's background Responses: create, retrieve,
+/// stream and resume after a cut with `starting_after`, cancel, 404.
+#[tokio::test]
+async fn the_python_openai_sdk_runs_responses_in_the_background() {
+    let python = root().join("target/sdk-venv/bin/python");
+    if available("the Python openai SDK", &python) {
+        run_client(&python, &root().join("tests/sdk/openai_background.py")).await;
+    }
+}
+
 #[tokio::test]
 async fn the_python_sdks_parse_structured_output_and_count_tokens() {
     let python = root().join("target/sdk-venv/bin/python");

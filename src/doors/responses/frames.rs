@@ -47,6 +47,9 @@ pub struct ResponseEvents {
     /// `,"item_id":..,"output_index":N,"content_index":0,"delta":` of the open
     /// message item, built once for the per-token event.
     delta_fields: String,
+    /// What the item ids derive from (a background response's generation
+    /// id), so every view of it names its items alike; `None`: fresh ids.
+    seed: Option<String>,
 }
 
 const DELTA: &str = "response.output_text.delta";
@@ -61,7 +64,21 @@ impl ResponseEvents {
             open: None,
             calls: Vec::new(),
             delta_fields: String::new(),
+            seed: None,
         }
+    }
+
+    /// The events of a response that is a generation's (background mode):
+    /// item ids derive from `seed`, the same in every view.
+    pub fn seeded(head: Head, seed: String) -> ResponseEvents {
+        ResponseEvents {
+            seed: Some(seed),
+            ..ResponseEvents::new(head)
+        }
+    }
+
+    fn new_item(&self, kind: ItemKind) -> Item {
+        Item::seeded(kind, self.seed.as_deref(), self.items.len())
     }
 
     /// The open item of `kind`, opening it (and closing another) if needed.
@@ -72,7 +89,8 @@ impl ResponseEvents {
             }
             self.close(out, open, "completed");
         }
-        let index = self.add(out, Item::new(kind));
+        let item = self.new_item(kind);
+        let index = self.add(out, item);
         let item = &self.items[index];
         let fields = PartFields::of(item, index);
         match item.kind {
@@ -182,7 +200,8 @@ impl ResponseEvents {
                     call_id: text(&delta["id"]).unwrap_or_else(|| super::objects::new_id("call")),
                     name: text(&function["name"]).unwrap_or_default(),
                 };
-                let index = self.add(out, Item::new(kind));
+                let item = self.new_item(kind);
+                let index = self.add(out, item);
                 self.calls.push((call, index));
                 index
             }

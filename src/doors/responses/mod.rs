@@ -11,10 +11,14 @@
 //! What it may not do: keep responses. sluice stores no conversation, so
 //! `previous_response_id` is refused and `store` is answered `false`.
 
+mod after;
+mod background;
 mod events;
 mod frames;
 mod objects;
 mod request;
+
+pub use background::{cancel, retrieve};
 
 use axum::response::Response;
 use axum::Json;
@@ -54,10 +58,14 @@ pub async fn create(
     let ParsedRequest {
         model,
         stream,
+        background,
         echo,
         generation,
     } = request::parse_request(&body)?;
     let planned = Planned::new(&app, &admission.tally, model.as_deref(), generation)?;
+    if background {
+        return Ok(background::create(&app, admission, planned, echo, stream).await?);
+    }
     if !stream {
         let collected = super::collect(&app, admission, planned).await?;
         let head = Head::new(&collected.served_by, echo);

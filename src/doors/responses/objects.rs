@@ -29,7 +29,34 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
+/// The id of the response generation `gen_X` is (background mode): `resp_X`.
+pub fn response_id(generation: &str) -> String {
+    format!(
+        "resp_{}",
+        generation.strip_prefix("gen_").unwrap_or(generation)
+    )
+}
+
+/// The generation a background response's id names, `resp_X` -> `gen_X`.
+pub fn generation_of(response: &str) -> Option<String> {
+    response
+        .strip_prefix("resp_")
+        .filter(|rest| !rest.is_empty())
+        .map(|rest| format!("gen_{rest}"))
+}
+
 impl Head {
+    /// The head of the response generation `log` is: its id and creation
+    /// time are the generation's, the same in every view of it.
+    pub fn of_generation(log: &crate::generations::Log, echo: Echo) -> Head {
+        Head {
+            id: response_id(log.id().as_str()),
+            created_at: log.created(),
+            model: log.model(),
+            echo,
+        }
+    }
+
     pub fn new(model: &str, echo: Echo) -> Head {
         let created_at = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -57,6 +84,12 @@ impl Head {
                     Some(ResponseUsage::from(finish.usage)),
                 )
             }
+            Outcome::Cancelled(finish) => (
+                "cancelled",
+                None,
+                None,
+                Some(ResponseUsage::from(finish.usage)),
+            ),
             Outcome::Failed(error) => (
                 "failed",
                 None,
@@ -99,6 +132,8 @@ impl Head {
 pub enum Outcome<'a> {
     InProgress,
     Finished(&'a Finish),
+    /// Stopped by `POST /v1/responses/ID/cancel` (a background response).
+    Cancelled(&'a Finish),
     Failed(&'a ApiError),
 }
 
@@ -129,15 +164,28 @@ pub enum ItemKind {
     FunctionCall { call_id: String, name: String },
 }
 
-impl Item {
-    pub fn new(kind: ItemKind) -> Item {
-        let prefix = match kind {
+impl ItemKind {
+    /// OpenAI's id prefix for an item of this kind.
+    fn prefix(&self) -> &'static str {
+        match self {
             ItemKind::Reasoning => "rs",
             ItemKind::Message => "msg",
             ItemKind::FunctionCall { .. } => "fc",
+        }
+    }
+}
+
+impl Item {
+    /// The item at `output_index` of a response whose item ids derive from
+    /// `seed` (a generation's id: every view of it names its items alike);
+    /// with no seed, a fresh id.
+    pub fn seeded(kind: ItemKind, seed: Option<&str>, output_index: usize) -> Item {
+        let id = match seed {
+            Some(seed) => format!("{}_{seed}_{output_index}", kind.prefix()),
+            None => new_id(kind.prefix()),
         };
         Item {
-            id: new_id(prefix),
+            id,
             kind,
             text: String::new(),
             status: "in_progress",
@@ -152,9 +200,18 @@ impl Item {
 
     /// The items of a whole non-streaming answer.
     pub fn all_of(collected: &Collected, status: &'static str) -> Vec<Item> {
+        Item::all_seeded(collected, status, None)
+    }
+
+    /// [`Item::all_of`], with ids from `seed` (see [`Item::seeded`]).
+    pub fn all_seeded(
+        collected: &Collected,
+        status: &'static str,
+        seed: Option<&str>,
+    ) -> Vec<Item> {
         let mut items = Vec::new();
         let mut push = |kind, text: &str| {
-            let mut item = Item::new(kind);
+            let mut item = Item::seeded(kind, seed, items.len());
             item.text = text.to_owned();
             item.status = status;
             items.push(item);

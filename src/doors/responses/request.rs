@@ -19,6 +19,8 @@ use crate::generation::{check_choice, check_max_tokens, GenRequest, Message, Moc
 pub struct ParsedRequest {
     pub model: Option<String>,
     pub stream: bool,
+    /// `background: true`: the response outlives its request (section 16).
+    pub background: bool,
     pub echo: Echo,
     pub generation: GenRequest,
 }
@@ -90,6 +92,7 @@ pub fn parse_request(body: &[u8]) -> Result<ParsedRequest, ApiError> {
     Ok(ParsedRequest {
         model: take(&mut body, "model")?,
         stream: take(&mut body, "stream")?.unwrap_or(false),
+        background: take(&mut body, "background")?.unwrap_or(false),
         echo,
         generation,
     })
