@@ -11,6 +11,8 @@ pub struct Sluice {
     pub child: Child,
     pub base: String,
     lines: Arc<Mutex<Vec<String>>>,
+    /// The config file written for it, removed with it.
+    config: Option<std::path::PathBuf>,
 }
 
 impl Sluice {
@@ -23,7 +25,9 @@ impl Sluice {
         std::fs::write(&path, config_toml).unwrap();
         let mut with_config = vec!["--config", path.to_str().unwrap()];
         with_config.extend_from_slice(args);
-        Sluice::run(&with_config)
+        let mut sluice = Sluice::run(&with_config);
+        sluice.config = Some(path);
+        sluice
     }
 
     /// The binary with no config file: the embedded default.
@@ -64,6 +68,7 @@ impl Sluice {
             child,
             base: format!("http://{addr}"),
             lines,
+            config: None,
         }
     }
 
@@ -100,6 +105,9 @@ impl Drop for Sluice {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(config) = &self.config {
+            let _ = std::fs::remove_file(config);
+        }
     }
 }
 
