@@ -150,16 +150,41 @@ impl Door {
         Door::of(parts.extensions.get::<MatchedPath>())
     }
 
-    /// The name a mock scenario's `match.door` gives the door of a
-    /// request with this metric label.
-    pub fn scenario_name(label: &str) -> &'static str {
-        match label {
-            "openai_chat" | "openai_completions" => "openai",
-            "openai_responses" => "responses",
-            "anthropic_messages" => "messages",
-            "ui_chat" => "ui",
-            "agui" => "agui",
-            _ => "native",
+    /// Every door.
+    const ALL: [Door; 12] = [
+        Door::Native,
+        Door::Generations,
+        Door::OpenAiChat,
+        Door::OpenAiCompletions,
+        Door::OpenAiEmbeddings,
+        Door::OpenAiResponses,
+        Door::AnthropicMessages,
+        Door::UiChat,
+        Door::AgUi,
+        Door::Models,
+        Door::Prompts,
+        Door::Other,
+    ];
+
+    /// The door whose [`Door::label`] a request's record carries.
+    pub fn of_label(label: &str) -> Door {
+        Door::ALL
+            .into_iter()
+            .find(|door| door.label() == label)
+            .unwrap_or(Door::Other)
+    }
+
+    /// The name a mock scenario's `match.door` gives this door.
+    pub fn scenario_name(self) -> &'static str {
+        match self {
+            Door::OpenAiChat | Door::OpenAiCompletions | Door::OpenAiEmbeddings => "openai",
+            Door::OpenAiResponses => "responses",
+            Door::AnthropicMessages => "messages",
+            Door::UiChat => "ui",
+            Door::AgUi => "agui",
+            Door::Native | Door::Generations | Door::Models | Door::Prompts | Door::Other => {
+                "native"
+            }
         }
     }
 
@@ -328,7 +353,7 @@ impl Planned {
         let route = app.models.resolve(model, &mut request)?;
         tally.set_model(&route.name, &route.configured);
         if route.kind == crate::config::ProviderKind::Mock {
-            let door = Door::scenario_name(tally.door());
+            let door = Door::of_label(tally.door()).scenario_name();
             if let Some(scenario) = app.scenarios.apply(door, &route.name, &mut request) {
                 tally.add_headers(vec![("x-sluice-scenario", scenario)]);
             }
@@ -395,9 +420,19 @@ fn emulated_limits(
     if knobs.rpm.is_none() && knobs.tpm.is_none() {
         return Ok(());
     }
-    let style = match tally.door() {
-        "anthropic_messages" => Style::Anthropic,
-        _ => Style::OpenAi,
+    let style = match Door::of_label(tally.door()) {
+        Door::AnthropicMessages => Style::Anthropic,
+        Door::Native
+        | Door::Generations
+        | Door::OpenAiChat
+        | Door::OpenAiCompletions
+        | Door::OpenAiEmbeddings
+        | Door::OpenAiResponses
+        | Door::UiChat
+        | Door::AgUi
+        | Door::Models
+        | Door::Prompts
+        | Door::Other => Style::OpenAi,
     };
     let verdict = app.provider_limits.admit(Ask {
         route: &route.configured,
