@@ -348,3 +348,39 @@ async fn a_repeat_through_the_other_replica_re_attaches() {
     assert_eq!(texts[0], fake_openai::TOKENS.concat());
     assert_eq!(texts[1], texts[0]);
 }
+
+/// A native repeat is the first generation's frames: the same `GEN:N` ids
+/// (a client can resume it with `Last-Event-ID`) and the same generation
+/// header.
+#[tokio::test]
+async fn a_native_repeat_has_the_first_generations_frame_ids() {
+    let (_upstream, server) = setup("").await;
+    let body = json!({"prompt": "hi", "model": "up-ok"});
+    let first = keyed(server.url("/v1/stream"), "native-ids", &body).await;
+    let again = keyed(server.url("/v1/stream"), "native-ids", &body).await;
+    let ids = |got: &Received| -> Vec<String> {
+        got.events
+            .iter()
+            .map(|e| e.id.clone().unwrap_or_default())
+            .collect()
+    };
+    assert_eq!(ids(&first), ids(&again));
+    let generation = first.headers["x-sluice-generation"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        ids(&first)[0].starts_with(&format!("{generation}:")),
+        "{:?}",
+        ids(&first)
+    );
+    assert_eq!(again.headers["x-sluice-generation"], generation.as_str());
+    // And a resume of the repeat, by its ids, works.
+    let after_first = client()
+        .get(server.url("/v1/stream"))
+        .header("last-event-id", format!("{generation}:0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after_first.status(), 200);
+}

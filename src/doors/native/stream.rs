@@ -13,6 +13,7 @@ use super::frames::{Format, NativeFrames};
 use super::request::{query_pairs, take, StreamRequest};
 use super::resume::{self, last_event_id};
 use super::view;
+use crate::doors::idempotency::{self, Start};
 use crate::doors::{Admission, LimitedBody};
 use crate::error::ApiError;
 use crate::pipeline::detached::{self, Detached};
@@ -101,10 +102,22 @@ async fn stream(
     format: Format,
 ) -> Result<Response, ApiError> {
     let (log, planned) = resume::create(&app, &admission, request).await?;
+    // A keyed request runs detached, and its answer is a view of the
+    // generation its key names, with that generation's frame ids.
+    if let Some(keyed) = admission.tally.keyed() {
+        let log = match idempotency::start(&app, &admission, &keyed, &planned, Some(log)).await? {
+            Start::Replay(log) => log,
+            Start::New(log) => {
+                let unwatched = app.config.streams.abandon();
+                idempotency::run(&app, admission, planned, &log, unwatched);
+                log
+            }
+        };
+        return Ok(resume::watch(&app, log, None, format));
+    }
     let id = log.id().to_string();
     let grace = app.config.streams.reconnect_grace();
-    // A keyed request runs detached anyway (`doors::idempotency`).
-    if !grace.is_zero() && admission.tally.keyed().is_none() {
+    if !grace.is_zero() {
         let detached = Detached {
             meter: admission.tally.meter(&planned.route.configured, None),
             shutdown: app.drain.expiry(),
