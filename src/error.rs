@@ -28,6 +28,9 @@ pub enum ErrorKind {
     NotFound,
     /// An `Idempotency-Key` used again with another body (section 16).
     IdempotencyConflict,
+    /// The prompt is past the model's context length (a 400, as providers
+    /// answer it).
+    ContextLengthExceeded,
     PayloadTooLarge,
     RateLimited,
     UpstreamError,
@@ -52,6 +55,7 @@ impl ErrorKind {
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::IdempotencyConflict => StatusCode::CONFLICT,
+            ErrorKind::ContextLengthExceeded => StatusCode::BAD_REQUEST,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::UpstreamError => StatusCode::BAD_GATEWAY,
@@ -75,6 +79,7 @@ impl ErrorKind {
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::NotFound => "not_found",
             ErrorKind::IdempotencyConflict => "idempotency_conflict",
+            ErrorKind::ContextLengthExceeded => "context_length_exceeded",
             ErrorKind::PayloadTooLarge => "payload_too_large",
             ErrorKind::RateLimited => "rate_limited",
             ErrorKind::UpstreamError => "upstream_error",
@@ -99,6 +104,7 @@ impl ErrorKind {
             ErrorKind::Forbidden,
             ErrorKind::NotFound,
             ErrorKind::IdempotencyConflict,
+            ErrorKind::ContextLengthExceeded,
             ErrorKind::PayloadTooLarge,
             ErrorKind::RateLimited,
             ErrorKind::UpstreamError,
@@ -125,7 +131,8 @@ impl ErrorKind {
             404 => ErrorKind::NotFound,
             413 => ErrorKind::PayloadTooLarge,
             429 => ErrorKind::RateLimited,
-            503 => ErrorKind::Overloaded,
+            // 529 is Anthropic's "overloaded".
+            503 | 529 => ErrorKind::Overloaded,
             504 => ErrorKind::UpstreamTimeout,
             400..=499 => ErrorKind::InvalidRequest,
             500 => ErrorKind::Internal,
@@ -250,6 +257,7 @@ impl From<UpstreamError> for ApiError {
             UpstreamError::Transport(_) | UpstreamError::Stream(_) => {
                 (ErrorKind::UpstreamError, None)
             }
+            UpstreamError::ContextLength(_) => (ErrorKind::ContextLengthExceeded, None),
             UpstreamError::ConnectTimeout(_) => (ErrorKind::ConnectTimeout, None),
             UpstreamError::FirstTokenTimeout(_) => (ErrorKind::UpstreamTimeout, None),
             UpstreamError::IdleTimeout(_) => (ErrorKind::IdleTimeout, None),

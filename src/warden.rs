@@ -123,6 +123,15 @@ impl Scope {
     }
 }
 
+/// Ends the request being handled with no response at all: its HTTP/1.1
+/// connection is closed, or its HTTP/2 stream reset (the mock's `reset`
+/// fault). Outside a request's task, nothing.
+pub fn cut_here() {
+    if let Some(scope) = Scope::current() {
+        scope.exit.fire(CUT);
+    }
+}
+
 /// Polls `task` until it ends (`Some`) or `exit` is cut (`None`).
 async fn until_cut<F: Future>(exit: Arc<Exit>, task: F) -> Option<F::Output> {
     let mut task = std::pin::pin!(task);

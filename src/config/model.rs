@@ -73,6 +73,11 @@ pub struct ModelConfig {
     /// rate-limit headers (mock only, section 14).
     pub rpm: Option<u32>,
     pub tpm: Option<u32>,
+    /// A misbehaviour by name, and its settings (mock only, section 14).
+    pub fault: Option<crate::generation::Fault>,
+    pub fault_after: Option<u32>,
+    pub fault_ms: Option<u64>,
+    pub fault_status: Option<u16>,
 
     /// The upstream key, read from `api_key_env` at load time.
     #[serde(skip)]
@@ -117,6 +122,10 @@ impl ModelConfig {
             tool_call: None,
             rpm: None,
             tpm: None,
+            fault: None,
+            fault_after: None,
+            fault_ms: None,
+            fault_status: None,
             api_key: None,
         }
     }
@@ -137,6 +146,10 @@ impl ModelConfig {
             tool_call: self.tool_call.clone(),
             rpm: self.rpm,
             tpm: self.tpm,
+            fault: self.fault,
+            fault_after: self.fault_after,
+            fault_ms: self.fault_ms,
+            fault_status: self.fault_status,
         }
     }
 
@@ -188,6 +201,10 @@ mod tests {
             drop_after = 8
             reasoning_tokens = 9
             tool_call = "ten"
+            fault = "stall"
+            fault_after = 11
+            fault_ms = 12
+            fault_status = 529
             "#,
             |_| None,
         )
@@ -214,6 +231,10 @@ mod tests {
                 tool_call: Some("ten".into()),
                 rpm: None,
                 tpm: None,
+                fault: Some(crate::generation::Fault::Stall),
+                fault_after: Some(11),
+                fault_ms: Some(12),
+                fault_status: Some(529),
             }
         );
     }

@@ -53,6 +53,7 @@ fn frame_of(framer: &mut dyn Framer, log: &Log, entry: Entry) -> bytes::Bytes {
         Entry::Reasoning(text) => framer.reasoning(&text),
         Entry::ToolCalls(calls) => framer.tool_calls(&calls).unwrap_or_default(),
         Entry::Signature(signature) => framer.signature(&signature).unwrap_or_default(),
+        Entry::Malformed => framer.malformed(),
         Entry::Done(finish) => {
             framer.serving(&log.model());
             framer.done(&finish)

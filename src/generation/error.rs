@@ -22,6 +22,9 @@ pub enum UpstreamError {
     Transport(String),
     /// The upstream's stream reported a failure, was malformed or ended early.
     Stream(String),
+    /// The prompt is past the model's context length (the mock's
+    /// `context_length` fault, as providers say it).
+    ContextLength(String),
     ConnectTimeout(Duration),
     FirstTokenTimeout(Duration),
     IdleTimeout(Duration),
@@ -42,6 +45,7 @@ impl UpstreamError {
             UpstreamError::MockStatus { .. } => "mock_status",
             UpstreamError::Transport(_) => "transport",
             UpstreamError::Stream(_) => "stream",
+            UpstreamError::ContextLength(_) => "context_length",
             UpstreamError::ConnectTimeout(_) => "connect_timeout",
             UpstreamError::FirstTokenTimeout(_) => "first_token_timeout",
             UpstreamError::IdleTimeout(_) => "idle_timeout",
@@ -59,9 +63,9 @@ impl fmt::Display for UpstreamError {
             UpstreamError::MockStatus { status, .. } => {
                 write!(f, "the mock was asked to fail with status {status}")
             }
-            UpstreamError::Transport(message) | UpstreamError::Stream(message) => {
-                f.write_str(message)
-            }
+            UpstreamError::Transport(message)
+            | UpstreamError::Stream(message)
+            | UpstreamError::ContextLength(message) => f.write_str(message),
             UpstreamError::ConnectTimeout(after) => write!(
                 f,
                 "could not connect to the upstream within timeouts.connect_ms ({} ms)",

@@ -40,6 +40,22 @@ pub enum TokenEvent {
     /// Cut the client connection with no terminal frame (the mock's
     /// `drop_after`, simulating a dead network path).
     Cut,
+    /// A misbehaviour only the mock's `fault` knob asks for (section 14).
+    Fault(FaultEvent),
+}
+
+/// What a client sees of a mock fault that the pipeline, not the mock,
+/// must act out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultEvent {
+    /// Send no response at all (the first event; nothing follows).
+    Hang,
+    /// Close the connection with no response (the first event).
+    Reset,
+    /// One frame that is not valid JSON in the door's format.
+    Malformed,
+    /// End the body cleanly with no terminal event.
+    Unterminated,
 }
 
 /// The most tool calls one answer may make; a call index past it is ignored

@@ -27,6 +27,43 @@ pub enum MockMode {
     Echo,
 }
 
+/// A misbehaviour asked of the mock by name (`fault`, section 14): what a
+/// client or gateway under test meets from real providers. These break
+/// sluice's own guarantees on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// A 429 with `Retry-After`.
+    RateLimited,
+    /// A 503 (`fault_status`: another, such as Anthropic's 529).
+    Overloaded,
+    /// No response headers, ever: the client gives up first.
+    Hang,
+    /// The connection closed with no response.
+    Reset,
+    /// The first token after `fault_ms` (default 20000).
+    SlowFirstToken,
+    /// After `fault_after` tokens, silence for `fault_ms` (default 30000).
+    Stall,
+    /// After `fault_after` tokens, the connection closed with no terminal event.
+    Cut,
+    /// After `fault_after` tokens, one frame that is not valid JSON.
+    Malformed,
+    /// The body ends cleanly after the last token, with no terminal event.
+    NoTerminal,
+    /// A 400 saying the prompt is past the model's context length.
+    ContextLength,
+    /// After `fault_after` tokens, the answer ends with `content_filter`.
+    ContentFilter,
+    /// No token at all, then a normal terminal event.
+    Empty,
+    /// A tool call whose arguments are not valid JSON.
+    BadToolArgs,
+}
+
+/// `fault_after` when a fault that needs it is not given one.
+pub const FAULT_AFTER: u32 = 5;
+
 /// The mock's knobs; each is optional so request values can override config values.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +86,14 @@ pub struct MockKnobs {
     pub rpm: Option<u32>,
     /// Tokens per minute per client, likewise.
     pub tpm: Option<u32>,
+    /// A misbehaviour by name (section 14).
+    pub fault: Option<Fault>,
+    /// Tokens before a fault that comes mid-answer (default 5).
+    pub fault_after: Option<u32>,
+    /// How long a `stall` or `slow_first_token` lasts.
+    pub fault_ms: Option<u64>,
+    /// The status of an `overloaded` fault (default 503).
+    pub fault_status: Option<u16>,
 }
 
 impl MockKnobs {
@@ -68,6 +113,10 @@ impl MockKnobs {
             tool_call: over.tool_call.clone().or_else(|| self.tool_call.clone()),
             rpm: over.rpm.or(self.rpm),
             tpm: over.tpm.or(self.tpm),
+            fault: over.fault.or(self.fault),
+            fault_after: over.fault_after.or(self.fault_after),
+            fault_ms: over.fault_ms.or(self.fault_ms),
+            fault_status: over.fault_status.or(self.fault_status),
         }
     }
 
@@ -75,16 +124,22 @@ impl MockKnobs {
     /// says what is wrong after it (`must be at most ...`); the caller puts
     /// it where the knob was written (`mock.tokens`, `models[0].tokens`).
     pub fn validate(&self) -> Result<(), InvalidField> {
-        if self.error_status.is_some_and(|s| !(400..=599).contains(&s)) {
-            return Err(InvalidField::new(
-                "error_status",
-                "must be an HTTP error status (400-599)",
-            ));
+        for (knob, status) in [
+            ("error_status", self.error_status),
+            ("fault_status", self.fault_status),
+        ] {
+            if status.is_some_and(|s| !(400..=599).contains(&s)) {
+                return Err(InvalidField::new(
+                    knob,
+                    "must be an HTTP error status (400-599)",
+                ));
+            }
         }
         let delays = [
             ("ttft_ms", self.ttft_ms),
             ("token_delay_ms", self.token_delay_ms),
             ("jitter_ms", self.jitter_ms),
+            ("fault_ms", self.fault_ms),
         ];
         for (knob, value) in delays {
             if value.is_some_and(|ms| ms > MAX_DELAY_MS) {
@@ -102,6 +157,7 @@ impl MockKnobs {
         for (knob, value) in [
             ("tokens", self.tokens),
             ("reasoning_tokens", self.reasoning_tokens),
+            ("fault_after", self.fault_after),
         ] {
             if value.is_some_and(|n| n > MAX_TOKENS_KNOB) {
                 return Err(InvalidField::new(

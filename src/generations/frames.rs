@@ -25,6 +25,9 @@ pub enum Entry {
     /// The signature Anthropic ends a thinking block with (the Messages
     /// door carries it; the others skip its index).
     Signature(String),
+    /// A frame that is not valid JSON, in each door's format (the mock's
+    /// `malformed` fault): kept so every view of the generation shows it.
+    Malformed,
     /// The terminal `done` frame.
     Done(Finish),
     /// The terminal `error` frame.
@@ -34,9 +37,11 @@ pub enum Entry {
 impl Entry {
     pub fn is_terminal(&self) -> bool {
         match self {
-            Entry::Token(_) | Entry::Reasoning(_) | Entry::ToolCalls(_) | Entry::Signature(_) => {
-                false
-            }
+            Entry::Token(_)
+            | Entry::Reasoning(_)
+            | Entry::ToolCalls(_)
+            | Entry::Signature(_)
+            | Entry::Malformed => false,
             Entry::Done(_) | Entry::Error(_) => true,
         }
     }
@@ -47,6 +52,7 @@ impl Entry {
         let text = match self {
             Entry::Token(text) | Entry::Reasoning(text) | Entry::Signature(text) => text.capacity(),
             Entry::Done(finish) => finish.finish_reason.capacity(),
+            Entry::Malformed => 0,
             Entry::Error(err) => err.message.capacity(),
             // Rare and small (a call's name, id and argument pieces): its
             // JSON's length stands for the tree's allocations.
@@ -192,7 +198,7 @@ impl Frames {
                 self.reasoning_bytes += text.len();
                 None
             }
-            Entry::ToolCalls(_) | Entry::Signature(_) => None,
+            Entry::ToolCalls(_) | Entry::Signature(_) | Entry::Malformed => None,
             Entry::Done(finish) if finish.finish_reason == CANCELLED => Some(Status::Cancelled),
             Entry::Done(_) => Some(Status::Done),
             Entry::Error(_) => Some(Status::Error),
@@ -278,6 +284,7 @@ impl Frames {
                     | Entry::Reasoning(_)
                     | Entry::ToolCalls(_)
                     | Entry::Signature(_)
+                    | Entry::Malformed
                     | Entry::Done(_)
                     | Entry::Error(_),
                     _,

@@ -244,7 +244,11 @@ impl Log {
                 Some(err.clone()),
             ),
             Some(
-                Entry::Token(_) | Entry::Reasoning(_) | Entry::ToolCalls(_) | Entry::Signature(_),
+                Entry::Token(_)
+                | Entry::Reasoning(_)
+                | Entry::ToolCalls(_)
+                | Entry::Signature(_)
+                | Entry::Malformed,
             )
             | None => (None, state.frames.usage(self.prompt_tokens), None),
         };

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::failover::{self, Serving};
 use crate::error::ApiError;
-use crate::generation::{call_index, ChunkDelta, Finish, TokenEvent, UpstreamError};
+use crate::generation::{call_index, ChunkDelta, FaultEvent, Finish, TokenEvent, UpstreamError};
 use crate::generations::{Entry, Log};
 use crate::observe::{Ended, StreamMeter};
 
@@ -149,6 +149,20 @@ async fn gather(
             TokenEvent::Cut => {
                 return Err(UpstreamError::Stream("the generation was cut off".into()).into())
             }
+            // A whole answer has no frames to break.
+            TokenEvent::Fault(FaultEvent::Malformed) => {}
+            TokenEvent::Fault(FaultEvent::Unterminated) => {
+                return Err(UpstreamError::ended_early().into())
+            }
+            TokenEvent::Fault(fault @ (FaultEvent::Hang | FaultEvent::Reset)) => {
+                if fault == FaultEvent::Reset {
+                    crate::warden::cut_here();
+                }
+                // No answer until the client gives up or `total_ms` passes.
+                let (total, err) = deadlines.total();
+                tokio::time::sleep_until(total).await;
+                return Err(err.into());
+            }
         }
         deadlines.on_output(Instant::now());
         event = loop {
@@ -198,6 +212,8 @@ impl Reading {
                     Entry::Token(text) => self.content.push_str(&text),
                     Entry::Reasoning(text) => self.reasoning.push_str(&text),
                     Entry::Signature(text) => self.signature = Some(text),
+                    // A whole answer has no frames to break.
+                    Entry::Malformed => {}
                     Entry::ToolCalls(deltas) => merge_tool_calls(&mut self.tool_calls, &deltas),
                     Entry::Done(finish) => self.end = Some(Ok(finish)),
                     Entry::Error(err) => self.end = Some(Err(err)),

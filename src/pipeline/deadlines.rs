@@ -63,6 +63,14 @@ impl Deadlines {
         }
     }
 
+    /// When the attempt's `total_ms` runs out, and the error it ends with.
+    pub fn total(&self) -> (Instant, UpstreamError) {
+        (
+            self.started + self.total,
+            UpstreamError::TotalTimeout(self.total),
+        )
+    }
+
     /// The deadline's error if it has passed at `now`.
     pub fn passed(&self, now: Instant) -> Option<UpstreamError> {
         let (at, err) = self.due();

@@ -60,6 +60,11 @@ pub trait Framer: Send + 'static {
     fn outside_error(&mut self, error: &ApiError) -> Bytes {
         self.error(error)
     }
+    /// A frame that is not valid JSON in this format (the mock's
+    /// `malformed` fault): by default an SSE `data:` line cut short.
+    fn malformed(&mut self) -> Bytes {
+        Bytes::from_static(b"data: {\"malformed\n\n")
+    }
     /// A frame that keeps an idle connection alive, where the format has one.
     fn heartbeat(&self) -> Option<Bytes> {
         Some(Bytes::from_static(HEARTBEAT))

@@ -44,7 +44,7 @@ use super::failover::{Choice, Serving};
 use super::framer::Framer;
 use super::source::{Next, Source};
 use crate::error::ApiError;
-use crate::generation::{TokenEvent, UpstreamError};
+use crate::generation::{FaultEvent, TokenEvent, UpstreamError};
 use crate::generations::Entry;
 use crate::limits::StreamPermit;
 use crate::observe::{Ended, StreamMeter};
@@ -90,6 +90,23 @@ pub async fn start(
         () = shutdown.cancelled() => return Err(ApiError::shutting_down()),
     };
     match waited {
+        // The mock's `hang` and `reset` faults: no response until the
+        // client gives up (the handler is dropped), `total_ms` passes or
+        // the grace ends; a reset drops the handler at once.
+        Ok(Ok(Serving {
+            first: TokenEvent::Fault(fault @ (FaultEvent::Hang | FaultEvent::Reset)),
+            deadlines,
+            ..
+        })) => {
+            if fault == FaultEvent::Reset {
+                crate::warden::cut_here();
+            }
+            let (total, err) = deadlines.total();
+            tokio::select! {
+                () = tokio::time::sleep_until(total) => Err(err.into()),
+                () = shutdown.cancelled() => Err(ApiError::shutting_down()),
+            }
+        }
         Ok(Ok(serving)) => Ok(Started {
             upstream_ttft: matches!(serving.first, TokenEvent::Token(_)).then(|| asked.elapsed()),
             served_by: Some(serving.model.clone()),

@@ -64,6 +64,7 @@ pub fn encode(entry: &Entry) -> (&'static str, String) {
         Entry::Reasoning(text) => ("r", text.clone()),
         Entry::ToolCalls(calls) => ("c", calls.to_string()),
         Entry::Signature(text) => ("s", text.clone()),
+        Entry::Malformed => ("m", String::new()),
         Entry::Done(finish) => (
             "d",
             json!({
@@ -100,6 +101,7 @@ pub fn decode(fields: &HashMap<String, Value>) -> Option<Entry> {
         "r" => Some(Entry::Reasoning(text)),
         "c" => serde_json::from_str(&text).ok().map(Entry::ToolCalls),
         "s" => Some(Entry::Signature(text)),
+        "m" => Some(Entry::Malformed),
         "d" => {
             let json: Json = serde_json::from_str(&text).ok()?;
             let usage: Usage = serde_json::from_value(json.get("usage")?.clone()).ok()?;
@@ -147,6 +149,7 @@ mod tests {
         round_trip(Entry::Token("héllo \n\"x\"".into()));
         round_trip(Entry::Reasoning("hmm".into()));
         round_trip(Entry::Signature("EqQBCgIYAhIM".into()));
+        round_trip(Entry::Malformed);
         round_trip(Entry::ToolCalls(json!([{"index": 0, "id": "call_1",
             "function": {"name": "f", "arguments": "{\"a\""}}])));
         round_trip(Entry::Done(Finish {

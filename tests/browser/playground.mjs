@@ -88,6 +88,20 @@ try {
   results.failAfter = await state();
   await page.screenshot({ path: `${shots}/error-fail-after.png` });
 
+  // A fault by name: a broken frame after 2 tokens is shown and skipped,
+  // and the answer goes on to its end.
+  await knobs({ ttft_ms: 0, token_delay_ms: 10 });
+  await page.selectOption("#mock-fault", "malformed");
+  await page.fill("#mock-fault_after", "2");
+  await page.click("#send");
+  await settled();
+  results.malformed = {
+    ...(await state()),
+    frames: await page.$$eval("#frames tr", (rows) => rows.map((r) => r.cells[3].textContent)),
+  };
+  await page.selectOption("#mock-fault", "");
+  await page.fill("#mock-fault_after", "");
+
   // Reasoning: its own box, apart from the answer.
   await knobs({ ttft_ms: 0, token_delay_ms: 5, reasoning_tokens: 12 });
   await page.click("#send");

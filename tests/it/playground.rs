@@ -121,6 +121,14 @@ async fn in_a_browser_the_page_streams_stops_shows_failures_and_takes_an_api_key
     assert_eq!(seen["rateLimited"]["status"], "error: rate_limited");
     assert_eq!(seen["failAfter"]["status"], "error: upstream_error");
     assert_eq!(seen["failAfter"]["tokens"], 3);
+    let malformed = &seen["malformed"];
+    assert_eq!(malformed["status"], "done", "{malformed}");
+    let frames = malformed["frames"].as_array().unwrap();
+    let broken = frames
+        .iter()
+        .filter(|f| serde_json::from_str::<serde_json::Value>(f.as_str().unwrap()).is_err())
+        .count();
+    assert_eq!(broken, 1, "the broken frame is listed: {malformed}");
     let reasoning = &seen["reasoning"];
     assert_eq!(reasoning["status"], "done");
     assert_eq!(reasoning["boxShown"], true);

@@ -157,6 +157,16 @@ async fn the_python_openai_sdk_runs_responses_in_the_background() {
     }
 }
 
+/// Section 14: the mock's faults through the official Python SDKs, each
+/// raising that SDK's own exception (or ending) for the real thing.
+#[tokio::test]
+async fn the_python_sdks_raise_their_own_errors_for_the_mocks_faults() {
+    let python = root().join("target/sdk-venv/bin/python");
+    if available("the Python openai SDK", &python) {
+        run_client(&python, &root().join("tests/sdk/faults_python.py")).await;
+    }
+}
+
 #[tokio::test]
 async fn the_python_sdks_parse_structured_output_and_count_tokens() {
     let python = root().join("target/sdk-venv/bin/python");

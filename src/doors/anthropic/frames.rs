@@ -305,6 +305,13 @@ impl Framer for MessageEvents {
     fn heartbeat(&self) -> Option<Bytes> {
         Some(Bytes::from_static(PING))
     }
+
+    /// A `content_block_delta` event whose data is cut short.
+    fn malformed(&mut self) -> Bytes {
+        Bytes::from_static(
+            b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":\n\n",
+        )
+    }
 }
 
 #[cfg(test)]

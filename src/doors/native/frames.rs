@@ -200,6 +200,18 @@ impl Framer for NativeFrames {
         None
     }
 
+    /// A token frame cut short, with no id (a client must not resume from
+    /// it), though it takes its index in a generation's log; nothing in plain
+    /// text, which has no frames.
+    fn malformed(&mut self) -> Bytes {
+        self.skip_index();
+        match self.format {
+            Format::Sse => Bytes::from_static(b"data: {\"token\":\n\n"),
+            Format::Ndjson => Bytes::from_static(b"{\"token\":\n"),
+            Format::Text => Bytes::new(),
+        }
+    }
+
     /// Nothing, as for tool calls.
     fn signature(&mut self, _signature: &str) -> Option<Bytes> {
         self.skip_index();

@@ -304,6 +304,13 @@ impl Framer for ResponseEvents {
         Bytes::from(out)
     }
 
+    /// A text delta event whose data is cut short.
+    fn malformed(&mut self) -> Bytes {
+        Bytes::from_static(
+            b"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\n\n",
+        )
+    }
+
     fn error(&mut self, error: &ApiError) -> Bytes {
         let mut out = Vec::new();
         for item in &mut self.items {

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use std::sync::Arc;
 
 use crate::error::ApiError;
-use crate::generation::{Finish, TokenEvent, UpstreamError};
+use crate::generation::{FaultEvent, Finish, TokenEvent, UpstreamError};
 use crate::generations::{Entry, Log, CANCELLED};
 use crate::observe::{Ended, StreamMeter};
 use crate::pipeline::framer::Framer;
@@ -120,7 +120,21 @@ pub(super) fn write(
             };
             (Some(framer.error(&err)), Some(end), Some(Entry::Error(err)))
         }
-        TokenEvent::Cut => {
+        TokenEvent::Fault(FaultEvent::Malformed) => {
+            (Some(framer.malformed()), None, Some(Entry::Malformed))
+        }
+        // Nothing follows: the mock holds its stream open.
+        TokenEvent::Fault(FaultEvent::Hang) => (None, None, None),
+        TokenEvent::Fault(FaultEvent::Unterminated) => {
+            meter.end(Ended::Cut);
+            // The body ends as if finished, with no terminal frame; the log
+            // says what happened.
+            let err = ApiError::from(UpstreamError::Stream(
+                "the mock ended with no terminal event, as asked by fault=no_terminal".into(),
+            ));
+            (None, Some(End::Close), Some(Entry::Error(err)))
+        }
+        TokenEvent::Fault(FaultEvent::Reset) | TokenEvent::Cut => {
             meter.end(Ended::Cut);
             // The connection is cut with no terminal frame; the log, which a
             // reconnect reads, says why the generation ended.

@@ -17,6 +17,7 @@
 mod answer;
 pub(crate) mod arguments;
 mod embed;
+mod faults;
 mod pace;
 mod plan;
 
@@ -25,7 +26,7 @@ use serde_json::json;
 
 use super::{Embedding, Provider};
 use crate::generation::{
-    Finish, GenRequest, MockKnobs, TokenEvent, TokenStream, UpstreamError, Usage,
+    Fault, FaultEvent, Finish, GenRequest, MockKnobs, TokenEvent, TokenStream, UpstreamError, Usage,
 };
 use crate::tokenizer;
 use pace::Pace;
@@ -48,13 +49,29 @@ impl Provider for Mock {
     }
 
     fn generate(&self, request: GenRequest) -> TokenStream {
-        let knobs = self.defaults.overridden_by(&request.mock);
+        let knobs = faults::shape(self.defaults.overridden_by(&request.mock), &request);
         Box::pin(stream! {
             if let Some(status) = knobs.error_status {
                 let retry_after = (status == 429).then_some(1);
                 yield TokenEvent::Error(UpstreamError::MockStatus { status, retry_after });
                 return;
             }
+            match faults::opening(&knobs) {
+                faults::Opening::Fail(err) => {
+                    yield TokenEvent::Error(err);
+                    return;
+                }
+                faults::Opening::Event(fault) => {
+                    yield TokenEvent::Fault(fault);
+                    // Nothing follows; the pipeline answers nothing at all.
+                    std::future::pending::<()>().await;
+                    return;
+                }
+                faults::Opening::Generate => {}
+            }
+            let midway = faults::midway(&knobs);
+            let empty = faults::is(&knobs, Fault::Empty);
+            let bad_arguments = faults::is(&knobs, Fault::BadToolArgs);
             let heavy = is_heavy(&knobs, &request);
             let planning = {
                 let knobs = knobs.clone();
@@ -83,7 +100,7 @@ impl Provider for Mock {
 
             // Every piece after the first waits its gap.
             let mut first = true;
-            for (piece, _) in plan.reasoning.iter() {
+            for (piece, _) in plan.reasoning.iter().filter(|_| !empty) {
                 if !std::mem::take(&mut first) {
                     pace.between_tokens(&mut rng).await;
                 }
@@ -95,10 +112,25 @@ impl Provider for Mock {
             let mut sent = 0usize;
             match &plan.output {
                 Output::Answer(answer) => {
-                    for (piece, tokens) in answer.iter() {
+                    for (piece, tokens) in answer.iter().filter(|_| !empty) {
                         if let Some(failure) = failure_at(&knobs, sent) {
                             yield failure;
                             return;
+                        }
+                        if let Some((_, fault)) = midway.filter(|(at, _)| *at == sent) {
+                            match fault {
+                                faults::Midway::Stall(pause) => tokio::time::sleep(pause).await,
+                                faults::Midway::Cut => {
+                                    yield TokenEvent::Cut;
+                                    return;
+                                }
+                                faults::Midway::Malformed => yield TokenEvent::Fault(FaultEvent::Malformed),
+                                faults::Midway::ContentFilter => {
+                                    let usage = Usage::new(prompt_tokens, plan.reasoning.tokens() + output_tokens);
+                                    yield TokenEvent::Done(Finish::new("content_filter", usage));
+                                    return;
+                                }
+                            }
                         }
                         if !std::mem::take(&mut first) {
                             pace.between_tokens(&mut rng).await;
@@ -117,6 +149,16 @@ impl Provider for Mock {
                             "index": index, "id": call.id, "type": "function",
                             "function": {"name": call.name, "arguments": ""},
                         }]));
+                        if bad_arguments {
+                            let whole: String = call.arguments.iter().map(|(piece, _)| piece).collect();
+                            pace.between_tokens(&mut rng).await;
+                            output_tokens += call.arguments.tokens() / 2;
+                            sent += 1;
+                            yield TokenEvent::ToolCalls(
+                                json!([{"index": index, "function": {"arguments": faults::broken(&whole)}}]),
+                            );
+                            continue;
+                        }
                         for (piece, tokens) in call.arguments.iter() {
                             if let Some(failure) = failure_at(&knobs, sent) {
                                 yield failure;
@@ -143,12 +185,30 @@ impl Provider for Mock {
                 yield failure;
                 return;
             }
-            let reasoning = plan.reasoning.tokens();
+            // A mid-answer fault asked for at or past the end still happens.
+            match midway.filter(|(at, _)| *at >= total).map(|(_, fault)| fault) {
+                Some(faults::Midway::Cut) => {
+                    yield TokenEvent::Cut;
+                    return;
+                }
+                Some(faults::Midway::Malformed) => yield TokenEvent::Fault(FaultEvent::Malformed),
+                Some(faults::Midway::Stall(pause)) => tokio::time::sleep(pause).await,
+                Some(faults::Midway::ContentFilter) | None => {}
+            }
+            if faults::is(&knobs, Fault::NoTerminal) {
+                yield TokenEvent::Fault(FaultEvent::Unterminated);
+                return;
+            }
+            let reasoning = if empty { 0 } else { plan.reasoning.tokens() };
             let usage = Usage::new(prompt_tokens, reasoning + output_tokens)
                 .with_reasoning(knobs.reasoning_tokens.map(|_| reasoning));
+            let finish_reason = match midway {
+                Some((_, faults::Midway::ContentFilter)) => "content_filter",
+                Some(_) | None => plan.finish_reason,
+            };
             yield TokenEvent::Done(Finish {
                 stop_sequence: plan.stop_sequence,
-                ..Finish::new(plan.finish_reason, usage)
+                ..Finish::new(finish_reason, usage)
             });
         })
     }
