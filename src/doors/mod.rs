@@ -70,6 +70,9 @@ pub mod paths {
     pub const GENERATIONS: &str = "/v1/generations";
     pub const GENERATION: &str = "/v1/generations/{id}";
     pub const GENERATION_EVENTS: &str = "/v1/generations/{id}/events";
+    pub const GENERATION_PAUSE: &str = "/v1/generations/{id}/pause";
+    pub const GENERATION_STEP: &str = "/v1/generations/{id}/step";
+    pub const GENERATION_RESUME: &str = "/v1/generations/{id}/resume";
     pub const UI_CHAT: &str = "/v1/ui/chat";
     pub const UI_CHAT_STREAM: &str = "/v1/ui/chat/{id}/stream";
     pub const AGUI: &str = "/v1/agui";
@@ -104,9 +107,14 @@ impl Door {
     pub fn of(route: Option<&MatchedPath>) -> Door {
         match route.map(MatchedPath::as_str) {
             Some(paths::STREAM) => Door::Native,
-            Some(paths::GENERATIONS | paths::GENERATION | paths::GENERATION_EVENTS) => {
-                Door::Generations
-            }
+            Some(
+                paths::GENERATIONS
+                | paths::GENERATION
+                | paths::GENERATION_EVENTS
+                | paths::GENERATION_PAUSE
+                | paths::GENERATION_STEP
+                | paths::GENERATION_RESUME,
+            ) => Door::Generations,
             Some(paths::CHAT_COMPLETIONS) => Door::OpenAiChat,
             Some(paths::COMPLETIONS) => Door::OpenAiCompletions,
             Some(paths::EMBEDDINGS) => Door::OpenAiEmbeddings,

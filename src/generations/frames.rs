@@ -118,6 +118,8 @@ pub struct Snapshot {
     pub created: u64,
     /// Frames in the log; the terminal one is `frames - 1` once ended.
     pub frames: u64,
+    /// Held back by `pause` (section 14).
+    pub paused: bool,
 }
 
 impl Snapshot {
@@ -133,6 +135,7 @@ impl Snapshot {
             "error": self.error.as_ref().map(|e| e.body()["error"].clone()),
             "created": self.created,
             "frames": self.frames,
+            "paused": self.paused,
             "events_url": format!("/v1/generations/{}/events", self.id),
         })
     }

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::frames::{Entry, Frames, Gone, Read, Snapshot, Status};
+use super::gate::Gate;
 use super::id::{GenId, Owner};
 use super::ports::{Elsewhere, Replication};
 use crate::generation::Usage;
@@ -39,6 +40,8 @@ pub struct Log {
     /// Wakes the writer that copies a replicated log out, once per append.
     written: Notify,
     stop: CancellationToken,
+    /// Pause and step (section 14).
+    gate: Gate,
     /// Hands it to its registry's retention when it ends; none for a copy
     /// of another replica's generation, to which appends do nothing.
     retire: Option<Retire>,
@@ -94,6 +97,7 @@ impl Log {
             changed: Notify::new(),
             written: Notify::new(),
             stop,
+            gate: Gate::default(),
             retire: None,
             replication: OnceLock::new(),
         }
@@ -107,6 +111,16 @@ impl Log {
 
     pub fn id(&self) -> &GenId {
         &self.id
+    }
+
+    /// Whether its frames flow (section 14's pause and step).
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    /// Whether this process runs it (it is not a copy of another replica's).
+    pub fn runs_here(&self) -> bool {
+        self.retire.is_some()
     }
 
     pub fn owner(&self) -> Owner {
@@ -262,6 +276,7 @@ impl Log {
             error,
             created: self.created,
             frames: state.frames.len(),
+            paused: self.gate.is_paused(),
         }
     }
 

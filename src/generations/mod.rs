@@ -24,6 +24,7 @@
 //! What it may not do: run a generation or know any door's frame format.
 
 mod frames;
+mod gate;
 mod id;
 mod log;
 mod naming;

@@ -182,6 +182,8 @@ pub fn body(
         mut log,
     } = context;
     let mut source = started.source;
+    // The generation's pause gate (section 14), when it is one.
+    let gated = log.as_ref().map(|writer| writer.log.clone());
     // One registration serves both the generation's stop and the shutdown
     // (see `stop_of`): polling a second one on every token cost ~300
     // instructions per token (callgrind, benches/instructions.sh).
@@ -211,6 +213,10 @@ pub fn body(
         // registration should the body ever be polled by another task.
         let mut stop_armed = false;
         loop {
+            // A paused generation takes no event until its gate opens; the
+            // wait is made before the gate is read, so no change is missed.
+            let gate_changed = gated.as_deref().map(|log| log.gate().changed());
+            let flowing = gated.as_deref().is_none_or(|log| log.gate().open());
             // In this order, so neither a stop nor a deadline waits behind
             // an upstream that always has the next event ready (and no
             // random start, which `select!` otherwise draws per poll).
@@ -221,7 +227,8 @@ pub fn body(
                     false => Step::Cancelled,
                 },
                 () = &mut timer => Step::Timer,
-                next = source.next() => Step::Event(next),
+                () = async { if let Some(changed) = gate_changed { changed.await } }, if !flowing => Step::Gate,
+                next = source.next(), if flowing => Step::Event(next),
             };
             stop_armed = !matches!(step, Step::Timer);
             let event = match step {
@@ -233,8 +240,14 @@ pub fn body(
                     event
                 }
                 Step::Event(Next::Event(event)) => event,
+                Step::Gate => continue,
                 Step::Timer => {
                     let now = Instant::now();
+                    // Paused time does not count toward `idle_ms` (it does
+                    // toward `total_ms`).
+                    if !flowing {
+                        source.on_output(now);
+                    }
                     if let Some(err) = source.passed(now) {
                         TokenEvent::Error(err)
                     } else {
@@ -283,6 +296,9 @@ pub fn body(
                 yield Ok(opened(&mut opening, frame));
                 last_write = Instant::now();
             }
+            if let Some(log) = &gated {
+                log.gate().passed();
+            }
             match written.end {
                 None => {
                     source.on_output(last_write);
@@ -308,6 +324,8 @@ enum Step {
     Shutdown,
     /// The generation was cancelled (`DELETE`, or abandoned).
     Cancelled,
+    /// Its pause gate changed (section 14).
+    Gate,
 }
 
 /// `frame`, after the body's opening (the framer's preamble) if it has not

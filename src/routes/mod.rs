@@ -60,6 +60,9 @@ pub fn router(state: AppState) -> Router {
             get(native::status).delete(native::cancel),
         )
         .route(paths::GENERATION_EVENTS, get(native::events))
+        .route(paths::GENERATION_PAUSE, post(native::pause))
+        .route(paths::GENERATION_STEP, post(native::step))
+        .route(paths::GENERATION_RESUME, post(native::resume))
         .route(paths::UI_CHAT_STREAM, get(ui::resume).delete(ui::stop))
         .route(paths::RESPONSE, get(responses::retrieve))
         .route(paths::RESPONSE_CANCEL, post(responses::cancel))

@@ -102,6 +102,26 @@ try {
   await page.selectOption("#mock-fault", "");
   await page.fill("#mock-fault_after", "");
 
+  // Pause holds the answer still, Step lets one token through, a second
+  // Pause (now "Resume") lets the rest go.
+  await knobs({ ttft_ms: 0, token_delay_ms: 80 });
+  await page.click("#send");
+  await page.waitForFunction(() => Number(document.getElementById("tokens").textContent) >= 3);
+  await page.click("#pause");
+  await page.waitForFunction(() => document.getElementById("status").textContent === "paused");
+  await page.waitForTimeout(400);
+  const held = Number(await text("tokens"));
+  await page.waitForTimeout(800);
+  const stillHeld = Number(await text("tokens"));
+  await page.screenshot({ path: `${shots}/paused.png` });
+  await page.click("#step");
+  await page.waitForTimeout(600);
+  const stepped = Number(await text("tokens"));
+  await page.click("#pause");
+  await page.waitForFunction(() => document.getElementById("status").textContent !== "paused");
+  await settled();
+  results.pause = { held, stillHeld, stepped, ...(await state()) };
+
   // Reasoning: its own box, apart from the answer.
   await knobs({ ttft_ms: 0, token_delay_ms: 5, reasoning_tokens: 12 });
   await page.click("#send");

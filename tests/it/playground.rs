@@ -129,6 +129,15 @@ async fn in_a_browser_the_page_streams_stops_shows_failures_and_takes_an_api_key
         .filter(|f| serde_json::from_str::<serde_json::Value>(f.as_str().unwrap()).is_err())
         .count();
     assert_eq!(broken, 1, "the broken frame is listed: {malformed}");
+    let pause = &seen["pause"];
+    assert_eq!(pause["held"], pause["stillHeld"], "no token while paused: {pause}");
+    assert_eq!(
+        pause["stepped"].as_u64().unwrap(),
+        pause["held"].as_u64().unwrap() + 1,
+        "Step lets one through: {pause}"
+    );
+    assert_eq!(pause["status"], "done", "{pause}");
+    assert_eq!(pause["tokens"], 40, "then the rest: {pause}");
     let reasoning = &seen["reasoning"];
     assert_eq!(reasoning["status"], "done");
     assert_eq!(reasoning["boxShown"], true);

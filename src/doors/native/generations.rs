@@ -99,6 +99,88 @@ pub async fn cancel(
     Ok(Json(log.snapshot().to_json()).into_response())
 }
 
+/// `POST /v1/generations/GEN/pause`: its frames stop (the mock stops
+/// generating, an upstream is no longer read) until `step` or `resume`.
+pub async fn pause(
+    State(app): State<AppState>,
+    admission: Admission,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let log = gated(&app, &admission, &id).await?;
+    log.gate().pause();
+    Ok(Json(log.snapshot().to_json()).into_response())
+}
+
+/// `POST /v1/generations/GEN/step?n=N`: N more frames (default 1) through a
+/// paused generation.
+pub async fn step(
+    State(app): State<AppState>,
+    admission: Admission,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let mut pairs = query_pairs(query.as_deref())?;
+    let n = match take(&mut pairs, "n") {
+        None => 1,
+        Some(n) => n
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=MAX_STEP).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "n",
+                    format!("`n` must be a number of frames from 1 to {MAX_STEP}, not `{n}`"),
+                )
+            })?,
+    };
+    if let Some((key, _)) = pairs.first() {
+        return Err(ApiError::invalid(
+            key.clone(),
+            format!("unknown query parameter `{key}`: expected n"),
+        ));
+    }
+    let log = gated(&app, &admission, &id).await?;
+    if !log.gate().is_paused() {
+        return Err(ApiError::invalid(
+            "id",
+            format!("generation `{id}` is not paused: pause it before stepping"),
+        ));
+    }
+    log.gate().step(n);
+    Ok(Json(log.snapshot().to_json()).into_response())
+}
+
+/// `POST /v1/generations/GEN/resume`: its frames flow again.
+pub async fn resume(
+    State(app): State<AppState>,
+    admission: Admission,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let log = gated(&app, &admission, &id).await?;
+    log.gate().resume();
+    Ok(Json(log.snapshot().to_json()).into_response())
+}
+
+/// The most frames one step lets through.
+const MAX_STEP: u64 = 1_000_000;
+
+/// The generation `id`, if this client may see it and this replica runs it
+/// (its gate is where its relay is).
+async fn gated(
+    app: &AppState,
+    admission: &Admission,
+    id: &str,
+) -> Result<std::sync::Arc<crate::generations::Log>, ApiError> {
+    let log = resume::find(app, admission, id).await?;
+    if !log.runs_here() {
+        return Err(ApiError::new(
+            crate::error::ErrorKind::InvalidRequest,
+            format!("generation `{id}` runs on another replica: pause, step and resume it there (its X-Sluice-Generation answer came from it)"),
+        ));
+    }
+    Ok(log)
+}
+
 /// `GET /v1/generations/GEN/events`: the log from its first frame, or after
 /// the frame `Last-Event-ID` (of this generation) or `?after=N` names.
 pub async fn events(

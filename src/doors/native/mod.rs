@@ -16,7 +16,7 @@ mod stream;
 mod view;
 
 pub use frames::{Format, NativeFrames};
-pub use generations::{cancel, create, events, status};
+pub use generations::{cancel, create, events, pause, resume, status, step};
 pub use stream::{get, post};
 
 /// For the fuzz targets: a POST body (JSON or form) and a query string

@@ -1,5 +1,6 @@
-//! Section 14: the mock lab. So far: a provider's rate-limit headers, and
-//! faults by name.
+//! Section 14: the mock lab. So far: a provider's rate-limit headers,
+//! faults by name, and pause and step.
 
 mod faults;
+mod pause;
 mod rate_limits;
