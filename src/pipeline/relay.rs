@@ -213,23 +213,45 @@ pub fn body(
         // registration should the body ever be polled by another task.
         let mut stop_armed = false;
         loop {
-            // A paused generation takes no event until its gate opens; the
-            // wait is made before the gate is read, so no change is missed.
-            let gate_changed = gated.as_deref().map(|log| log.gate().changed());
-            let flowing = gated.as_deref().is_none_or(|log| log.gate().open());
-            // In this order, so neither a stop nor a deadline waits behind
-            // an upstream that always has the next event ready (and no
-            // random start, which `select!` otherwise draws per poll).
-            let step = tokio::select! {
-                biased;
-                () = &mut stopped, if !stop_armed || stop.is_cancelled() => match shutdown.is_cancelled() {
-                    true => Step::Shutdown,
-                    false => Step::Cancelled,
-                },
-                () = &mut timer => Step::Timer,
-                () = async { if let Some(changed) = gate_changed { changed.await } }, if !flowing => Step::Gate,
-                next = source.next(), if flowing => Step::Event(next),
+            // A paused generation (section 14) takes no event until its gate
+            // opens. Off the per-token path: an atomic load when there is a
+            // gate, nothing when there is none.
+            let paused = gated.as_deref().filter(|log| !log.gate().open());
+            let step = match paused {
+                None => {
+                    // In this order, so neither a stop nor a deadline waits
+                    // behind an upstream that always has the next event ready
+                    // (and no random start, which `select!` otherwise draws
+                    // per poll).
+                    tokio::select! {
+                        biased;
+                        () = &mut stopped, if !stop_armed || stop.is_cancelled() => match shutdown.is_cancelled() {
+                            true => Step::Shutdown,
+                            false => Step::Cancelled,
+                        },
+                        () = &mut timer => Step::Timer,
+                        next = source.next() => Step::Event(next),
+                    }
+                }
+                Some(log) => {
+                    // Made before the gate is read again, so no change
+                    // between the two is missed.
+                    let changed = log.gate().changed();
+                    if log.gate().open() {
+                        continue;
+                    }
+                    tokio::select! {
+                        biased;
+                        () = &mut stopped, if !stop_armed || stop.is_cancelled() => match shutdown.is_cancelled() {
+                            true => Step::Shutdown,
+                            false => Step::Cancelled,
+                        },
+                        () = &mut timer => Step::Timer,
+                        () = changed => Step::Gate,
+                    }
+                }
             };
+            let flowing = paused.is_none();
             stop_armed = !matches!(step, Step::Timer);
             let event = match step {
                 Step::Event(Next::Chosen(event)) => {
