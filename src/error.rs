@@ -258,6 +258,7 @@ impl From<UpstreamError> for ApiError {
                 (ErrorKind::UpstreamError, None)
             }
             UpstreamError::ContextLength(_) => (ErrorKind::ContextLengthExceeded, None),
+            UpstreamError::NoRecording(_) => (ErrorKind::NotFound, None),
             UpstreamError::ConnectTimeout(_) => (ErrorKind::ConnectTimeout, None),
             UpstreamError::FirstTokenTimeout(_) => (ErrorKind::UpstreamTimeout, None),
             UpstreamError::IdleTimeout(_) => (ErrorKind::IdleTimeout, None),

@@ -83,6 +83,11 @@ pub fn app(config: Config) -> Router {
 
 /// Entry points for the fuzz targets in `fuzz/` (the parsers that read
 /// untrusted bytes); built only with the `fuzzing` feature, not part of the API.
+/// `sluice replay --list DIR`: one line per recording in `dir`.
+pub fn recordings(dir: &std::path::Path) -> Vec<String> {
+    providers::replay::list(dir)
+}
+
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing {

@@ -68,6 +68,13 @@ enum Command {
         /// The config file.
         file: PathBuf,
     },
+    /// Lists the recordings in a directory (`[record] dir`, a replay
+    /// route's `dir`): file, route, how each ended, its tokens and length.
+    Replay {
+        /// The directory.
+        #[arg(long, value_name = "DIR")]
+        list: PathBuf,
+    },
     /// Load-test an SSE token endpoint (sluice's, or any OpenAI-compatible, Responses or Messages one).
     Bench(sluice::bench::BenchArgs),
 }
@@ -137,6 +144,18 @@ fn main() -> ExitCode {
             };
         }
         Some(Command::Bench(args)) => return bench(args.clone()),
+        Some(Command::Replay { list }) => {
+            if !list.is_dir() {
+                eprintln!("sluice: {} is not a directory", list.display());
+                return ExitCode::from(CONFIG_ERROR);
+            }
+            let recordings = sluice::recordings(list);
+            for line in &recordings {
+                println!("{line}");
+            }
+            println!("{} recording(s) in {}", recordings.len(), list.display());
+            return ExitCode::SUCCESS;
+        }
         None => {}
     }
     init_logs(cli.log_format);

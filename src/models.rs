@@ -88,7 +88,7 @@ impl ModelTable {
             let route = Arc::new(ModelRoute {
                 name: model.name.clone(),
                 configured: model.name.clone(),
-                provider: providers::build(model, &config.timeouts),
+                provider: providers::build(model, config),
                 kind: model.provider,
                 retries: model.retries(),
                 fallbacks: model.fallbacks.clone(),

@@ -53,6 +53,8 @@ pub struct Config {
     pub mock: MockLab,
     /// The chat UI doors (section 15).
     pub ui: Ui,
+    /// Where routes with `record = true` write their exchanges (section 14).
+    pub record: Record,
     pub models: Vec<ModelConfig>,
     /// The directory of the config file, when there is one: what a relative
     /// `mock.scenarios_dir` and the default `mocks/` are relative to.
@@ -68,6 +70,25 @@ pub struct MockLab {
     /// beside the config file (or in the working directory without one),
     /// when it exists.
     pub scenarios_dir: Option<PathBuf>,
+}
+
+/// `[record]`: where routes with `record = true` write their exchanges.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Record {
+    /// The directory (relative to the config file's); unset: no recording.
+    pub dir: Option<PathBuf>,
+    /// One recording's most bytes; past it, it ends with `truncated`.
+    pub max_bytes: u64,
+}
+
+impl Default for Record {
+    fn default() -> Record {
+        Record {
+            dir: None,
+            max_bytes: 8 * 1024 * 1024,
+        }
+    }
 }
 
 /// `[ui]`: the chat UI doors (`/v1/ui/chat`, `/v1/agui`).
@@ -106,6 +127,7 @@ impl Default for Config {
             tls: None,
             mock: MockLab::default(),
             ui: Ui::default(),
+            record: Record::default(),
             models: Vec::new(),
             config_dir: None,
         }
@@ -419,6 +441,15 @@ impl Config {
             message: err.message,
         })?;
         Ok(())
+    }
+
+    /// `path` as the config means it: relative to the config file's
+    /// directory (the working directory without one).
+    pub fn relative(&self, path: &Path) -> PathBuf {
+        self.config_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join(path)
     }
 
     /// Where the mock's scenarios are, if anywhere: `mock.scenarios_dir`

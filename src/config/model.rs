@@ -17,13 +17,26 @@ pub enum ProviderKind {
     Anthropic,
     /// Ollama's native `/api/chat`.
     Ollama,
+    /// Answers from recordings in `dir` (section 14).
+    Replay,
 }
 
 impl ProviderKind {
+    /// As the config writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProviderKind::Mock => "mock",
+            ProviderKind::Openai => "openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Ollama => "ollama",
+            ProviderKind::Replay => "replay",
+        }
+    }
+
     /// Where the provider lives when `base_url` is not given.
     pub fn default_base_url(self) -> Option<&'static str> {
         match self {
-            ProviderKind::Mock => None,
+            ProviderKind::Mock | ProviderKind::Replay => None,
             ProviderKind::Openai => Some("https://api.openai.com/v1"),
             ProviderKind::Anthropic => Some("https://api.anthropic.com"),
             ProviderKind::Ollama => Some("http://127.0.0.1:11434"),
@@ -78,6 +91,16 @@ pub struct ModelConfig {
     pub fault_after: Option<u32>,
     pub fault_ms: Option<u64>,
     pub fault_status: Option<u16>,
+    /// Record every exchange of this route to `[record] dir` (section 14).
+    #[serde(default)]
+    pub record: bool,
+    /// For `replay`: the directory of recordings it answers from.
+    pub dir: Option<std::path::PathBuf>,
+    /// For `replay`: `"mock"` answers a request with no recording.
+    pub fallback: Option<String>,
+    /// For `replay`: its recorded timing times this (default 1.0; 0: at
+    /// once).
+    pub speed: Option<f64>,
 
     /// The upstream key, read from `api_key_env` at load time.
     #[serde(skip)]
@@ -126,6 +149,10 @@ impl ModelConfig {
             fault_after: None,
             fault_ms: None,
             fault_status: None,
+            record: false,
+            dir: None,
+            fallback: None,
+            speed: None,
             api_key: None,
         }
     }

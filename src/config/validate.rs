@@ -88,6 +88,7 @@ impl Config {
         env: &impl Fn(&str) -> Option<String>,
     ) -> Result<(), ConfigError> {
         let names: Vec<String> = self.models.iter().map(|m| m.name.clone()).collect();
+        let recording = self.record.dir.is_some();
         for (i, model) in self.models.iter_mut().enumerate() {
             let key = |field: &str| format!("models[{i}].{field}");
             if names.iter().filter(|n| **n == model.name).count() > 1 {
@@ -140,6 +141,8 @@ impl Config {
                     "only applies to provider \"openai\" (the others are sent no client fields)",
                 ));
             }
+            check_recording(model, recording)
+                .map_err(|(field, message)| error(key(field), message))?;
             if model.default_max_tokens == Some(0) {
                 return Err(error(key("default_max_tokens"), "must be at least 1"));
             }
@@ -301,4 +304,47 @@ fn error(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
         key: key.into(),
         message: message.into(),
     }
+}
+
+/// `record`, and a `replay` route's `dir`, `fallback` and `speed`: the
+/// field at fault and why.
+fn check_recording(
+    model: &super::ModelConfig,
+    recording: bool,
+) -> Result<(), (&'static str, String)> {
+    let replay = model.provider == super::ProviderKind::Replay;
+    if model.record && !recording {
+        return Err((
+            "record",
+            "needs `[record] dir`, where the recordings go".into(),
+        ));
+    }
+    if model.record && replay {
+        return Err(("record", "a replay route records nothing".into()));
+    }
+    if replay && model.dir.is_none() {
+        return Err((
+            "dir",
+            "provider \"replay\" needs `dir`, the directory of recordings it answers from".into(),
+        ));
+    }
+    for (field, set) in [
+        ("dir", model.dir.is_some()),
+        ("fallback", model.fallback.is_some()),
+        ("speed", model.speed.is_some()),
+    ] {
+        if set && !replay {
+            return Err((field, "only applies to provider \"replay\"".into()));
+        }
+    }
+    if model.fallback.as_deref().is_some_and(|f| f != "mock") {
+        return Err((
+            "fallback",
+            "the only fallback of a replay route is \"mock\"".into(),
+        ));
+    }
+    if model.speed.is_some_and(|s| !s.is_finite() || s < 0.0) {
+        return Err(("speed", "must be a number of 0 or more".into()));
+    }
+    Ok(())
 }

@@ -25,6 +25,9 @@ pub enum UpstreamError {
     /// The prompt is past the model's context length (the mock's
     /// `context_length` fault, as providers say it).
     ContextLength(String),
+    /// A replay route has no recording of the request (it names what it
+    /// looked for).
+    NoRecording(String),
     ConnectTimeout(Duration),
     FirstTokenTimeout(Duration),
     IdleTimeout(Duration),
@@ -46,6 +49,7 @@ impl UpstreamError {
             UpstreamError::Transport(_) => "transport",
             UpstreamError::Stream(_) => "stream",
             UpstreamError::ContextLength(_) => "context_length",
+            UpstreamError::NoRecording(_) => "no_recording",
             UpstreamError::ConnectTimeout(_) => "connect_timeout",
             UpstreamError::FirstTokenTimeout(_) => "first_token_timeout",
             UpstreamError::IdleTimeout(_) => "idle_timeout",
@@ -65,7 +69,8 @@ impl fmt::Display for UpstreamError {
             }
             UpstreamError::Transport(message)
             | UpstreamError::Stream(message)
-            | UpstreamError::ContextLength(message) => f.write_str(message),
+            | UpstreamError::ContextLength(message)
+            | UpstreamError::NoRecording(message) => f.write_str(message),
             UpstreamError::ConnectTimeout(after) => write!(
                 f,
                 "could not connect to the upstream within timeouts.connect_ms ({} ms)",

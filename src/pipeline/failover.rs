@@ -149,7 +149,9 @@ fn retry_wait(err: &UpstreamError, attempt: u32) -> Option<Duration> {
         | UpstreamError::Stream(_) => None,
         // The mock's failures were asked for; a prompt past the context
         // length is as long on the next try.
-        UpstreamError::MockStatus { .. } | UpstreamError::ContextLength(_) => return None,
+        UpstreamError::MockStatus { .. }
+        | UpstreamError::ContextLength(_)
+        | UpstreamError::NoRecording(_) => return None,
         // Idle needs output first, so it cannot end an attempt before its
         // first token; a total deadline shorter than the first-token one has
         // spent the request's time.

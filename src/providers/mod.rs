@@ -11,9 +11,12 @@
 //! of the client side.
 
 mod anthropic;
+pub mod cassette;
 mod mock;
 mod ollama;
 mod openai;
+mod record;
+pub mod replay;
 mod upstream;
 
 /// For the fuzz targets (`sluice::fuzzing`).
@@ -43,7 +46,7 @@ pub fn fuzz_openai_events(events: &[&str]) {
 
 use std::sync::Arc;
 
-use crate::config::{ModelConfig, ProviderKind, Timeouts};
+use crate::config::{Config, ModelConfig, ProviderKind};
 use crate::generation::{EmbedRequest, Embedded, GenRequest, TokenStream, UpstreamError};
 
 /// A source of tokens.
@@ -80,12 +83,38 @@ pub type Embedding<'a> = std::pin::Pin<
     Box<dyn std::future::Future<Output = Result<Embedded, UpstreamError>> + Send + 'a>,
 >;
 
-/// The provider for one configured model.
-pub fn build(model: &ModelConfig, timeouts: &Timeouts) -> Arc<dyn Provider> {
-    match model.provider {
+/// The provider for one configured model of `config`; recorded when the
+/// model says `record = true`.
+pub fn build(model: &ModelConfig, config: &Config) -> Arc<dyn Provider> {
+    let timeouts = &config.timeouts;
+    let provider: Arc<dyn Provider> = match model.provider {
         ProviderKind::Mock => Arc::new(mock::Mock::new(model.mock_knobs())),
         ProviderKind::Openai => Arc::new(openai::OpenAi::new(model, timeouts)),
         ProviderKind::Anthropic => Arc::new(anthropic::Anthropic::new(model, timeouts)),
         ProviderKind::Ollama => Arc::new(ollama::Ollama::new(model, timeouts)),
+        ProviderKind::Replay => {
+            let fallback = model
+                .fallback
+                .as_ref()
+                .map(|_| Arc::new(mock::Mock::new(model.mock_knobs())) as Arc<dyn Provider>);
+            let dir = config.relative(model.dir.as_deref().unwrap_or(std::path::Path::new(".")));
+            Arc::new(replay::Replay::new(
+                &model.name,
+                dir,
+                model.speed.unwrap_or(1.0),
+                fallback,
+            ))
+        }
+    };
+    match (&config.record.dir, model.record) {
+        (Some(dir), true) => Arc::new(record::Recorded::new(
+            provider,
+            &model.name,
+            model.provider.name(),
+            config.relative(dir),
+            config.record.max_bytes,
+            model.api_key.iter().cloned().collect(),
+        )),
+        (Some(_) | None, _) => provider,
     }
 }

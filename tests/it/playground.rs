@@ -130,7 +130,10 @@ async fn in_a_browser_the_page_streams_stops_shows_failures_and_takes_an_api_key
         .count();
     assert_eq!(broken, 1, "the broken frame is listed: {malformed}");
     let pause = &seen["pause"];
-    assert_eq!(pause["held"], pause["stillHeld"], "no token while paused: {pause}");
+    assert_eq!(
+        pause["held"], pause["stillHeld"],
+        "no token while paused: {pause}"
+    );
     assert_eq!(
         pause["stepped"].as_u64().unwrap(),
         pause["held"].as_u64().unwrap() + 1,

@@ -69,7 +69,7 @@ pub async fn create(
     let route = planned.route;
     match route.kind {
         ProviderKind::Mock | ProviderKind::Openai => {}
-        ProviderKind::Anthropic | ProviderKind::Ollama => {
+        ProviderKind::Anthropic | ProviderKind::Ollama | ProviderKind::Replay => {
             return Err(ApiError::invalid(
                 "model",
                 format!("model `{}` has no embeddings in sluice (only mock and OpenAI-compatible models do)", route.name),
