@@ -358,8 +358,8 @@ mod tests {
         let (line, message) = parse(two).unwrap_err();
         assert_eq!(line, Some(4), "{message}");
         assert!(message.contains("exactly one"), "{message}");
-        let knob = "[[scenarios]]\nname = \"a\"\nreply = { text = \"hi\", speed = 3 }\n";
+        let knob = "[[scenarios]]\nname = \"a\"\nreply = { text = \"hi\", sped = 3 }\n";
         let (_, message) = parse(knob).unwrap_err();
-        assert!(message.contains("speed"), "{message}");
+        assert!(message.contains("sped"), "{message}");
     }
 }

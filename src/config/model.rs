@@ -177,6 +177,7 @@ impl ModelConfig {
             fault_after: self.fault_after,
             fault_ms: self.fault_ms,
             fault_status: self.fault_status,
+            speed: self.speed,
         }
     }
 
@@ -262,6 +263,7 @@ mod tests {
                 fault_after: Some(11),
                 fault_ms: Some(12),
                 fault_status: Some(529),
+                speed: None,
             }
         );
     }

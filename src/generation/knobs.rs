@@ -65,7 +65,7 @@ pub enum Fault {
 pub const FAULT_AFTER: u32 = 5;
 
 /// The mock's knobs; each is optional so request values can override config values.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MockKnobs {
     pub ttft_ms: Option<u64>,
@@ -94,6 +94,8 @@ pub struct MockKnobs {
     pub fault_ms: Option<u64>,
     /// The status of an `overloaded` fault (default 503).
     pub fault_status: Option<u16>,
+    /// A replay route's recorded timing times this (section 14; 0: at once).
+    pub speed: Option<f64>,
 }
 
 impl MockKnobs {
@@ -117,6 +119,7 @@ impl MockKnobs {
             fault_after: over.fault_after.or(self.fault_after),
             fault_ms: over.fault_ms.or(self.fault_ms),
             fault_status: over.fault_status.or(self.fault_status),
+            speed: over.speed.or(self.speed),
         }
     }
 
@@ -148,6 +151,15 @@ impl MockKnobs {
                     format!("must be at most {MAX_DELAY_MS} (an hour)"),
                 ));
             }
+        }
+        if self
+            .speed
+            .is_some_and(|s| !s.is_finite() || !(0.0..=1000.0).contains(&s))
+        {
+            return Err(InvalidField::new(
+                "speed",
+                "must be a number from 0 to 1000",
+            ));
         }
         for (knob, value) in [("rpm", self.rpm), ("tpm", self.tpm)] {
             if value == Some(0) {

@@ -3,7 +3,8 @@
 //! whose request matches (the model asked for, the messages, tools, tool
 //! choice and output format; the newest when several do) is played through
 //! the normal pipeline, so on any door, at its recorded timing scaled by
-//! `speed` (1.0 by default; 0 as fast as it can).
+//! `speed` (the route's, or a request's `mock.speed`; 1.0 by default; 0 as
+//! fast as it can).
 //!
 //! A request with no recording fails with a 404 naming what was looked
 //! for, unless the route has `fallback = "mock"`: then the mock answers.
@@ -126,7 +127,8 @@ impl Provider for Replay {
                 TokenEvent::Error(UpstreamError::NoRecording(message))
             }));
         };
-        let speed = self.speed;
+        // The request's `mock.speed`, else the route's.
+        let speed = request.mock.speed.unwrap_or(self.speed);
         Box::pin(stream! {
             let lines = match read(&path) {
                 Ok(lines) => lines,

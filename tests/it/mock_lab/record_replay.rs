@@ -228,12 +228,31 @@ async fn a_replay_keeps_the_recorded_gaps() {
             (replayed - original).abs()
         })
         .collect();
-    eprintln!("recorded token times {recorded:?}, replayed {arrivals:?}, gap deviations {deviations:?}");
+    eprintln!(
+        "recorded token times {recorded:?}, replayed {arrivals:?}, gap deviations {deviations:?}"
+    );
     deviations.sort_unstable();
     // Each gap within 10 ms of the recorded one; a loaded test machine may
     // delay one delivery, so the worst may reach 25.
     assert!(deviations[deviations.len() / 2] <= 10, "{deviations:?}");
     assert!(*deviations.last().unwrap() <= 25, "{deviations:?}");
+
+    // `mock.speed = 0`: the same answer, as fast as it goes (the recording
+    // took 2.4 s).
+    let started = Instant::now();
+    let fast = post(
+        &replay,
+        "/v1/stream",
+        json!({"model": "gpt", "mock": {"speed": 0},
+        "messages": [{"role": "user", "content": "Say hello"}]}),
+    )
+    .await;
+    assert_eq!(fast.token_text(), fake_openai::TOKENS.concat());
+    assert!(
+        started.elapsed() < Duration::from_millis(1200),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
