@@ -297,17 +297,21 @@ impl Generations {
             owner,
             name: key,
         };
-        match remote.name(name, &named, true).await {
-            Ok(Some(held)) if held.id != named.id => {
-                lock(&self.inner.keys).forget(&named.id);
-                Ok(Some(held))
-            }
+        let claimed = match remote.name(name, &named, true).await {
+            // The key names a generation no replica keeps any more (dropped
+            // early for `retain_max_bytes`): it is this one's now.
+            Ok(Some(held)) if held.id != named.id => match self.find(&held.id, owner).await {
+                Ok(Some(_)) => Ok(Some(held)),
+                Ok(None) => remote.name(name, &named, false).await.map(|_| None),
+                Err(err) => Err(err),
+            },
             Ok(_) => Ok(None),
-            Err(err) => {
-                lock(&self.inner.keys).forget(&named.id);
-                Err(err)
-            }
+            Err(err) => Err(err),
+        };
+        if !matches!(claimed, Ok(None)) {
+            lock(&self.inner.keys).forget(&named.id);
         }
+        claimed
     }
 
     /// What `name` holds here, else in the store, if its generation is kept.

@@ -384,3 +384,62 @@ async fn a_native_repeat_has_the_first_generations_frame_ids() {
         .unwrap();
     assert_eq!(after_first.status(), 200);
 }
+
+/// A key whose generation no replica keeps any more (dropped at once here
+/// by `retain_max_bytes`) starts a new one instead of failing for ever.
+#[tokio::test]
+async fn a_key_whose_generation_was_dropped_starts_a_new_one() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let upstream = fake_openai::start().await;
+    let models = format!(
+        "[streams]\nretain_max_bytes = 1\n[[models]]\nname = \"up-ok\"\nprovider = \"openai\"\nbase_url = \"{}\"\n\
+         upstream_model = \"ok\"\nretries = 0\n",
+        upstream.base_url
+    );
+    let (a, b) = (replica(&redis, &models), replica(&redis, &models));
+    for on in [&a, &b] {
+        assert!(
+            crate::common::redis::until(std::time::Duration::from_secs(10), async || {
+                crate::common::redis::ready(on).await == 200
+            })
+            .await
+        );
+    }
+    let body =
+        json!({"model": "up-ok", "messages": [{"role": "user", "content": "hi"}], "stream": true});
+    let first = keyed(a.url("/v1/chat/completions"), "evicted", &body).await;
+    assert_eq!(first.status, 200);
+    // A's ended generation is over the byte budget: A drops it at once.
+    // Its keys in Redis go too, as a slow delete or their expiry would
+    // have it (its writer may flush after A's own delete, so the test
+    // deletes them itself, once the writer is done); the key's name stays.
+    let generation = first.headers["x-sluice-generation"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut conn = redis.connect().await;
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg(format!("sluice:gen:{generation}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty(), "the generation was in Redis");
+    let _: () = ::redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let names: Vec<String> = ::redis::cmd("KEYS")
+        .arg("sluice:idem:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(names.len(), 1, "the key still names it");
+    let again = keyed(b.url("/v1/chat/completions"), "evicted", &body).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert!(again.headers.get("idempotent-replayed").is_none());
+    assert_eq!(requests(&upstream), 2);
+}
