@@ -78,6 +78,21 @@ pub fn note(parts: &Parts, body: &[u8]) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The generation a request that runs detached starts: its key's (new or
+/// replayed) when it has one, else a new one.
+pub async fn begin(
+    app: &AppState,
+    admission: &Admission,
+    planned: &Planned,
+) -> Result<Start, ApiError> {
+    match admission.tally.keyed() {
+        Some(keyed) => start(app, admission, &keyed, planned, None).await,
+        None => Ok(Start::New(
+            super::new_generation(app, admission, planned).await?,
+        )),
+    }
+}
+
 /// How a keyed request starts.
 pub enum Start {
     /// A new generation, named by the key: run it.
@@ -113,19 +128,9 @@ pub async fn start(
         }
         return Ok(replayed(admission, held));
     }
-    let prompt_tokens = crate::tokenizer::prompt_tokens(&planned.request.messages);
     let log = match log {
         Some(log) => log,
-        None => {
-            app.generations
-                .create(
-                    owner,
-                    &planned.route.name,
-                    prompt_tokens,
-                    app.drain.expiry().child_token(),
-                )
-                .await?
-        }
+        None => super::new_generation(app, admission, planned).await?,
     };
     match app
         .generations

@@ -415,6 +415,25 @@ pub async fn stream(
     Ok(with_served_by(response, &served_by))
 }
 
+/// A new generation of `planned` (a resource, section 7), owned by the
+/// request's client; its prompt counted now, for the usage of one
+/// cancelled part way.
+pub async fn new_generation(
+    app: &AppState,
+    admission: &Admission,
+    planned: &Planned,
+) -> Result<Arc<Log>, ApiError> {
+    let prompt_tokens = crate::tokenizer::prompt_tokens(&planned.request.messages);
+    app.generations
+        .create(
+            admission.owner(),
+            &planned.route.name,
+            prompt_tokens,
+            app.drain.expiry().child_token(),
+        )
+        .await
+}
+
 /// A mock route's emulated provider limits (`rpm`, `tpm`): the headers go
 /// on the answer, and past a limit the answer is a 429.
 fn emulated_limits(

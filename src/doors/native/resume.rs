@@ -22,18 +22,7 @@ pub async fn create(
 ) -> Result<(Arc<Log>, Planned), ApiError> {
     let (generation, model) = request.into_generation(&app.templates)?;
     let planned = Planned::new(app, &admission.tally, model.as_deref(), generation)?;
-    // Counted now, while the request still holds the prompt, for the usage of
-    // a generation cancelled part way.
-    let prompt_tokens = crate::tokenizer::prompt_tokens(&planned.request.messages);
-    let log = app
-        .generations
-        .create(
-            admission.owner(),
-            &planned.route.name,
-            prompt_tokens,
-            app.drain.expiry().child_token(),
-        )
-        .await?;
+    let log = crate::doors::new_generation(app, admission, &planned).await?;
     Ok((log, planned))
 }
 

@@ -50,23 +50,7 @@ pub async fn create(
     echo: Echo,
     stream: bool,
 ) -> Result<Response, ApiError> {
-    let start = match admission.tally.keyed() {
-        Some(keyed) => idempotency::start(app, &admission, &keyed, &planned, None).await?,
-        None => {
-            let prompt_tokens = crate::tokenizer::prompt_tokens(&planned.request.messages);
-            let log = app
-                .generations
-                .create(
-                    admission.owner(),
-                    &planned.route.name,
-                    prompt_tokens,
-                    app.drain.expiry().child_token(),
-                )
-                .await?;
-            Start::New(log)
-        }
-    };
-    let log = match start {
+    let log = match idempotency::begin(app, &admission, &planned).await? {
         Start::Replay(log) => log,
         Start::New(log) => {
             // Nobody need watch a background response: it ends by itself,

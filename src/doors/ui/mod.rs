@@ -60,23 +60,7 @@ pub async fn chat(
         request.generation,
     )?;
     let keyed = admission.tally.keyed();
-    let start = match &keyed {
-        Some(keyed) => idempotency::start(&app, &admission, keyed, &planned, None).await?,
-        None => {
-            let prompt_tokens = crate::tokenizer::prompt_tokens(&planned.request.messages);
-            let log = app
-                .generations
-                .create(
-                    admission.owner(),
-                    &planned.route.name,
-                    prompt_tokens,
-                    app.drain.expiry().child_token(),
-                )
-                .await?;
-            Start::New(log)
-        }
-    };
-    let log = match start {
+    let log = match idempotency::begin(&app, &admission, &planned).await? {
         Start::Replay(log) => return Ok(with_generation(view(&app, &log), &log)),
         Start::New(log) => log,
     };
