@@ -42,6 +42,9 @@ pub struct Log {
     stop: CancellationToken,
     /// Pause and step (section 14).
     gate: Gate,
+    /// The registry dropped it for retention: a writer that copies it out
+    /// must not leave it in the store after that.
+    forgotten: std::sync::atomic::AtomicBool,
     /// Hands it to its registry's retention when it ends; none for a copy
     /// of another replica's generation, to which appends do nothing.
     retire: Option<Retire>,
@@ -98,6 +101,7 @@ impl Log {
             written: Notify::new(),
             stop,
             gate: Gate::default(),
+            forgotten: std::sync::atomic::AtomicBool::new(false),
             retire: None,
             replication: OnceLock::new(),
         }
@@ -116,6 +120,18 @@ impl Log {
     /// Whether its frames flow (section 14's pause and step).
     pub fn gate(&self) -> &Gate {
         &self.gate
+    }
+
+    /// The registry dropped it for retention.
+    pub(super) fn forget(&self) {
+        self.forgotten
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the registry dropped it for retention (see
+    /// [`Remote::forget`](super::Remote::forget)).
+    pub fn is_forgotten(&self) -> bool {
+        self.forgotten.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Whether this process runs it (it is not a copy of another replica's).

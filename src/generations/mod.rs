@@ -69,7 +69,8 @@ pub trait Remote: Send + Sync + 'static {
     fn open<'a>(&'a self, id: &'a str, owner: Owner) -> Pending<'a, Option<Arc<Log>>>;
 
     /// The ended generation `id`, made here, was dropped for retention: it
-    /// goes everywhere (never waits).
+    /// goes everywhere (never waits). Its log says so too
+    /// ([`Log::is_forgotten`]), for a writer still flushing it.
     fn forget(&self, id: &str);
 
     /// Puts `named` under `name` for every replica; with `only_new`, only
@@ -377,7 +378,9 @@ impl Inner {
         let mut logs = lock(&self.logs);
         let mut keys = lock(&self.keys);
         for id in dropped {
-            logs.remove(&id);
+            if let Some(log) = logs.remove(&id) {
+                log.forget();
+            }
             keys.forget(&id);
             if let Some(remote) = &self.remote {
                 remote.forget(&id);

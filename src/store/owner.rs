@@ -179,6 +179,14 @@ impl Writer {
                         model = now_model;
                         failing_since = None;
                         if ends {
+                            // Dropped for retention while this flush was on
+                            // its way: the delete `forget` sent may have
+                            // come first, so the keys go again.
+                            if self.log.is_forgotten() {
+                                let mut del = redis::cmd("DEL");
+                                del.arg(&self.keys.meta).arg(&self.keys.log);
+                                let _ = self.redis.command::<()>("forget", &del).await;
+                            }
                             return;
                         }
                         // Unwatched elsewhere, nobody reads Redis yet: let the

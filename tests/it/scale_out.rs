@@ -339,7 +339,7 @@ async fn redis_stopped_and_started_again() {
             "/readyz does not recover"
         );
     }
-    let id = post_generation(&a, json!({"tokens": 3})).await;
+    let id = post_generation(&a, json!({"tokens": 20, "ttft_ms": 0, "token_delay_ms": 5})).await;
     let on_b = events(&b, &id).await;
     assert_eq!(on_b.status, 200, "{}: {:#?}", on_b.text, b.log_lines());
     assert_eq!(on_b.terminal().event, "done", "{}", on_b.text);
@@ -371,4 +371,32 @@ async fn another_key_finds_nothing_on_another_replica() {
     };
     assert_eq!(get("key-one").await.unwrap().status(), 200);
     assert_eq!(get("key-two").await.unwrap().status(), 404);
+}
+
+/// `retain_max_bytes` holds in Redis too: an ended generation dropped here
+/// for retention is gone for every replica, even when its writer was still
+/// flushing its last frames as it was dropped.
+#[tokio::test]
+async fn a_generation_dropped_for_retention_is_gone_from_redis_too() {
+    let Some((_redis, a, b)) = pair("[streams]\nretain_max_bytes = 1\n").await else {
+        return;
+    };
+    let id = post_generation(&a, json!({"tokens": 20, "ttft_ms": 0, "token_delay_ms": 5})).await;
+    let gone = until(Duration::from_secs(10), async || {
+        let on_a = status_code(&a, &id).await;
+        let on_b = status_code(&b, &id).await;
+        on_a == 404 && on_b == 404
+    })
+    .await;
+    assert!(gone, "generation {id} is still kept somewhere");
+}
+
+async fn status_code(on: &Sluice, id: &str) -> u16 {
+    client()
+        .get(on.url(&format!("/v1/generations/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }
