@@ -411,10 +411,10 @@ async fn a_key_whose_generation_was_dropped_starts_a_new_one() {
         json!({"model": "up-ok", "messages": [{"role": "user", "content": "hi"}], "stream": true});
     let first = keyed(a.url("/v1/chat/completions"), "evicted", &body).await;
     assert_eq!(first.status, 200);
-    // A's ended generation is over the byte budget: A drops it at once.
-    // Its keys in Redis go too, as a slow delete or their expiry would
-    // have it (its writer may flush after A's own delete, so the test
-    // deletes them itself, once the writer is done); the key's name stays.
+    // A's ended generation is over the byte budget: A drops it at once,
+    // and its keys in Redis go (its writer deletes them after its last
+    // flush). Should any be left, as a slow delete would leave them, the
+    // test deletes them; the key's name stays, naming a generation gone.
     let generation = first.headers["x-sluice-generation"]
         .to_str()
         .unwrap()
@@ -426,12 +426,13 @@ async fn a_key_whose_generation_was_dropped_starts_a_new_one() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert!(!keys.is_empty(), "the generation was in Redis");
-    let _: () = ::redis::cmd("DEL")
-        .arg(&keys)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    if !keys.is_empty() {
+        let _: () = ::redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
     let names: Vec<String> = ::redis::cmd("KEYS")
         .arg("sluice:idem:*")
         .query_async(&mut conn)

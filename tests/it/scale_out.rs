@@ -339,7 +339,7 @@ async fn redis_stopped_and_started_again() {
             "/readyz does not recover"
         );
     }
-    let id = post_generation(&a, json!({"tokens": 20, "ttft_ms": 0, "token_delay_ms": 5})).await;
+    let id = post_generation(&a, json!({"tokens": 3})).await;
     let on_b = events(&b, &id).await;
     assert_eq!(on_b.status, 200, "{}: {:#?}", on_b.text, b.log_lines());
     assert_eq!(on_b.terminal().event, "done", "{}", on_b.text);
