@@ -34,7 +34,7 @@ pub static malloc_conf: &[u8] = b"percpu_arena:percpu\0";
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// A TOML config file (see README.md).
+    /// A TOML config file (see docs/configuration.md).
     #[arg(long, env = "SLUICE_CONFIG")]
     config: Option<PathBuf>,
     /// The address to listen on, IP:PORT or localhost:PORT; overrides

@@ -4,7 +4,7 @@
 //! refusal, so a client with a good key is never locked out by bad ones from
 //! its address.
 //!
-//! Kept per replica, also with `[store]` (the README says so): behind N
+//! Kept per replica, also with `[store]` (docs/prompts-and-limits.md says so): behind N
 //! replicas a guesser gets N budgets (10 at once, then one per 2 s each),
 //! which a key of 20 random characters or more makes moot. Sharing it would
 //! put a Redis round trip on every failed attempt, and it would fall back to
