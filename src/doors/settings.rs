@@ -16,6 +16,19 @@ use crate::generation::{GenRequest, Message, MockKnobs, Role};
 use crate::parse::deserialize_strict;
 use crate::templates::Templates;
 
+/// A conversation as a UI door read it, in both views: the text view
+/// (tool results as user text) and, when it holds tool calls, Chat
+/// Completions' own messages for OpenAI-compatible upstreams.
+#[derive(Debug, Default)]
+pub struct Conversation {
+    pub text: Vec<Message>,
+    pub raw: Vec<Value>,
+    /// The results of the tool calls the conversation ends with: what the
+    /// next answer is to use.
+    pub trailing_results: Vec<String>,
+    pub has_tools: bool,
+}
+
 /// The section 1 fields of a UI door's request.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,12 +67,34 @@ impl Settings {
         deserialize_strict(Value::Object(fields))
     }
 
-    /// The request for `conversation` (the door's messages, text view), with
-    /// the system prompt first and the template rendered over the last user
-    /// message; and the model asked for (the request's, else the template's).
-    /// Not yet validated: the door adds its tools, then calls
-    /// [`GenRequest::validate`].
+    /// The request for a door's `conversation`, with the system prompt
+    /// first and the template rendered over the last user message (in both
+    /// views), and the tool results it ends with; and the model asked for
+    /// (the request's, else the template's). Not yet validated: the door
+    /// adds its tools, then calls [`GenRequest::validate`].
     pub fn into_generation(
+        self,
+        templates: &Templates,
+        conversation: Conversation,
+    ) -> Result<(GenRequest, Option<String>), ApiError> {
+        let Conversation {
+            text,
+            raw,
+            trailing_results,
+            has_tools,
+        } = conversation;
+        let text_len = text.len();
+        let templated = self.template.is_some();
+        let (mut generation, model) = self.text_view(templates, text)?;
+        generation.tool_results = trailing_results;
+        if has_tools {
+            generation.raw_messages = Some(raw_messages(&generation, text_len, templated, raw));
+        }
+        Ok((generation, model))
+    }
+
+    /// The request for the text view of a conversation.
+    fn text_view(
         self,
         templates: &Templates,
         mut conversation: Vec<Message>,
@@ -124,7 +159,7 @@ impl Settings {
 /// the settings put first, and, when a template rendered the last user
 /// message (`templated`: the conversation then ends with it in both
 /// views), that message as rendered.
-pub fn raw_messages(
+fn raw_messages(
     generation: &GenRequest,
     text_len: usize,
     templated: bool,

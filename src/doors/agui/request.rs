@@ -14,7 +14,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::doors::settings::{raw_messages, Settings, FIELDS};
+use crate::doors::settings::{Conversation, Settings, FIELDS};
 use crate::error::ApiError;
 use crate::generation::{GenRequest, Message, Role, Tool};
 use crate::templates::Templates;
@@ -67,32 +67,22 @@ pub fn parse(body: &[u8], templates: &Templates) -> Result<RunInput, ApiError> {
         })?,
         Some(_) => return Err(invalid("forwardedProps", "must be an object")),
     };
-    let mut conversation = Conversation::default();
+    let mut reader = Reader::default();
     if let Some(context) = context(input.get("context"))? {
-        conversation.text.push(Message {
+        reader.out.text.push(Message {
             role: Role::System,
             content: context.clone(),
         });
-        conversation
+        reader
+            .out
             .raw
             .push(json!({"role": "system", "content": context}));
     }
     for (i, message) in messages.iter().enumerate() {
-        conversation.message(i, message)?;
+        reader.message(i, message)?;
     }
-    let text_len = conversation.text.len();
-    let templated = settings.template.is_some();
-    let (mut generation, model) = settings.into_generation(templates, conversation.text)?;
+    let (mut generation, model) = settings.into_generation(templates, reader.out)?;
     generation.tools = tools(input.get("tools"))?;
-    generation.tool_results = conversation.trailing_results;
-    if conversation.has_tools {
-        generation.raw_messages = Some(raw_messages(
-            &generation,
-            text_len,
-            templated,
-            conversation.raw,
-        ));
-    }
     generation.validate()?;
     Ok(RunInput {
         thread_id,
@@ -166,21 +156,18 @@ fn tools(tools: Option<&Value>) -> Result<Vec<Tool>, ApiError> {
     Ok(out)
 }
 
-/// The messages, read.
+/// Reads AG-UI messages into a [`Conversation`].
 #[derive(Default)]
-struct Conversation {
-    text: Vec<Message>,
-    raw: Vec<Value>,
-    trailing_results: Vec<String>,
-    has_tools: bool,
+struct Reader {
+    out: Conversation,
 }
 
-impl Conversation {
+impl Reader {
     fn message(&mut self, i: usize, message: &Value) -> Result<(), ApiError> {
         let at = |field: &str| format!("messages[{i}].{field}");
         let role = message.get("role").and_then(Value::as_str).unwrap_or("");
         if role != "tool" {
-            self.trailing_results.clear();
+            self.out.trailing_results.clear();
         }
         match role {
             "system" | "developer" | "user" => {
@@ -193,8 +180,10 @@ impl Conversation {
                     Role::User => "user",
                     Role::System | Role::Assistant => "system",
                 };
-                self.raw.push(json!({"role": raw_role, "content": content}));
-                self.text.push(Message { role, content });
+                self.out
+                    .raw
+                    .push(json!({"role": raw_role, "content": content}));
+                self.out.text.push(Message { role, content });
             }
             "assistant" => {
                 let content = match message.get("content") {
@@ -219,28 +208,29 @@ impl Conversation {
                     }
                 }
                 if !content.is_empty() {
-                    self.text.push(Message {
+                    self.out.text.push(Message {
                         role: Role::Assistant,
                         content: content.clone(),
                     });
                 }
                 let mut raw = json!({"role": "assistant", "content": content});
                 if !calls.is_empty() {
-                    self.has_tools = true;
+                    self.out.has_tools = true;
                     raw["tool_calls"] = Value::from(calls);
                 }
-                self.raw.push(raw);
+                self.out.raw.push(raw);
             }
             "tool" => {
                 let content = content(message.get("content"), &at("content"))?;
                 let Some(id) = message.get("toolCallId").and_then(Value::as_str) else {
                     return Err(invalid(at("toolCallId"), "must be a string"));
                 };
-                self.has_tools = true;
-                self.raw
+                self.out.has_tools = true;
+                self.out
+                    .raw
                     .push(json!({"role": "tool", "tool_call_id": id, "content": content}));
-                self.trailing_results.push(content.clone());
-                self.text.push(Message {
+                self.out.trailing_results.push(content.clone());
+                self.out.text.push(Message {
                     role: Role::User,
                     content,
                 });

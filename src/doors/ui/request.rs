@@ -12,7 +12,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::doors::settings::{raw_messages, Settings};
+use crate::doors::settings::{Conversation, Settings};
 use crate::doors::tools::{self, Dialect};
 use crate::error::ApiError;
 use crate::generation::{GenRequest, Message, Role};
@@ -74,21 +74,10 @@ pub fn parse(body: &[u8], templates: &Templates) -> Result<UiRequest, ApiError> 
         }
     }
     let settings = Settings::read(fields)?;
-    let conversation = Conversation::read(&messages)?;
-    let text_len = conversation.text.len();
-    let templated = settings.template.is_some();
-    let (mut generation, model) = settings.into_generation(templates, conversation.text)?;
+    let conversation = Reader::read(&messages)?;
+    let (mut generation, model) = settings.into_generation(templates, conversation)?;
     generation.tools = tools::tools(&tool_fields, Dialect::Chat)?;
     generation.tool_choice = tools::choice(&tool_fields, Dialect::Chat)?;
-    generation.tool_results = conversation.trailing_results;
-    if conversation.has_tools {
-        generation.raw_messages = Some(raw_messages(
-            &generation,
-            text_len,
-            templated,
-            conversation.raw,
-        ));
-    }
     generation.validate()?;
     Ok(UiRequest {
         chat,
@@ -124,15 +113,10 @@ fn chat_id(id: Option<Value>) -> Result<String, ApiError> {
     Ok(id)
 }
 
-/// The UI messages, read.
+/// Reads the UI messages into a [`Conversation`].
 #[derive(Default)]
-struct Conversation {
-    text: Vec<Message>,
-    raw: Vec<Value>,
-    /// The outputs of the tool calls the last message ends with: the page
-    /// ran its tools and sends their results back for the next step.
-    trailing_results: Vec<String>,
-    has_tools: bool,
+struct Reader {
+    out: Conversation,
 }
 
 /// One step of an assistant message: its text and its tool calls, with the
@@ -144,9 +128,9 @@ struct Step {
     results: Vec<(String, String)>,
 }
 
-impl Conversation {
+impl Reader {
     fn read(messages: &[Value]) -> Result<Conversation, ApiError> {
-        let mut out = Conversation::default();
+        let mut out = Reader::default();
         for (i, message) in messages.iter().enumerate() {
             let at = |field: &str| format!("messages[{i}].{field}");
             let Some(message) = message.as_object() else {
@@ -177,13 +161,13 @@ impl Conversation {
             };
             out.message(i, role, parts)?;
         }
-        Ok(out)
+        Ok(out.out)
     }
 
     fn message(&mut self, i: usize, role: Role, parts: &[Value]) -> Result<(), ApiError> {
         let mut step = Step::default();
         // Only the last message's results are the ones to answer.
-        self.trailing_results.clear();
+        self.out.trailing_results.clear();
         for (j, part) in parts.iter().enumerate() {
             let at = |field: &str| format!("messages[{i}].parts[{j}].{field}");
             let kind = part.get("type").and_then(Value::as_str).unwrap_or("");
@@ -230,7 +214,7 @@ impl Conversation {
         // last step are what the message ends with.
         let trailing: Vec<String> = step.results.iter().map(|(_, r)| r.clone()).collect();
         self.close(role, step);
-        self.trailing_results = trailing;
+        self.out.trailing_results = trailing;
         Ok(())
     }
 
@@ -243,7 +227,7 @@ impl Conversation {
             results,
         } = step;
         if !text.is_empty() {
-            self.text.push(Message {
+            self.out.text.push(Message {
                 role,
                 content: text.clone(),
             });
@@ -255,20 +239,22 @@ impl Conversation {
                     Role::User => "user",
                     Role::Assistant => "assistant",
                 };
-                self.raw.push(json!({"role": role, "content": text}));
+                self.out.raw.push(json!({"role": role, "content": text}));
             }
             return;
         }
-        self.has_tools = true;
+        self.out.has_tools = true;
         let content = (!text.is_empty()).then_some(text);
-        self.raw
+        self.out
+            .raw
             .push(json!({"role": "assistant", "content": content, "tool_calls": calls}));
         for (id, result) in results {
-            self.text.push(Message {
+            self.out.text.push(Message {
                 role: Role::User,
                 content: result.clone(),
             });
-            self.raw
+            self.out
+                .raw
                 .push(json!({"role": "tool", "tool_call_id": id, "content": result}));
         }
     }
