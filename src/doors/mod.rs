@@ -415,6 +415,27 @@ pub async fn stream(
     Ok(with_served_by(response, &served_by))
 }
 
+/// How long a stop (`DELETE`, a UI chat's stop, a background response's
+/// cancel) waits for the generation's runner to write its end, so that the
+/// answer shows the status it ended with.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Cancels `log`'s generation (its upstream request is closed) and waits,
+/// at most [`STOP_WAIT`], for it to end.
+pub async fn stop(log: &Log) {
+    log.cancel();
+    let ended = async {
+        loop {
+            let changed = log.changed();
+            if log.progress().0 != crate::generations::Status::Running {
+                return;
+            }
+            changed.await;
+        }
+    };
+    let _ = tokio::time::timeout(STOP_WAIT, ended).await;
+}
+
 /// A new generation of `planned` (a resource, section 7), owned by the
 /// request's client; its prompt counted now, for the usage of one
 /// cancelled part way.

@@ -6,8 +6,6 @@
 //! is cancelled, or has had no watcher for `streams.abandon_ms`; it holds its
 //! stream slot all that time, watched or not.
 
-use std::time::Duration;
-
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header::LOCATION;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -24,10 +22,6 @@ use crate::doors::{Admission, LimitedBody};
 use crate::error::ApiError;
 use crate::generations::Status;
 use crate::state::AppState;
-
-/// How long `DELETE` waits for the generation's runner to write its
-/// `cancelled` frame, so that its answer shows the status it ended with.
-const CANCEL_WAIT: Duration = Duration::from_secs(2);
 
 /// `POST /v1/generations`: the body of `POST /v1/stream`.
 pub async fn create(
@@ -85,17 +79,7 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let log = resume::find(&app, &admission, &id).await?;
-    log.cancel();
-    let wait = async {
-        loop {
-            let changed = log.changed();
-            if log.progress().0 != Status::Running {
-                return;
-            }
-            changed.await;
-        }
-    };
-    let _ = tokio::time::timeout(CANCEL_WAIT, wait).await;
+    crate::doors::stop(&log).await;
     Ok(Json(log.snapshot().to_json()).into_response())
 }
 

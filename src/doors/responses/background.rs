@@ -19,7 +19,6 @@
 //! the defaults.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
@@ -34,13 +33,9 @@ use crate::doors::openai::error::OpenAiError;
 use crate::doors::{watch, Admission, Planned};
 use crate::error::ApiError;
 use crate::generation::Finish;
-use crate::generations::{Log, Status, CANCELLED};
+use crate::generations::{Log, CANCELLED};
 use crate::pipeline::collect::Reading;
 use crate::state::AppState;
-
-/// How long `cancel` waits for the generation to end, so that its answer
-/// shows the status it ended with.
-const CANCEL_WAIT: Duration = Duration::from_secs(2);
 
 /// `POST /v1/responses` with `background: true`.
 pub async fn create(
@@ -127,17 +122,7 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Response, OpenAiError> {
     let log = find(&app, &admission, &id).await?;
-    log.cancel();
-    let ended = async {
-        loop {
-            let changed = log.changed();
-            if log.progress().0 != Status::Running {
-                return;
-            }
-            changed.await;
-        }
-    };
-    let _ = tokio::time::timeout(CANCEL_WAIT, ended).await;
+    crate::doors::stop(&log).await;
     Ok(Json(object(&log, Echo::default())?).into_response())
 }
 

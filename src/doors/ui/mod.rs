@@ -22,8 +22,6 @@
 mod frames;
 mod request;
 
-use std::time::Duration;
-
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -38,10 +36,6 @@ use crate::error::ApiError;
 use crate::generations::{Log, Status};
 use crate::pipeline::framer::Framer;
 use crate::state::AppState;
-
-/// How long `DELETE` waits for the answer to end, so that its reply shows
-/// the status it ended with.
-const STOP_WAIT: Duration = Duration::from_secs(2);
 
 /// The header naming the generation behind a UI stream.
 const GENERATION: &str = "x-sluice-generation";
@@ -107,17 +101,7 @@ pub async fn stop(
     let Some(log) = running(&app, &admission, &chat).await? else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
-    log.cancel();
-    let ended = async {
-        loop {
-            let changed = log.changed();
-            if log.progress().0 != Status::Running {
-                return;
-            }
-            changed.await;
-        }
-    };
-    let _ = tokio::time::timeout(STOP_WAIT, ended).await;
+    super::stop(&log).await;
     let status = log.progress().0;
     let body = json!({"chat": chat, "generation": log.id().as_str(), "status": status.as_str()});
     Ok(with_generation(Json(body).into_response(), &log))
