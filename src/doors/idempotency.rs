@@ -40,8 +40,6 @@ use crate::state::AppState;
 const HEADER: &str = "idempotency-key";
 /// On the answer of a request that re-attached.
 const REPLAYED: &str = "idempotent-replayed";
-/// Names the generation behind a keyed answer.
-const GENERATION: &str = "x-sluice-generation";
 
 /// Notes a POST's `Idempotency-Key` in its record, with the digest of its
 /// path and body; a key that is not 1 to 255 visible ASCII characters is a
@@ -175,7 +173,7 @@ fn replayed(admission: &Admission, log: Arc<Log>) -> Start {
 }
 
 fn name_generation(tally: &Tally, log: &Log) {
-    tally.add_headers(vec![(GENERATION, log.id().to_string())]);
+    tally.add_headers(vec![(super::GENERATION, log.id().to_string())]);
 }
 
 /// Ends a log made for a request that turned out to be a repeat: it never

@@ -337,6 +337,17 @@ impl Stop {
 /// The header naming the model that serves (a fallback, perhaps).
 pub const SERVED_BY: &str = "x-sluice-model";
 
+/// The header naming the generation behind an answer.
+pub const GENERATION: &str = "x-sluice-generation";
+
+/// Names generation `id` in the response's `X-Sluice-Generation` header.
+pub fn with_generation(mut response: Response, id: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(id) {
+        response.headers_mut().insert(GENERATION, value);
+    }
+    response
+}
+
 fn with_served_by(mut response: Response, model: &str) -> Response {
     if let Ok(value) = HeaderValue::from_str(model) {
         response.headers_mut().insert(SERVED_BY, value);

@@ -170,7 +170,7 @@ fn cors_layer(sites: std::sync::Arc<sites::Sites>) -> CorsLayer {
         .expose_headers([
             REQUEST_ID,
             HeaderName::from_static("retry-after"),
-            HeaderName::from_static("x-sluice-generation"),
+            HeaderName::from_static(crate::doors::GENERATION),
             HeaderName::from_static("x-sluice-model"),
             axum::http::header::LOCATION,
         ])

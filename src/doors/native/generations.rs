@@ -16,7 +16,6 @@ use serde_json::json;
 use super::frames::Format;
 use super::request::{query_pairs, take, StreamRequest};
 use super::resume::{self, last_event_id};
-use super::view;
 use crate::doors::idempotency::{self, Start};
 use crate::doors::{Admission, LimitedBody};
 use crate::error::ApiError;
@@ -58,7 +57,7 @@ pub async fn create(
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/generations/{id}")) {
         response.headers_mut().insert(LOCATION, location);
     }
-    Ok(view::with_generation(response, &id))
+    Ok(crate::doors::with_generation(response, &id))
 }
 
 /// `GET /v1/generations/GEN`.

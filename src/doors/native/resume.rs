@@ -72,7 +72,7 @@ pub fn after(
         && (after.saturating_add(1) == frames || matches!((written, named), (false, Named::Query)))
     {
         let response = StatusCode::NO_CONTENT.into_response();
-        return Ok(view::with_generation(response, log.id().as_str()));
+        return Ok(crate::doors::with_generation(response, log.id().as_str()));
     }
     if !written {
         let param = match named {

@@ -12,7 +12,6 @@ use axum::response::Response;
 use super::frames::{Format, NativeFrames};
 use super::request::{query_pairs, take, StreamRequest};
 use super::resume::{self, last_event_id};
-use super::view;
 use crate::doors::idempotency::{self, Start};
 use crate::doors::{Admission, LimitedBody};
 use crate::error::ApiError;
@@ -136,5 +135,5 @@ async fn stream(
         ))
     };
     let response = crate::doors::stream(&app, admission, planned, framer_for, Some(log)).await?;
-    Ok(view::with_generation(response, &id))
+    Ok(crate::doors::with_generation(response, &id))
 }

@@ -5,15 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::HeaderValue;
+use crate::doors::with_generation;
 use axum::response::Response;
 use tokio_util::sync::CancellationToken;
 
 use super::frames::{Format, NativeFrames};
 use crate::generations::Log;
-
-/// The header naming the generation a native response carries.
-pub const GENERATION: &str = "x-sluice-generation";
 
 /// A streaming response of `log`'s frames after index `after` (from the
 /// first when `None`).
@@ -29,12 +26,4 @@ pub fn watch(
     let id = log.id().to_string();
     let response = crate::doors::watch::watch(log, after, Box::new(framer), heartbeat, shutdown);
     with_generation(response, &id)
-}
-
-/// Names the generation in the response's `X-Sluice-Generation` header.
-pub fn with_generation(mut response: Response, id: &str) -> Response {
-    if let Ok(value) = HeaderValue::from_str(id) {
-        response.headers_mut().insert(GENERATION, value);
-    }
-    response
 }

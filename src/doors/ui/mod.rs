@@ -37,9 +37,6 @@ use crate::generations::{Log, Status};
 use crate::pipeline::framer::Framer;
 use crate::state::AppState;
 
-/// The header naming the generation behind a UI stream.
-const GENERATION: &str = "x-sluice-generation";
-
 /// `POST /v1/ui/chat`.
 pub async fn chat(
     State(app): State<AppState>,
@@ -55,7 +52,9 @@ pub async fn chat(
     )?;
     let keyed = admission.tally.keyed();
     let log = match idempotency::begin(&app, &admission, &planned).await? {
-        Start::Replay(log) => return Ok(with_generation(view(&app, &log), &log)),
+        Start::Replay(log) => {
+            return Ok(super::with_generation(view(&app, &log), log.id().as_str()))
+        }
         Start::New(log) => log,
     };
     app.generations.bind_chat(&request.chat, &log).await?;
@@ -72,7 +71,7 @@ pub async fn chat(
         };
         streamed(super::stream(&app, admission, planned, framer_for, Some(log.clone())).await?)
     };
-    Ok(with_generation(response, &log))
+    Ok(super::with_generation(response, log.id().as_str()))
 }
 
 /// `GET /v1/ui/chat/ID/stream`.
@@ -84,7 +83,7 @@ pub async fn resume(
     match running(&app, &admission, &chat).await? {
         Some(log) => {
             metrics::counter!(crate::metrics::RESUMES).increment(1);
-            Ok(with_generation(view(&app, &log), &log))
+            Ok(super::with_generation(view(&app, &log), log.id().as_str()))
         }
         None => Ok(StatusCode::NO_CONTENT.into_response()),
     }
@@ -104,7 +103,10 @@ pub async fn stop(
     super::stop(&log).await;
     let status = log.progress().0;
     let body = json!({"chat": chat, "generation": log.id().as_str(), "status": status.as_str()});
-    Ok(with_generation(Json(body).into_response(), &log))
+    Ok(super::with_generation(
+        Json(body).into_response(),
+        log.id().as_str(),
+    ))
 }
 
 /// The generation running for `chat`, if this client may see it.
@@ -140,14 +142,6 @@ fn streamed(mut response: Response) -> Response {
     response
         .headers_mut()
         .insert(frames::STREAM_HEADER, HeaderValue::from_static("v1"));
-    response
-}
-
-/// Names the generation behind the answer.
-fn with_generation(mut response: Response, log: &Log) -> Response {
-    if let Ok(id) = HeaderValue::from_str(log.id().as_str()) {
-        response.headers_mut().insert(GENERATION, id);
-    }
     response
 }
 
