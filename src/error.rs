@@ -31,6 +31,9 @@ pub enum ErrorKind {
     /// The prompt is past the model's context length (a 400, as providers
     /// answer it).
     ContextLengthExceeded,
+    /// The upstream refused the request's content on policy grounds (a
+    /// 400, passed on rather than routed around: section 17).
+    ContentPolicy,
     PayloadTooLarge,
     RateLimited,
     UpstreamError,
@@ -55,7 +58,7 @@ impl ErrorKind {
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::IdempotencyConflict => StatusCode::CONFLICT,
-            ErrorKind::ContextLengthExceeded => StatusCode::BAD_REQUEST,
+            ErrorKind::ContextLengthExceeded | ErrorKind::ContentPolicy => StatusCode::BAD_REQUEST,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::UpstreamError => StatusCode::BAD_GATEWAY,
@@ -80,6 +83,7 @@ impl ErrorKind {
             ErrorKind::NotFound => "not_found",
             ErrorKind::IdempotencyConflict => "idempotency_conflict",
             ErrorKind::ContextLengthExceeded => "context_length_exceeded",
+            ErrorKind::ContentPolicy => "content_policy_violation",
             ErrorKind::PayloadTooLarge => "payload_too_large",
             ErrorKind::RateLimited => "rate_limited",
             ErrorKind::UpstreamError => "upstream_error",
@@ -105,6 +109,7 @@ impl ErrorKind {
             ErrorKind::NotFound,
             ErrorKind::IdempotencyConflict,
             ErrorKind::ContextLengthExceeded,
+            ErrorKind::ContentPolicy,
             ErrorKind::PayloadTooLarge,
             ErrorKind::RateLimited,
             ErrorKind::UpstreamError,
@@ -254,9 +259,10 @@ impl From<UpstreamError> for ApiError {
                     ..ApiError::new(ErrorKind::for_status(status), message)
                 };
             }
-            UpstreamError::Transport(_) | UpstreamError::Stream(_) => {
-                (ErrorKind::UpstreamError, None)
-            }
+            UpstreamError::Transport(_)
+            | UpstreamError::Stream(_)
+            | UpstreamError::Malformed(_) => (ErrorKind::UpstreamError, None),
+            UpstreamError::ContentPolicy(_) => (ErrorKind::ContentPolicy, None),
             UpstreamError::ContextLength(_) => (ErrorKind::ContextLengthExceeded, None),
             UpstreamError::NoRecording(_) => (ErrorKind::NotFound, None),
             UpstreamError::ConnectTimeout(_) => (ErrorKind::ConnectTimeout, None),

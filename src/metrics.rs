@@ -31,6 +31,8 @@ pub const STORE_LATENCY: &str = "sluice_store_seconds";
 pub const STORE_ERRORS: &str = "sluice_store_errors_total";
 pub const STORE_LEASE_RENEWALS: &str = "sluice_store_lease_renewals_total";
 pub const STORE_FALLBACKS: &str = "sluice_store_fallbacks_total";
+pub const CONTINUATIONS: &str = "sluice_continuations_total";
+pub const HEDGES: &str = "sluice_hedges_total";
 
 /// Seconds buckets from 1 ms to 60 s for time to first token.
 const TTFT_BUCKETS: &[f64] = &[
@@ -111,6 +113,14 @@ fn describe() {
     );
     describe_counter!(STREAMS_ENDED, "Streams by how they ended: done, error (with error_type), client_gone, shutting_down, cut.");
     describe_counter!(UPSTREAM_ERRORS, "Upstream failures by model and kind.");
+    describe_counter!(
+        CONTINUATIONS,
+        "Answers continued after their upstream failed mid-stream, by model and reason (section 17)."
+    );
+    describe_counter!(
+        HEDGES,
+        "Hedged first attempts by model and which won: primary, hedge or neither (section 17)."
+    );
     describe_counter!(
         UPSTREAM_CANCELLED,
         "Generations cancelled because the client left or the proxy shut down."

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use globset::GlobMatcher;
 use serde_json::{Map, Value};
 
-use crate::config::{name_pattern, Config, ProviderKind};
+use crate::config::{name_pattern, Config, Midstream, ProviderKind};
 use crate::error::ApiError;
 use crate::generation::{GenRequest, InvalidField, MockKnobs};
 use crate::parse::{coerce, deserialize_strict};
@@ -40,6 +40,12 @@ pub struct ModelRoute {
     pub retries: u32,
     /// Models to try, in order, when this one fails before its first token.
     pub fallbacks: Vec<String>,
+    /// After the first token: an error frame, or a continuation (section 17).
+    pub midstream: Midstream,
+    /// Continuations one answer may ask for.
+    pub midstream_attempts: u32,
+    /// When the first fallback is also asked, with no first token yet.
+    pub hedge_after: Option<std::time::Duration>,
     /// A mock's configured knobs (what the door reads of them: `rpm`, `tpm`).
     pub knobs: MockKnobs,
 }
@@ -92,6 +98,9 @@ impl ModelTable {
                 kind: model.provider,
                 retries: model.retries(),
                 fallbacks: model.fallbacks.clone(),
+                midstream: model.midstream,
+                midstream_attempts: model.midstream_attempts(),
+                hedge_after: model.hedge_after_ms.map(std::time::Duration::from_millis),
                 knobs: model.mock_knobs(),
             });
             // The config's validation compiled every pattern once already.
@@ -129,6 +138,9 @@ impl ModelTable {
             kind: route.kind,
             retries: route.retries,
             fallbacks: route.fallbacks.clone(),
+            midstream: route.midstream,
+            midstream_attempts: route.midstream_attempts,
+            hedge_after: route.hedge_after,
             knobs: route.knobs.clone(),
         }))
     }

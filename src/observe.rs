@@ -90,6 +90,8 @@ struct State {
     error: Option<ErrorKind>,
     ttft: Option<Duration>,
     tokens: u64,
+    /// Continuations joined to the answer (section 17).
+    continuations: u32,
     ended: Option<Ended>,
     /// A generation was started (so leaving early cancels an upstream).
     generating: bool,
@@ -187,6 +189,7 @@ impl Tally {
             first_at: None,
             last_at: None,
             tokens: 0,
+            continuations: 0,
             ended: None,
         }
     }
@@ -231,6 +234,7 @@ impl Drop for Record {
             status = status,
             ttft_ms = state.ttft.map(|t| t.as_secs_f64() * 1000.0),
             tokens = state.tokens,
+            continued = state.continuations,
             duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,
             ended = ended.label(),
             error_type = ended.error_type(),
@@ -251,6 +255,7 @@ pub struct StreamMeter {
     first_at: Option<Instant>,
     last_at: Option<Instant>,
     tokens: u64,
+    continuations: u32,
     ended: Option<Ended>,
 }
 
@@ -278,6 +283,11 @@ impl StreamMeter {
     pub fn end(&mut self, ended: Ended) {
         self.ended = Some(ended);
     }
+
+    /// A continuation joined the answer (section 17).
+    pub fn continued(&mut self) {
+        self.continuations += 1;
+    }
 }
 
 impl Drop for StreamMeter {
@@ -285,6 +295,7 @@ impl Drop for StreamMeter {
         self.active.decrement(1.0);
         let mut state = self.tally.state();
         state.tokens = self.tokens;
+        state.continuations = self.continuations;
         state.ttft = self.first_at.map(|at| at - self.tally.started());
         state.ended = Some(self.ended.unwrap_or(Ended::ClientGone));
     }

@@ -22,7 +22,7 @@ use serde::Deserialize;
 mod model;
 mod validate;
 
-pub use model::{name_pattern, ModelConfig, ProviderKind};
+pub use model::{name_pattern, Midstream, ModelConfig, ProviderKind};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7800";
 

@@ -44,6 +44,18 @@ impl ProviderKind {
     }
 }
 
+/// What a route does when its upstream fails after the first token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Midstream {
+    /// The answer ends with an error frame.
+    #[default]
+    Error,
+    /// The answer is asked for again with the text so far as a prefill,
+    /// and the continuation relayed after it (`pipeline::midstream`).
+    Continue,
+}
+
 /// One `[[models]]` entry. The mock's knobs sit directly in the entry, as the
 /// contract shows them; other providers reject them.
 #[derive(Clone, Deserialize)]
@@ -62,6 +74,15 @@ pub struct ModelConfig {
     /// 429/529, first-token timeout). Default 1 for upstreams; 0 for the mock,
     /// whose failures are asked for.
     pub retries: Option<u32>,
+    /// What a failure after the first token does (section 17): end the
+    /// answer with an error frame (the default), or continue it.
+    #[serde(default)]
+    pub midstream: Midstream,
+    /// How many continuations one answer may ask for (default 2, 1 to 5).
+    pub midstream_attempts: Option<u32>,
+    /// With no first token by then, the request also goes to the first
+    /// fallback, and the first of the two to give a token serves.
+    pub hedge_after_ms: Option<u64>,
     /// `max_tokens` sent when the client gives none, for providers that
     /// require one (Anthropic). Default 4096.
     pub default_max_tokens: Option<u32>,
@@ -130,6 +151,9 @@ impl ModelConfig {
             upstream_model: None,
             fallbacks: Vec::new(),
             retries: None,
+            midstream: Midstream::Error,
+            midstream_attempts: None,
+            hedge_after_ms: None,
             default_max_tokens: None,
             passthrough: None,
             ttft_ms: None,
@@ -190,6 +214,11 @@ impl ModelConfig {
             } else {
                 1
             })
+    }
+
+    /// Continuations one answer may ask for: `midstream_attempts`, else 2.
+    pub fn midstream_attempts(&self) -> u32 {
+        self.midstream_attempts.unwrap_or(2)
     }
 
     pub fn upstream_model(&self) -> &str {

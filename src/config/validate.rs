@@ -119,6 +119,24 @@ impl Config {
                     "a model cannot fall back to itself",
                 ));
             }
+            if let Some(attempts) = model.midstream_attempts.filter(|n| !(1..=5).contains(n)) {
+                return Err(error(
+                    key("midstream_attempts"),
+                    format!("must be between 1 and 5, not {attempts}"),
+                ));
+            }
+            if model.hedge_after_ms == Some(0) {
+                return Err(error(
+                    key("hedge_after_ms"),
+                    "must be at least 1 (leave it out for no hedging)",
+                ));
+            }
+            if model.hedge_after_ms.is_some() && model.fallbacks.is_empty() {
+                return Err(error(
+                    key("hedge_after_ms"),
+                    "a hedge goes to the first of `fallbacks`, and there are none",
+                ));
+            }
             let knobs = model.mock_knobs();
             knobs
                 .validate()

@@ -54,6 +54,7 @@ fn frame_of(framer: &mut dyn Framer, log: &Log, entry: Entry) -> bytes::Bytes {
         Entry::ToolCalls(calls) => framer.tool_calls(&calls).unwrap_or_default(),
         Entry::Signature(signature) => framer.signature(&signature).unwrap_or_default(),
         Entry::Malformed => framer.malformed(),
+        Entry::Continued(seam) => framer.continued(&seam),
         Entry::Done(finish) => {
             framer.serving(&log.model());
             framer.done(&finish)

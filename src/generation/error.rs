@@ -22,6 +22,13 @@ pub enum UpstreamError {
     Transport(String),
     /// The upstream's stream reported a failure, was malformed or ended early.
     Stream(String),
+    /// More upstream events than a stream forgives could not be parsed
+    /// (each one alone is skipped, logged and counted: section 17).
+    Malformed(String),
+    /// The upstream refused the request's content on policy grounds (a 400
+    /// with `content_filter` or `content_policy_violation`): the client's
+    /// answer, not routed around to a fallback.
+    ContentPolicy(String),
     /// The prompt is past the model's context length (the mock's
     /// `context_length` fault, as providers say it).
     ContextLength(String),
@@ -48,6 +55,8 @@ impl UpstreamError {
             UpstreamError::MockStatus { .. } => "mock_status",
             UpstreamError::Transport(_) => "transport",
             UpstreamError::Stream(_) => "stream",
+            UpstreamError::Malformed(_) => "malformed",
+            UpstreamError::ContentPolicy(_) => "content_policy",
             UpstreamError::ContextLength(_) => "context_length",
             UpstreamError::NoRecording(_) => "no_recording",
             UpstreamError::ConnectTimeout(_) => "connect_timeout",
@@ -69,6 +78,8 @@ impl fmt::Display for UpstreamError {
             }
             UpstreamError::Transport(message)
             | UpstreamError::Stream(message)
+            | UpstreamError::Malformed(message)
+            | UpstreamError::ContentPolicy(message)
             | UpstreamError::ContextLength(message)
             | UpstreamError::NoRecording(message) => f.write_str(message),
             UpstreamError::ConnectTimeout(after) => write!(

@@ -4,7 +4,7 @@ use std::pin::Pin;
 
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use super::error::UpstreamError;
 
@@ -42,6 +42,20 @@ pub enum TokenEvent {
     Cut,
     /// A misbehaviour only the mock's `fault` knob asks for (section 14).
     Fault(FaultEvent),
+    /// The upstream failed mid-answer and another call continues it from
+    /// here (section 17): the seam, which every door shows its own way.
+    Continued(Seam),
+}
+
+/// Where a continued answer was joined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seam {
+    /// The answer and reasoning tokens relayed before it.
+    pub after_tokens: u32,
+    /// The model continuing the answer.
+    pub model: String,
+    /// Why the call before it ended (an upstream error's kind).
+    pub reason: String,
 }
 
 /// What a client sees of a mock fault that the pipeline, not the mock,
@@ -67,6 +81,36 @@ pub const MAX_TOOL_CALLS: usize = 128;
 pub fn call_index(delta: &Value) -> Option<usize> {
     let index = delta.get("index").and_then(Value::as_u64).unwrap_or(0);
     usize::try_from(index).ok().filter(|i| *i < MAX_TOOL_CALLS)
+}
+
+/// Folds one `delta.tool_calls` array into the calls so far: `id`, `type` and
+/// the function's `name` arrive once, `arguments` arrive in pieces. A call
+/// index past `MAX_TOOL_CALLS` is not the upstream's to choose: ignored.
+pub fn merge_tool_calls(calls: &mut Vec<Value>, deltas: &Value) {
+    for delta in deltas.as_array().into_iter().flatten() {
+        let Some(index) = call_index(delta) else {
+            continue;
+        };
+        while calls.len() <= index {
+            calls.push(
+                json!({"id": "", "type": "function", "function": {"name": "", "arguments": ""}}),
+            );
+        }
+        let call = &mut calls[index];
+        for key in ["id", "type"] {
+            if let Some(value) = delta.get(key).filter(|v| v.is_string()) {
+                call[key] = value.clone();
+            }
+        }
+        if let Some(function) = delta.get("function").and_then(Value::as_object) {
+            for key in ["name", "arguments"] {
+                if let Some(piece) = function.get(key).and_then(Value::as_str) {
+                    let whole = call["function"][key].as_str().unwrap_or("").to_owned() + piece;
+                    call["function"][key] = Value::from(whole);
+                }
+            }
+        }
+    }
 }
 
 /// A chunk's `delta` as the upstream sent it (without `role`), and the

@@ -27,7 +27,10 @@ mod tools;
 
 pub use embed::{EmbedRequest, Embedded};
 pub use error::{InvalidField, UpstreamError};
-pub use events::{call_index, ChunkDelta, FaultEvent, Finish, TokenEvent, TokenStream, Usage};
+pub use events::{
+    call_index, merge_tool_calls, ChunkDelta, FaultEvent, Finish, Seam, TokenEvent, TokenStream,
+    Usage,
+};
 pub use knobs::{Fault, MockKnobs, MockMode, FAULT_AFTER};
 pub use request::{check_max_tokens, GenRequest, Message, OutputFormat, Role};
 pub use tools::{check_choice, forced, Tool, ToolChoice};

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::generation::{Finish, Usage};
+use crate::generation::{Finish, Seam, Usage};
 
 /// The finish reason of a generation stopped by `DELETE`, by its abandonment
 /// or by its client leaving.
@@ -28,6 +28,8 @@ pub enum Entry {
     /// A frame that is not valid JSON, in each door's format (the mock's
     /// `malformed` fault): kept so every view of the generation shows it.
     Malformed,
+    /// Where a continuation joined the answer (section 17).
+    Continued(Seam),
     /// The terminal `done` frame.
     Done(Finish),
     /// The terminal `error` frame.
@@ -41,7 +43,8 @@ impl Entry {
             | Entry::Reasoning(_)
             | Entry::ToolCalls(_)
             | Entry::Signature(_)
-            | Entry::Malformed => false,
+            | Entry::Malformed
+            | Entry::Continued(_) => false,
             Entry::Done(_) | Entry::Error(_) => true,
         }
     }
@@ -53,6 +56,7 @@ impl Entry {
             Entry::Token(text) | Entry::Reasoning(text) | Entry::Signature(text) => text.capacity(),
             Entry::Done(finish) => finish.finish_reason.capacity(),
             Entry::Malformed => 0,
+            Entry::Continued(seam) => seam.model.capacity() + seam.reason.capacity(),
             Entry::Error(err) => err.message.capacity(),
             // Rare and small (a call's name, id and argument pieces): its
             // JSON's length stands for the tree's allocations.
@@ -201,7 +205,9 @@ impl Frames {
                 self.reasoning_bytes += text.len();
                 None
             }
-            Entry::ToolCalls(_) | Entry::Signature(_) | Entry::Malformed => None,
+            Entry::ToolCalls(_) | Entry::Signature(_) | Entry::Malformed | Entry::Continued(_) => {
+                None
+            }
             Entry::Done(finish) if finish.finish_reason == CANCELLED => Some(Status::Cancelled),
             Entry::Done(_) => Some(Status::Done),
             Entry::Error(_) => Some(Status::Error),
@@ -288,6 +294,7 @@ impl Frames {
                     | Entry::ToolCalls(_)
                     | Entry::Signature(_)
                     | Entry::Malformed
+                    | Entry::Continued(_)
                     | Entry::Done(_)
                     | Entry::Error(_),
                     _,

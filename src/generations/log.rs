@@ -278,7 +278,8 @@ impl Log {
                 | Entry::Reasoning(_)
                 | Entry::ToolCalls(_)
                 | Entry::Signature(_)
-                | Entry::Malformed,
+                | Entry::Malformed
+                | Entry::Continued(_),
             )
             | None => (None, state.frames.usage(self.prompt_tokens), None),
         };

@@ -4,14 +4,16 @@
 
 use std::future::Future;
 
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::failover::{self, Serving};
+use super::failover::Serving;
+use super::source::{Next, Source};
 use crate::error::ApiError;
-use crate::generation::{call_index, ChunkDelta, FaultEvent, Finish, TokenEvent, UpstreamError};
+use crate::generation::{
+    merge_tool_calls, ChunkDelta, FaultEvent, Finish, TokenEvent, UpstreamError,
+};
 use crate::generations::{Entry, Log};
 use crate::observe::{Ended, StreamMeter};
 
@@ -94,22 +96,31 @@ async fn gather(
     choice: impl Future<Output = Result<Serving, UpstreamError>>,
     meter: &mut StreamMeter,
 ) -> Result<Collected, ApiError> {
-    let Serving {
-        model,
-        first,
-        mut rest,
-        mut deadlines,
-    } = choice.await?;
+    let serving = choice.await?;
+    let model = serving.model.clone();
+    let mut source = Source::from(serving);
     let mut content = String::new();
     let mut reasoning = String::new();
     let mut signature = None;
     let mut tool_calls = Vec::new();
     let mut extras = Extras::default();
     // One timer, moved on lazily, as in the relay.
-    let timer = sleep_until(deadlines.due().0);
+    let timer = sleep_until(source.next_due(None));
     tokio::pin!(timer);
-    let mut event = first;
     loop {
+        let event = tokio::select! {
+            next = source.next() => match next {
+                Next::Chosen => continue,
+                Next::Event(event) => event,
+            },
+            () = &mut timer => match source.passed(Instant::now()) {
+                Some(err) => TokenEvent::Error(err),
+                None => {
+                    timer.as_mut().reset(source.next_due(None));
+                    continue;
+                }
+            },
+        };
         match event {
             TokenEvent::Token(token) => {
                 meter.token();
@@ -131,6 +142,7 @@ async fn gather(
                 }
                 extras.merge(&delta);
             }
+            TokenEvent::Continued(_) => meter.continued(),
             TokenEvent::Done(finish) => {
                 return Ok(Collected {
                     served_by: model,
@@ -143,7 +155,7 @@ async fn gather(
                 })
             }
             TokenEvent::Error(err) => {
-                failover::count_error(&model, &err);
+                source.count_error(&err);
                 return Err(err.into());
             }
             TokenEvent::Cut => {
@@ -159,21 +171,14 @@ async fn gather(
                     crate::warden::cut_here();
                 }
                 // No answer until the client gives up or `total_ms` passes.
-                let (total, err) = deadlines.total();
-                tokio::time::sleep_until(total).await;
-                return Err(err.into());
+                if let Some((total, err)) = source.total() {
+                    tokio::time::sleep_until(total).await;
+                    return Err(err.into());
+                }
+                return Err(UpstreamError::ended_early().into());
             }
         }
-        deadlines.on_output(Instant::now());
-        event = loop {
-            tokio::select! {
-                next = rest.next() => break next.unwrap_or(TokenEvent::Error(UpstreamError::ended_early())),
-                () = &mut timer => match deadlines.passed(Instant::now()) {
-                    Some(err) => break TokenEvent::Error(err),
-                    None => timer.as_mut().reset(deadlines.due().0),
-                },
-            }
-        };
+        source.on_output(Instant::now());
     }
 }
 
@@ -213,7 +218,7 @@ impl Reading {
                     Entry::Reasoning(text) => self.reasoning.push_str(&text),
                     Entry::Signature(text) => self.signature = Some(text),
                     // A whole answer has no frames to break.
-                    Entry::Malformed => {}
+                    Entry::Malformed | Entry::Continued(_) => {}
                     Entry::ToolCalls(deltas) => merge_tool_calls(&mut self.tool_calls, &deltas),
                     Entry::Done(finish) => self.end = Some(Ok(finish)),
                     Entry::Error(err) => self.end = Some(Err(err)),
@@ -261,36 +266,6 @@ pub async fn from_log(log: &Log) -> Result<Collected, ApiError> {
             Some(Ok(finish)) => return Ok(reading.collected(log.model(), finish)),
             Some(Err(err)) => return Err(err),
             None => changed.await,
-        }
-    }
-}
-
-/// Folds one `delta.tool_calls` array into the calls so far: `id`, `type` and
-/// the function's `name` arrive once, `arguments` arrive in pieces. A call
-/// index past `MAX_TOOL_CALLS` is not the upstream's to choose: ignored.
-fn merge_tool_calls(calls: &mut Vec<Value>, deltas: &Value) {
-    for delta in deltas.as_array().into_iter().flatten() {
-        let Some(index) = call_index(delta) else {
-            continue;
-        };
-        while calls.len() <= index {
-            calls.push(
-                json!({"id": "", "type": "function", "function": {"name": "", "arguments": ""}}),
-            );
-        }
-        let call = &mut calls[index];
-        for key in ["id", "type"] {
-            if let Some(value) = delta.get(key).filter(|v| v.is_string()) {
-                call[key] = value.clone();
-            }
-        }
-        if let Some(function) = delta.get("function").and_then(Value::as_object) {
-            for key in ["name", "arguments"] {
-                if let Some(piece) = function.get(key).and_then(Value::as_str) {
-                    let whole = call["function"][key].as_str().unwrap_or("").to_owned() + piece;
-                    call["function"][key] = Value::from(whole);
-                }
-            }
         }
     }
 }

@@ -25,6 +25,9 @@ use crate::generation::UpstreamError;
 #[derive(Debug, Clone)]
 pub struct Deadlines {
     started: Instant,
+    /// When `total_ms` runs out: from the first attempt's start, kept by a
+    /// continuation of the answer (section 17).
+    total_at: Instant,
     first_token: Duration,
     idle: Duration,
     total: Duration,
@@ -37,6 +40,7 @@ impl Deadlines {
     pub fn new(timeouts: &Timeouts, now: Instant) -> Deadlines {
         Deadlines {
             started: now,
+            total_at: now + timeouts.total(),
             first_token: timeouts.first_token(),
             idle: timeouts.idle(),
             total: timeouts.total(),
@@ -55,7 +59,7 @@ impl Deadlines {
                 UpstreamError::FirstTokenTimeout(self.first_token),
             ),
         };
-        let total_at = self.started + self.total;
+        let total_at = self.total_at;
         if total_at <= at {
             (total_at, UpstreamError::TotalTimeout(self.total))
         } else {
@@ -65,10 +69,17 @@ impl Deadlines {
 
     /// When the attempt's `total_ms` runs out, and the error it ends with.
     pub fn total(&self) -> (Instant, UpstreamError) {
-        (
-            self.started + self.total,
-            UpstreamError::TotalTimeout(self.total),
-        )
+        (self.total_at, UpstreamError::TotalTimeout(self.total))
+    }
+
+    /// The deadlines of a call continuing this answer from `now`: a first
+    /// token window of its own, the same end of `total_ms`.
+    pub fn continuing(&self, now: Instant) -> Deadlines {
+        Deadlines {
+            started: now,
+            last_output: None,
+            ..self.clone()
+        }
     }
 
     /// The deadline's error if it has passed at `now`.

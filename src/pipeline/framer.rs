@@ -6,7 +6,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::generation::{ChunkDelta, Finish};
+use crate::generation::{ChunkDelta, Finish, Seam};
 
 /// How one front door turns a generation's events into bytes.
 pub trait Framer: Send + 'static {
@@ -64,6 +64,15 @@ pub trait Framer: Send + 'static {
     /// `malformed` fault): by default an SSE `data:` line cut short.
     fn malformed(&mut self) -> Bytes {
         Bytes::from_static(b"data: {\"malformed\n\n")
+    }
+    /// Where a continuation joins the answer (section 17): by default an
+    /// SSE comment, `: continued after N tokens (REASON)`, which clients
+    /// skip and a person reading the stream sees.
+    fn continued(&mut self, seam: &Seam) -> Bytes {
+        Bytes::from(format!(
+            ": continued after {} tokens ({})\n\n",
+            seam.after_tokens, seam.reason
+        ))
     }
     /// A frame that keeps an idle connection alive, where the format has one.
     fn heartbeat(&self) -> Option<Bytes> {

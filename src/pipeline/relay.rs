@@ -254,12 +254,15 @@ pub fn body(
             let flowing = paused.is_none();
             stop_armed = !matches!(step, Step::Timer);
             let event = match step {
-                Step::Event(Next::Chosen(event)) => {
+                Step::Event(Next::Chosen) => {
                     framer.serving(source.model());
                     if let Some(log) = &log {
                         log.log.serving(source.model());
                     }
-                    event
+                    // The attempt's own deadlines apply from here.
+                    timer.as_mut().reset(source.next_due(beats.then_some(last_write + heartbeat)));
+                    guard.due(source.next_due(None));
+                    continue;
                 }
                 Step::Event(Next::Event(event)) => event,
                 Step::Gate => continue,

@@ -52,12 +52,22 @@ impl Anthropic {
             .filter(|m| m.role == Role::System)
             .map(|m| m.content.as_str())
             .collect();
-        let messages: Vec<Value> = request
+        let mut messages: Vec<Value> = request
             .messages
             .iter()
             .filter(|m| m.role != Role::System)
             .map(|m| json!({ "role": m.role, "content": m.content }))
             .collect();
+        // A final assistant message is a prefill (an answer continued,
+        // section 17), which Anthropic refuses with trailing whitespace.
+        if let Some(last) = messages.last_mut().filter(|m| m["role"] == "assistant") {
+            let trimmed = last["content"]
+                .as_str()
+                .map(|text| text.trim_end().to_owned());
+            if let Some(trimmed) = trimmed {
+                last["content"] = Value::from(trimmed);
+            }
+        }
         let mut body = json!({
             "model": self.endpoint.upstream_model,
             "max_tokens": request.max_tokens.unwrap_or(self.default_max_tokens),
@@ -167,6 +177,7 @@ impl Provider for Anthropic {
 fn scrubbed(err: UpstreamError, redactor: &Redactor) -> UpstreamError {
     match err {
         UpstreamError::Stream(message) => UpstreamError::Stream(redactor.scrub(&message)),
+        UpstreamError::Malformed(message) => UpstreamError::Malformed(redactor.scrub(&message)),
         other => other,
     }
 }
@@ -235,7 +246,7 @@ impl upstream::SseState for MessageState {
 impl MessageState {
     fn read(&mut self, data: &str) -> Result<Option<TokenEvent>, UpstreamError> {
         let event: Event = serde_json::from_str(data).map_err(|e| {
-            UpstreamError::Stream(format!(
+            UpstreamError::Malformed(format!(
                 "the upstream sent an event that is not a Messages API event: {e}"
             ))
         })?;

@@ -155,8 +155,10 @@ pub fn lines(event: &TokenEvent, ms: u64, scrub: &Redactor) -> Vec<Line> {
                     status,
                     retry_after,
                 } => (Some(*status), *retry_after),
+                UpstreamError::ContentPolicy(_) => (Some(400), None),
                 UpstreamError::Transport(_)
                 | UpstreamError::Stream(_)
+                | UpstreamError::Malformed(_)
                 | UpstreamError::ContextLength(_)
                 | UpstreamError::ConnectTimeout(_)
                 | UpstreamError::FirstTokenTimeout(_)
@@ -175,6 +177,8 @@ pub fn lines(event: &TokenEvent, ms: u64, scrub: &Redactor) -> Vec<Line> {
         // The mock's faults are the mock's: a recording of one keeps what
         // the client saw of it.
         TokenEvent::Fault(_) => Vec::new(),
+        // A provider's stream has no seams: the pipeline makes them.
+        TokenEvent::Continued(_) => Vec::new(),
     }
 }
 

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use tokio_util::codec::{FramedRead, LinesCodec};
 use tokio_util::io::StreamReader;
 
-use super::upstream::{error_message, Endpoint};
+use super::upstream::{error_message, Endpoint, Forgiving};
 use super::Provider;
 use crate::config::{ModelConfig, Timeouts};
 use crate::generation::{
@@ -88,6 +88,7 @@ impl Provider for Ollama {
         }
         let response = self.endpoint.send(call);
         let redactor = self.endpoint.redactor.clone();
+        let mut forgiving = Forgiving::new(&self.endpoint);
         Box::pin(stream! {
             let response = match response.await {
                 Ok(response) => response,
@@ -111,10 +112,14 @@ impl Provider for Ollama {
                 let line: Line = match serde_json::from_str(&line) {
                     Ok(line) => line,
                     Err(err) => {
-                        yield TokenEvent::Error(UpstreamError::Stream(format!(
+                        let err = UpstreamError::Malformed(format!(
                             "the upstream sent a line that is not an Ollama chat chunk: {err}"
-                        )));
-                        return;
+                        ));
+                        if let Some(err) = forgiving.skip(err) {
+                            yield TokenEvent::Error(err);
+                            return;
+                        }
+                        continue;
                     }
                 };
                 if let Some(error) = line.error {

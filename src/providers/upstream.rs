@@ -34,6 +34,8 @@ pub struct Endpoint {
     /// as an idle timeout.
     pub after_answer: Duration,
     pub redactor: Arc<Redactor>,
+    /// The configured model's name, the metrics' label.
+    pub label: String,
 }
 
 /// The longest wait for an answered stream's last events.
@@ -57,6 +59,7 @@ impl Endpoint {
             connect_timeout: timeouts.connect(),
             after_answer: (timeouts.idle() / 2).min(AFTER_ANSWER_MAX),
             redactor: Arc::new(Redactor::new(model.api_key.clone())),
+            label: model.name.clone(),
         }
     }
 
@@ -112,6 +115,7 @@ pub fn sse_generation<S: SseState>(
     mut state: S,
 ) -> TokenStream {
     let (redactor, after_answer) = (endpoint.redactor.clone(), endpoint.after_answer);
+    let mut forgiving = Forgiving::new(endpoint);
     Box::pin(stream! {
         let response = match response.await {
             Ok(response) => response,
@@ -155,6 +159,12 @@ pub fn sse_generation<S: SseState>(
                 match state.on_event(&event.data, &redactor) {
                     Ok(Some(event)) => yield event,
                     Ok(None) => {}
+                    Err(err @ UpstreamError::Malformed(_)) => {
+                        if let Some(err) = forgiving.skip(err) {
+                            yield TokenEvent::Error(err);
+                            return;
+                        }
+                    }
                     Err(err) => {
                         yield TokenEvent::Error(err);
                         return;
@@ -170,6 +180,41 @@ pub fn sse_generation<S: SseState>(
         }
         yield state.into_terminal();
     })
+}
+
+/// Unparsable upstream events one stream forgives (section 17): each is
+/// skipped, logged and counted; the one after them ends the stream.
+pub const MALFORMED_FORGIVEN: u32 = 3;
+
+/// A stream's count of the unparsable events it skipped.
+pub struct Forgiving {
+    skipped: u32,
+    label: String,
+}
+
+impl Forgiving {
+    pub fn new(endpoint: &Endpoint) -> Forgiving {
+        Forgiving {
+            skipped: 0,
+            label: endpoint.label.clone(),
+        }
+    }
+
+    /// Skips one unparsable event (`err`, a `Malformed`): `None` while it
+    /// is forgiven, else the error that ends the stream.
+    pub fn skip(&mut self, err: UpstreamError) -> Option<UpstreamError> {
+        self.skipped += 1;
+        if self.skipped > MALFORMED_FORGIVEN {
+            // Counted where the stream's failure is.
+            return Some(UpstreamError::Malformed(format!(
+                "the upstream sent more than {MALFORMED_FORGIVEN} events that could not be parsed; the last: {err}"
+            )));
+        }
+        metrics::counter!(crate::metrics::UPSTREAM_ERRORS, "model" => self.label.clone(), "kind" => err.kind_name())
+            .increment(1);
+        tracing::warn!(model = %self.label, reason = %err, "skipped an upstream event that could not be parsed");
+        None
+    }
 }
 
 /// How much of an upstream error body is read for its message.
@@ -246,15 +291,36 @@ async fn status_error(response: reqwest::Response, redactor: &Redactor) -> Upstr
             break;
         }
     }
-    let message = match serde_json::from_slice::<Value>(&body) {
-        Ok(json) => error_message(json.get("error").unwrap_or(&json)),
-        Err(_) => String::from_utf8_lossy(&body).chars().take(500).collect(),
+    let json = serde_json::from_slice::<Value>(&body).ok();
+    let error = json.as_ref().map(|json| json.get("error").unwrap_or(json));
+    let message = match error {
+        Some(error) => error_message(error),
+        None => String::from_utf8_lossy(&body).chars().take(500).collect(),
     };
+    if status == 400 && error.is_some_and(refuses_content) {
+        return UpstreamError::ContentPolicy(redactor.scrub(message.trim()));
+    }
     UpstreamError::Status {
         status,
         message: redactor.scrub(message.trim()),
         retry_after,
     }
+}
+
+/// Whether an upstream's error object refuses the request's content on
+/// policy grounds: OpenAI's `content_policy_violation`, Azure OpenAI's
+/// `content_filter` (its `code`, or `innererror.code`
+/// `ResponsibleAIPolicyViolation`).
+fn refuses_content(error: &Value) -> bool {
+    let named = |field: &Value| {
+        field.as_str().is_some_and(|name| {
+            matches!(
+                name,
+                "content_filter" | "content_policy_violation" | "ResponsibleAIPolicyViolation"
+            )
+        })
+    };
+    named(&error["code"]) || named(&error["type"]) || named(&error["innererror"]["code"])
 }
 
 /// `Retry-After` as whole seconds from `now`: delay-seconds, or an

@@ -65,6 +65,7 @@ pub fn encode(entry: &Entry) -> (&'static str, String) {
         Entry::ToolCalls(calls) => ("c", calls.to_string()),
         Entry::Signature(text) => ("s", text.clone()),
         Entry::Malformed => ("m", String::new()),
+        Entry::Continued(seam) => ("j", json!(seam).to_string()),
         Entry::Done(finish) => (
             "d",
             json!({
@@ -102,6 +103,7 @@ pub fn decode(fields: &HashMap<String, Value>) -> Option<Entry> {
         "c" => serde_json::from_str(&text).ok().map(Entry::ToolCalls),
         "s" => Some(Entry::Signature(text)),
         "m" => Some(Entry::Malformed),
+        "j" => serde_json::from_str(&text).ok().map(Entry::Continued),
         "d" => {
             let json: Json = serde_json::from_str(&text).ok()?;
             let usage: Usage = serde_json::from_value(json.get("usage")?.clone()).ok()?;
@@ -150,6 +152,11 @@ mod tests {
         round_trip(Entry::Reasoning("hmm".into()));
         round_trip(Entry::Signature("EqQBCgIYAhIM".into()));
         round_trip(Entry::Malformed);
+        round_trip(Entry::Continued(crate::generation::Seam {
+            after_tokens: 3,
+            model: "backup".into(),
+            reason: "idle_timeout".into(),
+        }));
         round_trip(Entry::ToolCalls(json!([{"index": 0, "id": "call_1",
             "function": {"name": "f", "arguments": "{\"a\""}}])));
         round_trip(Entry::Done(Finish {

@@ -61,6 +61,26 @@ fn an_unknown_key_exits_2_naming_it() {
 }
 
 #[test]
+fn bad_midstream_settings_exit_2_naming_the_key() {
+    let route =
+        "[[models]]\nname = \"m\"\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n";
+    assert_config_error(
+        &format!("{route}midstream = \"maybe\"\n"),
+        &["models[0].midstream", "maybe"],
+    );
+    for attempts in [0, 6] {
+        assert_config_error(
+            &format!("{route}midstream = \"continue\"\nmidstream_attempts = {attempts}\n"),
+            &["models[0].midstream_attempts", "between 1 and 5"],
+        );
+    }
+    assert_config_error(
+        &format!("{route}hedge_after_ms = 500\n"),
+        &["models[0].hedge_after_ms", "fallbacks"],
+    );
+}
+
+#[test]
 fn a_wrong_type_exits_2_naming_the_key() {
     assert_config_error("[timeouts]\nidle_ms = \"soon\"\n", &["timeouts.idle_ms"]);
 }

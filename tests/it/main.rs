@@ -64,6 +64,8 @@ mod reader_stalls;
 mod hardening_t3;
 // Every upstream fault on both streaming doors.
 mod fault_matrix;
+// Section 17: failures mid-stream continued, hedging, failures by class.
+mod midstream;
 
 // The real binary: config errors exit 2, metrics, access log, SIGTERM.
 mod config;

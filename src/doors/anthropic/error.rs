@@ -20,7 +20,9 @@ impl From<ApiError> for AnthropicError {
 /// Anthropic's error type for a kind of error.
 fn error_type(kind: ErrorKind) -> &'static str {
     match kind {
-        ErrorKind::InvalidRequest | ErrorKind::ContextLengthExceeded => "invalid_request_error",
+        ErrorKind::InvalidRequest | ErrorKind::ContextLengthExceeded | ErrorKind::ContentPolicy => {
+            "invalid_request_error"
+        }
         ErrorKind::Unauthorized => "authentication_error",
         ErrorKind::Forbidden => "permission_error",
         ErrorKind::NotFound => "not_found_error",

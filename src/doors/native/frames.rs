@@ -16,7 +16,7 @@ use bytes::Bytes;
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::generation::Finish;
+use crate::generation::{Finish, Seam};
 use crate::pipeline::framer::{Framer, HEARTBEAT};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,6 +209,28 @@ impl Framer for NativeFrames {
             Format::Sse => Bytes::from_static(b"data: {\"token\":\n\n"),
             Format::Ndjson => Bytes::from_static(b"{\"token\":\n"),
             Format::Text => Bytes::new(),
+        }
+    }
+
+    /// `event: continued` with the seam as data and an id like every frame;
+    /// a `{"continued":..}` line in NDJSON; nothing in plain text.
+    fn continued(&mut self, seam: &Seam) -> Bytes {
+        let data = json!(seam);
+        match self.format {
+            Format::Sse => {
+                let mut out = Vec::new();
+                self.id_line(&mut out);
+                out.extend_from_slice(format!("event: continued\ndata: {data}\n\n").as_bytes());
+                Bytes::from(out)
+            }
+            Format::Ndjson => {
+                self.next_id += 1;
+                Bytes::from(format!("{}\n", json!({ "continued": data })))
+            }
+            Format::Text => {
+                self.next_id += 1;
+                Bytes::new()
+            }
         }
     }
 

@@ -67,6 +67,7 @@ fn choice(first_ms: u64, first: TokenEvent, rest: TokenStream, timeouts: Timeout
             first,
             rest,
             deadlines,
+            midstream: None,
         })
     })
 }

@@ -120,6 +120,11 @@ pub(super) fn write(
             };
             (Some(framer.error(&err)), Some(end), Some(Entry::Error(err)))
         }
+        TokenEvent::Continued(seam) => {
+            meter.continued();
+            let frame = framer.continued(&seam);
+            (Some(frame), None, Some(Entry::Continued(seam)))
+        }
         TokenEvent::Fault(FaultEvent::Malformed) => {
             (Some(framer.malformed()), None, Some(Entry::Malformed))
         }

@@ -306,7 +306,7 @@ impl StreamState {
         let chunk: Chunk = match serde_json::from_str(data) {
             Ok(chunk) => chunk,
             Err(err) => {
-                return Err(UpstreamError::Stream(format!(
+                return Err(UpstreamError::Malformed(format!(
                     "the upstream sent a chunk that is not a chat.completion.chunk: {err}"
                 )));
             }

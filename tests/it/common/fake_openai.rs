@@ -7,7 +7,8 @@
 //! The requested `model` picks a behaviour, so one fake serves every fault:
 //! `ok`, `no-usage`, `crlf`, `die`, `hang`, `slow`, `drip`, `error-event`,
 //! `status-429`, `status-500`, `no-blank-end`, `no-finish`, `tools`,
-//! `status-529`, `malformed` (a broken chunk after two tokens),
+//! `status-529`, `malformed` (four broken chunks after two tokens, one
+//! more than a stream forgives),
 //! `partial-usage` (a usage chunk without `completion_tokens`), `huge-line`
 //! (a 4 MiB line that never ends), `firehose` (16 KiB deltas, forever),
 //! `pause-after-finish` (5 s of silence between `finish_reason` and the
@@ -235,7 +236,10 @@ async fn chat(
                 }
                 sent += 1;
                 if m == "malformed" && sent == 2 {
-                    yield Ok(Bytes::from_static(b"data: {\"choices\": [oops\n\n"));
+                    // One more than a stream forgives (section 17).
+                    for _ in 0..4 {
+                        yield Ok(Bytes::from_static(b"data: {\"choices\": [oops\n\n"));
+                    }
                     std::future::pending::<()>().await;
                 }
                 if m == "die" && sent == 2 {

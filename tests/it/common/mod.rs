@@ -2,7 +2,9 @@
 //! client side that reads its frames.
 
 pub mod binary;
+pub mod doors;
 pub mod fake_anthropic;
+pub mod fake_flaky;
 pub mod fake_ollama;
 pub mod fake_openai;
 pub mod redis;
