@@ -61,6 +61,24 @@ fn an_unknown_key_exits_2_naming_it() {
 }
 
 #[test]
+fn every_example_config_in_the_repository_is_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|ext| ext != "toml") {
+            continue;
+        }
+        let toml = std::fs::read_to_string(&path).unwrap();
+        // Every key variable set, as a user following the file's comment would.
+        let parsed = sluice::config::Config::parse(&toml, |_| Some("sk-example".to_owned()));
+        assert!(parsed.is_ok(), "{}: {:?}", path.display(), parsed.err());
+        seen += 1;
+    }
+    assert!(seen >= 5, "{seen} example configs");
+}
+
+#[test]
 fn bad_midstream_settings_exit_2_naming_the_key() {
     let route =
         "[[models]]\nname = \"m\"\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n";

@@ -409,3 +409,26 @@ async fn a_content_refusal_reaches_the_client_and_a_context_length_falls_back() 
     assert_eq!(short.token_text(), ANSWER);
     assert_eq!(short.terminal_json()["model"], "backup");
 }
+
+#[tokio::test]
+async fn the_mock_continues_its_own_answer_after_a_stall_or_a_failure() {
+    let server = spawn(config(
+        "[timeouts]\nidle_ms = 300\n[[models]]\nname = \"mock\"\nprovider = \"mock\"\n\
+         ttft_ms = 0\ntoken_delay_ms = 0\nmidstream = \"continue\"\n",
+    ))
+    .await;
+    let prompt = "Tell me about rivers";
+    let whole = post_json(&server, json!({"prompt": prompt, "mock": {"tokens": 12}})).await;
+    assert_eq!(whole.tokens().len(), 12);
+    for knobs in [
+        json!({"tokens": 12, "fault": "stall", "fault_after": 4, "fault_ms": 5000}),
+        json!({"tokens": 12, "fail_after": 4}),
+    ] {
+        let got = post_json(&server, json!({"prompt": prompt, "mock": knobs})).await;
+        assert_eq!(got.token_text(), whole.token_text(), "{knobs}: {}", got.text);
+        assert_eq!(got.terminal().event, "done", "{knobs}");
+        let seams = seams(&got);
+        assert_eq!(seams.len(), 1, "{knobs}");
+        assert_eq!(seams[0]["after_tokens"], 4, "{knobs}");
+    }
+}

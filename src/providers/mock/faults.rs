@@ -118,6 +118,25 @@ pub fn midway(knobs: &MockKnobs) -> Option<(usize, Midway)> {
     Some((at, what))
 }
 
+/// The knobs for an answer continued after its first `pieces` pieces
+/// (section 17): a fault or failure due by then has struck already.
+pub fn struck(mut knobs: MockKnobs, pieces: usize) -> MockKnobs {
+    if pieces == 0 {
+        return knobs;
+    }
+    let by_then = |at: Option<u32>| at.is_some_and(|at| at as usize <= pieces);
+    if midway(&knobs).is_some_and(|(at, _)| at <= pieces) {
+        knobs.fault = None;
+    }
+    if by_then(knobs.fail_after) {
+        knobs.fail_after = None;
+    }
+    if by_then(knobs.drop_after) {
+        knobs.drop_after = None;
+    }
+    knobs
+}
+
 /// Whether the fault is `what`.
 pub fn is(knobs: &MockKnobs, what: Fault) -> bool {
     knobs.fault == Some(what)

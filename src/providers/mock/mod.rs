@@ -26,7 +26,8 @@ use serde_json::json;
 
 use super::{Embedding, Provider};
 use crate::generation::{
-    Fault, FaultEvent, Finish, GenRequest, MockKnobs, TokenEvent, TokenStream, UpstreamError, Usage,
+    Fault, FaultEvent, Finish, GenRequest, MockKnobs, Role, TokenEvent, TokenStream, UpstreamError,
+    Usage,
 };
 use crate::tokenizer;
 use pace::Pace;
@@ -48,7 +49,14 @@ impl Provider for Mock {
         Box::pin(async move { Ok(embed::embed(&request)) })
     }
 
-    fn generate(&self, request: GenRequest) -> TokenStream {
+    fn generate(&self, mut request: GenRequest) -> TokenStream {
+        // A final assistant message is an answer to continue (section 17):
+        // the mock plans the answer to the conversation before it, and goes
+        // on after the pieces the prefill already has.
+        let prefill = match request.messages.last() {
+            Some(last) if last.role == Role::Assistant => request.messages.pop().map(|m| m.content),
+            Some(_) | None => None,
+        };
         let knobs = faults::shape(self.defaults.overridden_by(&request.mock), &request);
         Box::pin(stream! {
             if let Some(status) = knobs.error_status {
@@ -69,7 +77,6 @@ impl Provider for Mock {
                 }
                 faults::Opening::Generate => {}
             }
-            let midway = faults::midway(&knobs);
             let empty = faults::is(&knobs, Fault::Empty);
             let bad_arguments = faults::is(&knobs, Fault::BadToolArgs);
             let heavy = is_heavy(&knobs, &request);
@@ -95,12 +102,18 @@ impl Provider for Mock {
                 },
                 false => planning(),
             };
+            let skipped = match (&plan.output, &prefill) {
+                (Output::Answer(answer), Some(prefill)) => answer.continued_after(prefill),
+                (Output::Answer(_) | Output::ToolCalls(_), _) => 0,
+            };
+            let knobs = faults::struck(knobs, skipped);
+            let midway = faults::midway(&knobs);
             let mut pace = Pace::new(&knobs);
             pace.first_token().await;
 
             // Every piece after the first waits its gap.
             let mut first = true;
-            for (piece, _) in plan.reasoning.iter().filter(|_| !empty) {
+            for (piece, _) in plan.reasoning.iter().filter(|_| !empty && skipped == 0) {
                 if !std::mem::take(&mut first) {
                     pace.between_tokens(&mut rng).await;
                 }
@@ -109,10 +122,10 @@ impl Provider for Mock {
             // `fail_after` and `drop_after` count the answer's pieces (a
             // call's arguments' pieces, one call after another).
             let mut output_tokens = 0u32;
-            let mut sent = 0usize;
+            let mut sent = skipped;
             match &plan.output {
                 Output::Answer(answer) => {
-                    for (piece, tokens) in answer.iter().filter(|_| !empty) {
+                    for (piece, tokens) in answer.iter().skip(skipped).filter(|_| !empty) {
                         if let Some(failure) = failure_at(&knobs, sent) {
                             yield failure;
                             return;
@@ -199,7 +212,7 @@ impl Provider for Mock {
                 yield TokenEvent::Fault(FaultEvent::Unterminated);
                 return;
             }
-            let reasoning = if empty { 0 } else { plan.reasoning.tokens() };
+            let reasoning = if empty || skipped > 0 { 0 } else { plan.reasoning.tokens() };
             let usage = Usage::new(prompt_tokens, reasoning + output_tokens)
                 .with_reasoning(knobs.reasoning_tokens.map(|_| reasoning));
             let finish_reason = match midway {

@@ -40,6 +40,18 @@ impl Pieces {
         self.cuts.iter().map(|c| c.tokens).sum()
     }
 
+    /// How many leading pieces make up `prefill` (an answer being
+    /// continued, section 17): 0 when it is not this answer's beginning.
+    pub fn continued_after(&self, prefill: &str) -> usize {
+        if prefill.is_empty() || !self.text.starts_with(prefill) {
+            return 0;
+        }
+        self.cuts
+            .iter()
+            .take_while(|cut| cut.end <= prefill.len())
+            .count()
+    }
+
     /// Keeps the leading pieces that fit in `limit` tokens; true if any were cut.
     fn truncate_to_tokens(&mut self, limit: u32) -> bool {
         let cut = truncate_to_tokens(&mut self.cuts, limit);
