@@ -8,6 +8,7 @@
 #   benches/instructions.sh --native [BINARY]    # per token on the native door (/v1/stream)
 #   benches/instructions.sh --responses [BINARY] # per token on the Responses door
 #   benches/instructions.sh --messages [BINARY]  # per token on the Messages door
+#   ROUTE='midstream = "continue"' benches/instructions.sh ...  # with the proxy route set so
 #
 # A sluice mock (the release binary) serves as the OpenAI upstream; BINARY runs
 # under callgrind as the proxy, with one serving thread. After a warm-up the
@@ -63,6 +64,7 @@ provider = "openai"
 base_url = "http://127.0.0.1:$UP_PORT/v1"
 upstream_model = "$UPSTREAM_MODEL"
 retries = 0
+${ROUTE:-}
 EOF
 
 "$MAIN" --listen 127.0.0.1:$UP_PORT --config "$TMP/upstream.toml" >/dev/null 2>&1 &
