@@ -44,6 +44,11 @@ try {
   results.load = {
     status: await text("status"),
     models: await page.$$eval("#model option", (os) => os.map((o) => o.value)),
+    ttftShown: await page.$eval("#ttft-box", (e) => !e.hidden),
+    favicon: await page.$eval("link[rel=icon]", (e) => e.href.startsWith("data:image/png")),
+    // The Markdown renderer, and what it makes of markup in an answer.
+    markdown: await page.evaluate(() => markdown("# Rivers\n\n- **long** and `wide`\n- [docs](https://example.com)\n\n```\nx < 1\n```")),
+    hostile: await page.evaluate(() => markdown("<img src=x onerror=alert(1)> [x](javascript:alert(1))")),
   };
   await page.screenshot({ path: `${shots}/idle.png` });
 
@@ -59,7 +64,21 @@ try {
   await page.screenshot({ path: `${shots}/streaming.png` });
   await settled();
   clearInterval(sampler);
-  results.send = { ...(await state()), lengths };
+  results.send = {
+    ...(await state()),
+    lengths,
+    rendered: await page.$eval("#rendered", (e) => e.innerText),
+    renderedShown: await page.$eval("#rendered", (e) => !e.hidden && e.getBoundingClientRect().height > 0),
+    rawShown: await page.$eval("#output", (e) => !e.hidden),
+  };
+  // The raw toggle shows the exact tokens instead.
+  await page.check("#raw");
+  results.send.rawToggled = {
+    rawShown: await page.$eval("#output", (e) => !e.hidden),
+    renderedShown: await page.$eval("#rendered", (e) => !e.hidden),
+  };
+  await page.screenshot({ path: `${shots}/raw.png` });
+  await page.uncheck("#raw");
   await page.screenshot({ path: `${shots}/done.png` });
 
   // Stop: cancelled, and no more tokens come.
@@ -77,7 +96,11 @@ try {
   await knobs({ ttft_ms: 0, token_delay_ms: 0, error_status: 429 });
   await page.click("#send");
   await settled();
-  results.rateLimited = await state();
+  results.rateLimited = {
+    ...(await state()),
+    errorShown: await page.$eval("#answer-error", (e) => !e.hidden),
+    errorText: await text("answer-error"),
+  };
   await page.screenshot({ path: `${shots}/error-429.png` });
 
   // The mock told to fail after 3 tokens; sent with Ctrl+Enter.
@@ -85,7 +108,11 @@ try {
   await page.focus("#prompt");
   await page.keyboard.press("Control+Enter");
   await settled();
-  results.failAfter = await state();
+  results.failAfter = {
+    ...(await state()),
+    errorShown: await page.$eval("#answer-error", (e) => !e.hidden),
+    errorText: await text("answer-error"),
+  };
   await page.screenshot({ path: `${shots}/error-fail-after.png` });
 
   // A fault by name: a broken frame after 2 tokens is shown and skipped,

@@ -70,6 +70,8 @@ mod midstream;
 // The real binary: config errors exit 2, metrics, access log, SIGTERM.
 mod config;
 mod operations;
+// The docs against the code: config keys, the README's curl examples.
+mod docs;
 // Two replicas behind the shipped nginx config.
 mod behind_nginx;
 // Two replicas sharing one Redis (section 12).

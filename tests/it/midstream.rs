@@ -425,7 +425,12 @@ async fn the_mock_continues_its_own_answer_after_a_stall_or_a_failure() {
         json!({"tokens": 12, "fail_after": 4}),
     ] {
         let got = post_json(&server, json!({"prompt": prompt, "mock": knobs})).await;
-        assert_eq!(got.token_text(), whole.token_text(), "{knobs}: {}", got.text);
+        assert_eq!(
+            got.token_text(),
+            whole.token_text(),
+            "{knobs}: {}",
+            got.text
+        );
         assert_eq!(got.terminal().event, "done", "{knobs}");
         let seams = seams(&got);
         assert_eq!(seams.len(), 1, "{knobs}");

@@ -90,6 +90,19 @@ async fn in_a_browser_the_page_streams_stops_shows_failures_and_takes_an_api_key
     assert_eq!(seen["foreign"], json!([]), "no request to another host");
     assert_eq!(seen["load"]["status"], "idle");
     assert_eq!(seen["load"]["models"], json!(["mock"]));
+    assert_eq!(seen["load"]["ttftShown"], false, "no empty TTFT at idle");
+    assert_eq!(seen["load"]["favicon"], true);
+    assert_eq!(
+        seen["load"]["markdown"],
+        "<h1>Rivers</h1><ul><li><strong>long</strong> and <code>wide</code></li>\
+         <li><a href=\"https://example.com\" target=\"_blank\" rel=\"noopener noreferrer\">docs</a></li></ul>\
+         <pre><code>x &lt; 1</code></pre>"
+    );
+    let hostile = seen["load"]["hostile"].as_str().unwrap();
+    assert!(
+        !hostile.contains("<img") && !hostile.contains("href=\"javascript"),
+        "markup in an answer stays text: {hostile}"
+    );
 
     let sent = &seen["send"];
     assert_eq!(sent["status"], "done");
@@ -99,6 +112,19 @@ async fn in_a_browser_the_page_streams_stops_shows_failures_and_takes_an_api_key
         "#output is exactly the tokens"
     );
     assert_eq!(sent["tokens"], native.tokens().len());
+    // Shown rendered as Markdown (the mock's answer is plain text, so the
+    // same words), the raw tokens a toggle away.
+    assert_eq!(sent["renderedShown"], true, "{sent}");
+    assert_eq!(sent["rawShown"], false, "{sent}");
+    let rendered = sent["rendered"].as_str().unwrap();
+    assert_eq!(
+        rendered.split_whitespace().collect::<Vec<_>>(),
+        native.token_text().split_whitespace().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        sent["rawToggled"],
+        json!({"rawShown": true, "renderedShown": false})
+    );
     assert!(
         sent["ttft"].as_str().unwrap().parse::<u64>().is_ok(),
         "{sent}"
@@ -119,6 +145,14 @@ async fn in_a_browser_the_page_streams_stops_shows_failures_and_takes_an_api_key
     assert!(stopped["tokens"].as_u64().unwrap() < 40);
 
     assert_eq!(seen["rateLimited"]["status"], "error: rate_limited");
+    // The error's message where the answer would be.
+    assert_eq!(seen["rateLimited"]["errorShown"], true);
+    let shown = seen["rateLimited"]["errorText"].as_str().unwrap();
+    assert!(
+        shown.starts_with("rate_limited") && shown.contains("429"),
+        "{shown}"
+    );
+    assert_eq!(seen["failAfter"]["errorShown"], true);
     assert_eq!(seen["failAfter"]["status"], "error: upstream_error");
     assert_eq!(seen["failAfter"]["tokens"], 3);
     let malformed = &seen["malformed"];
@@ -171,7 +205,9 @@ async fn in_a_browser_the_page_streams_stops_shows_failures_and_takes_an_api_key
         "error-429",
         "error-fail-after",
         "reasoning",
+        "raw",
         "narrow",
+        "dark",
         "auth",
     ] {
         assert!(
