@@ -183,3 +183,19 @@ fn the_reference_lists_every_endpoint_and_error_type() {
         "missing from docs/reference.md: {missing:?}"
     );
 }
+
+#[test]
+fn the_metrics_table_lists_every_metric() {
+    let operations = read("docs/operations.md");
+    let names = read("src/metrics.rs");
+    let missing: Vec<&str> = names
+        .lines()
+        .filter(|line| line.starts_with("pub const ") && line.contains(": &str"))
+        .filter_map(|line| line.split('"').nth(1))
+        .filter(|name| !operations.contains(&format!("| `{name}` |")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "missing from docs/operations.md's metrics table: {missing:?}"
+    );
+}
