@@ -334,10 +334,16 @@ impl Streams {
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Store {
-    /// `redis://HOST:PORT[/DB]` (a password as `redis://:PASSWORD@HOST`):
-    /// generations and limits live in Redis, shared by every replica that
-    /// names the same server and prefix. Absent: in this process.
+    /// `redis://HOST:PORT[/DB]`, or `rediss://` for TLS, with an ACL user
+    /// and password as `rediss://USER:PASSWORD@HOST:PORT` (a password alone
+    /// as `redis://:PASSWORD@HOST`): generations and limits live in Redis,
+    /// shared by every replica that names the same server and prefix.
+    /// Absent: in this process.
     pub redis_url: Option<String>,
+    /// For `rediss://`: the PEM certificate(s) of the CA that signed the
+    /// server's, instead of the system's roots (relative to the working
+    /// directory, as `[tls]` files are).
+    pub ca_file: Option<PathBuf>,
     /// The prefix of every key and channel sluice uses, so that several
     /// deployments can share one Redis.
     pub key_prefix: String,
@@ -353,6 +359,7 @@ impl Default for Store {
     fn default() -> Self {
         Store {
             redis_url: None,
+            ca_file: None,
             key_prefix: "sluice".into(),
             blocking_readers: 256,
         }

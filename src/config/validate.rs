@@ -36,16 +36,37 @@ impl Config {
         if let Some(url) = &self.store.redis_url {
             // The client's own parser; its message never repeats the URL
             // (which may hold a password).
-            if !url.starts_with("redis://") && !url.starts_with("redis+unix://") {
+            let tls = url.starts_with("rediss://");
+            if !tls && !url.starts_with("redis://") && !url.starts_with("redis+unix://") {
                 return Err(error(
                     "store.redis_url",
-                    "expected a URL such as \"redis://127.0.0.1:6379\"",
+                    "expected a URL such as \"redis://127.0.0.1:6379\" (or rediss:// for TLS)",
                 ));
             }
             if redis::Client::open(url.as_str()).is_err() {
                 return Err(error(
                     "store.redis_url",
-                    "not a valid Redis URL (expected redis://HOST:PORT[/DB])",
+                    "not a valid Redis URL (expected redis[s]://[USER:PASSWORD@]HOST:PORT[/DB])",
+                ));
+            }
+            if let (false, Some(_)) = (tls, &self.store.ca_file) {
+                return Err(error(
+                    "store.ca_file",
+                    "only applies to a rediss:// (TLS) store.redis_url",
+                ));
+            }
+        }
+        if let Some(file) = &self.store.ca_file {
+            let pem = std::fs::read(file).map_err(|err| {
+                error(
+                    "store.ca_file",
+                    format!("cannot read {}: {err}", file.display()),
+                )
+            })?;
+            if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                return Err(error(
+                    "store.ca_file",
+                    format!("{} holds no PEM certificate", file.display()),
                 ));
             }
         }

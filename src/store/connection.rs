@@ -63,10 +63,28 @@ pub struct Redis {
 
 impl Redis {
     /// A handle on `url`; it connects on first use and again after a failure.
-    /// `blocking_readers` (`[store]`) bounds the followers (`super::copy`)
-    /// with a blocking connection of their own.
-    pub fn new(url: &str, prefix: &str, blocking_readers: usize) -> RedisResult<Redis> {
-        let client = redis::Client::open(url)?;
+    /// A `rediss://` URL is TLS (rustls), checked against `ca` (PEM) when
+    /// given, else the system's roots. `blocking_readers` (`[store]`) bounds
+    /// the followers (`super::copy`) with a blocking connection of their own.
+    pub fn new(
+        url: &str,
+        ca: Option<Vec<u8>>,
+        prefix: &str,
+        blocking_readers: usize,
+    ) -> RedisResult<Redis> {
+        // The redis client builds its rustls config with the process's
+        // default provider: sluice's one (aws-lc), whatever else is linked.
+        let _ = tokio_rustls::rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let client = match ca {
+            Some(pem) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                },
+            )?,
+            None => redis::Client::open(url)?,
+        };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_DEADLINE))
             .set_response_timeout(Some(COMMAND_DEADLINE))

@@ -53,9 +53,20 @@ pub struct Adapters {
 pub fn connect(config: &Config, keys: &Arc<Keys>) -> Option<Adapters> {
     let url = config.store.redis_url.as_deref()?;
     // The URL was checked with the config.
+    // Read and checked with the config.
+    let ca = config
+        .store
+        .ca_file
+        .as_ref()
+        .and_then(|file| std::fs::read(file).ok());
     let redis = Arc::new(
-        Redis::new(url, &config.store.key_prefix, config.store.blocking_readers)
-            .expect("a valid store.redis_url"),
+        Redis::new(
+            url,
+            ca,
+            &config.store.key_prefix,
+            config.store.blocking_readers,
+        )
+        .expect("a valid store.redis_url"),
     );
     Some(Adapters {
         remote: Arc::new(RedisRemote::new(

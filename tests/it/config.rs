@@ -79,6 +79,27 @@ fn every_example_config_in_the_repository_is_valid() {
 }
 
 #[test]
+fn a_store_ca_file_needs_rediss_and_a_readable_pem() {
+    assert_config_error(
+        "[store]\nredis_url = \"redis://127.0.0.1:6379\"\nca_file = \"ca.pem\"\n",
+        &["store.ca_file", "rediss://"],
+    );
+    assert_config_error(
+        "[store]\nredis_url = \"rediss://u:p@127.0.0.1:6379\"\nca_file = \"/nonexistent/ca.pem\"\n",
+        &["store.ca_file", "/nonexistent/ca.pem"],
+    );
+    let not_pem = std::env::temp_dir().join(format!("sluice-not-pem-{}.txt", std::process::id()));
+    std::fs::write(&not_pem, "hello").unwrap();
+    assert_config_error(
+        &format!(
+            "[store]\nredis_url = \"rediss://u:p@127.0.0.1:6379\"\nca_file = \"{}\"\n",
+            not_pem.display()
+        ),
+        &["store.ca_file", "no PEM certificate"],
+    );
+}
+
+#[test]
 fn bad_midstream_settings_exit_2_naming_the_key() {
     let route =
         "[[models]]\nname = \"m\"\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n";

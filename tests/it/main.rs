@@ -76,6 +76,8 @@ mod docs;
 mod behind_nginx;
 // Two replicas sharing one Redis (section 12).
 mod scale_out;
+// Section 19: the same over TLS with an ACL user, as managed Redis runs.
+mod managed_redis;
 // The shared store under faults: Redis stalled, restarted empty, over its bounds.
 mod store_faults;
 // `sluice bench`.

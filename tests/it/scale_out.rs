@@ -14,7 +14,12 @@ use crate::common::*;
 
 #[tokio::test]
 async fn a_generation_made_on_a_is_watched_on_b_with_the_same_frames() {
-    let Some((_redis, a, b)) = pair("").await else {
+    a_generation_made_on_a_is_watched_on_b_with_the_same_frames_on(Kind::Plain).await;
+}
+
+/// The scenario on a Redis of `kind` (`managed_redis.rs` runs it over TLS).
+pub(crate) async fn a_generation_made_on_a_is_watched_on_b_with_the_same_frames_on(kind: Kind) {
+    let Some((_redis, a, b)) = pair_on(kind, "").await else {
         return;
     };
     let id = post_generation(&a, json!({"tokens": 6, "token_delay_ms": 100})).await;
@@ -53,7 +58,12 @@ async fn watchers_past_blocking_readers_poll_and_share_one_copy() {
 
 #[tokio::test]
 async fn a_stream_dropped_on_a_resumes_on_b_with_no_gap_or_duplicate() {
-    let Some((_redis, a, b)) = pair("[streams]\nreconnect_grace_ms = 5000\n").await else {
+    a_stream_dropped_on_a_resumes_on_b_with_no_gap_or_duplicate_on(Kind::Plain).await;
+}
+
+/// The scenario on a Redis of `kind` (`managed_redis.rs` runs it over TLS).
+pub(crate) async fn a_stream_dropped_on_a_resumes_on_b_with_no_gap_or_duplicate_on(kind: Kind) {
+    let Some((_redis, a, b)) = pair_on(kind, "[streams]\nreconnect_grace_ms = 5000\n").await else {
         return;
     };
     let mut response = client()
@@ -111,7 +121,12 @@ async fn a_stream_dropped_on_a_resumes_on_b_with_no_gap_or_duplicate() {
 
 #[tokio::test]
 async fn delete_on_b_cancels_the_upstream_on_a_within_two_seconds() {
-    let Some((_redis, a, b)) = pair("").await else {
+    delete_on_b_cancels_the_upstream_on_a_within_two_seconds_on(Kind::Plain).await;
+}
+
+/// The scenario on a Redis of `kind` (`managed_redis.rs` runs it over TLS).
+pub(crate) async fn delete_on_b_cancels_the_upstream_on_a_within_two_seconds_on(kind: Kind) {
+    let Some((_redis, a, b)) = pair_on(kind, "").await else {
         return;
     };
     let cancelled = "sluice_upstream_cancellations_total{model=\"mock\"}";
@@ -142,7 +157,14 @@ async fn delete_on_b_cancels_the_upstream_on_a_within_two_seconds() {
 
 #[tokio::test]
 async fn a_burst_of_three_is_shared_across_the_replicas() {
-    let Some((_redis, a, b)) = pair("[limits]\nrequests_per_second = 1\nburst = 3\n").await else {
+    a_burst_of_three_is_shared_across_the_replicas_on(Kind::Plain).await;
+}
+
+/// The scenario on a Redis of `kind` (`managed_redis.rs` runs it over TLS).
+pub(crate) async fn a_burst_of_three_is_shared_across_the_replicas_on(kind: Kind) {
+    let Some((_redis, a, b)) =
+        pair_on(kind, "[limits]\nrequests_per_second = 1\nburst = 3\n").await
+    else {
         return;
     };
     let chat = |on: &Sluice| {
@@ -202,8 +224,19 @@ async fn a_burst_of_three_is_shared_across_the_replicas() {
 
 #[tokio::test]
 async fn a_global_cap_of_two_streams_is_shared_and_a_killed_replica_frees_its_slots() {
-    let Some((_redis, mut a, b)) =
-        pair("[limits]\nmax_concurrent_streams = 2\nrequests_per_second = 0\n").await
+    a_global_cap_of_two_streams_is_shared_and_a_killed_replica_frees_its_slots_on(Kind::Plain)
+        .await;
+}
+
+/// The scenario on a Redis of `kind` (`managed_redis.rs` runs it over TLS).
+pub(crate) async fn a_global_cap_of_two_streams_is_shared_and_a_killed_replica_frees_its_slots_on(
+    kind: Kind,
+) {
+    let Some((_redis, mut a, b)) = pair_on(
+        kind,
+        "[limits]\nmax_concurrent_streams = 2\nrequests_per_second = 0\n",
+    )
+    .await
     else {
         return;
     };

@@ -1,5 +1,7 @@
 //! A real `redis-server` of a test's own on a free loopback port, and
-//! sluice replicas on it (`scale_out.rs`, `store_faults.rs`).
+//! sluice replicas on it (`scale_out.rs`, `store_faults.rs`); or one set up
+//! as clouds sell it ([`Kind::Managed`]): TLS only, with certificates made
+//! here, and an ACL user with a password (the default user off).
 //!
 //! Needs `redis-server` (Debian's package, which `.ci/run` installs).
 //! Without it the tests say so and pass, unless `SLUICE_REQUIRE_REDIS=1`
@@ -29,38 +31,90 @@ fn redis_binary() -> Option<PathBuf> {
     found
 }
 
+/// How a test's Redis is reached.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    /// `redis://`, no password.
+    Plain,
+    /// `rediss://` only (no cleartext port), the server's certificate signed
+    /// by a CA of the test's own, and ACL user `sluice` with a password.
+    Managed,
+}
+
+/// The managed server's ACL user and password.
+pub const ACL_USER: &str = "sluice";
+pub const ACL_PASSWORD: &str = "acl-pass-0123456789";
+
 /// A `redis-server` of the test's own, with nothing saved to disk.
 pub struct Redis {
     binary: PathBuf,
     pub port: u16,
     child: Option<Child>,
+    /// For [`Kind::Managed`]: the folder of its CA and certificate.
+    tls: Option<PathBuf>,
 }
 
 impl Redis {
     pub fn start() -> Option<Redis> {
+        Redis::start_as(Kind::Plain)
+    }
+
+    pub fn start_as(kind: Kind) -> Option<Redis> {
         let binary = redis_binary()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
+        let tls = (kind == Kind::Managed).then(|| certificates(port));
         let mut redis = Redis {
             binary,
             port,
             child: None,
+            tls,
         };
         redis.resume();
         Some(redis)
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match self.tls {
+            None => format!("redis://127.0.0.1:{}", self.port),
+            Some(_) => format!("rediss://{ACL_USER}:{ACL_PASSWORD}@localhost:{}", self.port),
+        }
+    }
+
+    /// The `[store]` lines for a replica on this server.
+    pub fn store_config(&self) -> String {
+        let mut store = format!("[store]\nredis_url = \"{}\"\n", self.url());
+        if let Some(dir) = &self.tls {
+            store.push_str(&format!("ca_file = \"{}\"\n", dir.join("ca.crt").display()));
+        }
+        store
     }
 
     /// Starts the server (again) on its port.
     pub fn resume(&mut self) {
-        let child = Command::new(&self.binary)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let mut command = Command::new(&self.binary);
+        match &self.tls {
+            None => {
+                command.args(["--port", &self.port.to_string()]);
+            }
+            Some(dir) => {
+                let file = |name: &str| dir.join(name).display().to_string();
+                command
+                    .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                    .args(["--tls-cert-file", &file("server.crt")])
+                    .args(["--tls-key-file", &file("server.key")])
+                    .args(["--tls-ca-cert-file", &file("ca.crt")])
+                    .args(["--tls-auth-clients", "no"])
+                    .args(["--user", "default", "off"])
+                    .args(["--user", ACL_USER, "on", &format!(">{ACL_PASSWORD}")])
+                    .args(["~*", "&*", "+@all"]);
+            }
+        }
+        let child = command
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--dir"])
             .arg(std::env::temp_dir())
             .stdout(Stdio::null())
@@ -91,15 +145,17 @@ impl Drop for Redis {
 
 /// A replica on `redis` with `extra` config (TOML sections after `[store]`).
 pub fn replica(redis: &Redis, extra: &str) -> Sluice {
-    Sluice::start(
-        &format!("[store]\nredis_url = \"{}\"\n{extra}", redis.url()),
-        &[],
-    )
+    Sluice::start(&format!("{}{extra}", redis.store_config()), &[])
 }
 
 /// Two replicas with the same config, and their Redis.
 pub async fn pair(extra: &str) -> Option<(Redis, Sluice, Sluice)> {
-    let redis = Redis::start()?;
+    pair_on(Kind::Plain, extra).await
+}
+
+/// Two replicas with the same config, on a Redis of `kind`.
+pub async fn pair_on(kind: Kind, extra: &str) -> Option<(Redis, Sluice, Sluice)> {
+    let redis = Redis::start_as(kind)?;
     let a = replica(&redis, extra);
     let b = replica(&redis, extra);
     // Ready once each has reached Redis (its lease is renewed at start).
@@ -214,10 +270,38 @@ impl Redis {
 
     /// A connection of the test's own, to look at what sluice keeps.
     pub async fn connect(&self) -> ::redis::aio::MultiplexedConnection {
-        ::redis::Client::open(self.url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
+        let client = match &self.tls {
+            None => ::redis::Client::open(self.url()).unwrap(),
+            Some(dir) => ::redis::Client::build_with_tls(
+                self.url(),
+                ::redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(std::fs::read(dir.join("ca.crt")).unwrap()),
+                },
+            )
+            .unwrap(),
+        };
+        client.get_multiplexed_async_connection().await.unwrap()
     }
+}
+
+/// A CA of the test's own and a certificate it signed for `localhost` and
+/// 127.0.0.1, written to a folder of their own: `ca.crt`, `server.crt`,
+/// `server.key`.
+fn certificates(port: u16) -> PathBuf {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let dir = std::env::temp_dir().join(format!("sluice-redis-tls-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    std::fs::write(dir.join("ca.crt"), ca.pem()).unwrap();
+    std::fs::write(dir.join("server.crt"), server.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+    dir
 }
