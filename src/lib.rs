@@ -58,6 +58,7 @@ mod shutdown;
 mod stall;
 mod state;
 mod store;
+mod telemetry;
 mod templates;
 mod tls;
 mod warden;

@@ -33,6 +33,7 @@ pub const STORE_LEASE_RENEWALS: &str = "sluice_store_lease_renewals_total";
 pub const STORE_FALLBACKS: &str = "sluice_store_fallbacks_total";
 pub const CONTINUATIONS: &str = "sluice_continuations_total";
 pub const HEDGES: &str = "sluice_hedges_total";
+pub const TRACE_SPANS_DROPPED: &str = "sluice_trace_spans_dropped_total";
 
 /// Seconds buckets from 1 ms to 60 s for time to first token.
 const TTFT_BUCKETS: &[f64] = &[
@@ -116,6 +117,10 @@ fn describe() {
     describe_counter!(
         CONTINUATIONS,
         "Answers continued after their upstream failed mid-stream, by model and reason (section 17)."
+    );
+    describe_counter!(
+        TRACE_SPANS_DROPPED,
+        "Trace spans dropped: the export queue was full, or the collector did not take them."
     );
     describe_counter!(
         HEDGES,

@@ -17,9 +17,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
+use opentelemetry::trace::TraceContextExt;
+use opentelemetry::KeyValue;
 
 use crate::auth::ClientKey;
 use crate::error::ErrorKind;
+use crate::generation::Finish;
 use crate::generations::Keyed;
 use crate::metrics as names;
 
@@ -92,6 +95,14 @@ struct State {
     tokens: u64,
     /// Continuations joined to the answer (section 17).
     continuations: u32,
+    /// The configured provider serving (`openai`, `mock`, ...).
+    provider: Option<&'static str>,
+    /// The model that served (a fallback, perhaps).
+    served_by: Option<String>,
+    /// How the generation finished, when it did.
+    finish: Option<Finish>,
+    /// The request's span, when tracing is on (`crate::telemetry`).
+    trace: Option<opentelemetry::Context>,
     ended: Option<Ended>,
     /// A generation was started (so leaving early cancels an upstream).
     generating: bool,
@@ -158,13 +169,42 @@ impl Tally {
         self.state().client
     }
 
-    /// The model asked for, and the configured model (a pattern, perhaps)
-    /// that serves it.
-    pub fn set_model(&self, model: &str, configured: &str) {
+    /// The model asked for, the configured model (a pattern, perhaps) that
+    /// serves it, and its provider.
+    pub fn set_model(&self, model: &str, configured: &str, provider: &'static str) {
         let mut state = self.state();
         state.model = Some(model.to_owned());
         state.model_label = Some(configured.to_owned());
+        state.provider = Some(provider);
         state.generating = true;
+    }
+
+    /// Starts the request's span under the client's `traceparent`, when
+    /// tracing is on.
+    pub fn trace(&self, headers: &axum::http::HeaderMap) {
+        let target = self.state().target.clone().unwrap_or_default();
+        if let Some(cx) = crate::telemetry::request_span(headers, target) {
+            self.state().trace = Some(cx);
+        }
+    }
+
+    /// The request span's context, for the attempts it makes.
+    pub fn trace_context(&self) -> Option<opentelemetry::Context> {
+        self.state().trace.clone()
+    }
+
+    /// A reconnect resumed generation `id` after frame `after`: counted, and
+    /// an event on the request's span.
+    pub fn resumed(&self, id: &str, after: Option<u64>) {
+        counter!(names::RESUMES).increment(1);
+        let Some(cx) = self.trace_context() else {
+            return;
+        };
+        let mut attributes = vec![KeyValue::new("sluice.generation", id.to_owned())];
+        if let Some(after) = after {
+            attributes.push(KeyValue::new("sluice.after_frame", after as i64));
+        }
+        cx.span().add_event("resume", attributes);
     }
 
     pub fn set_status(&self, status: u16, error: Option<ErrorKind>) {
@@ -219,6 +259,9 @@ impl Drop for Record {
                 counter!(names::UPSTREAM_CANCELLED, "model" => label.to_owned()).increment(1);
             }
         }
+        if let Some(cx) = state.trace.take() {
+            end_span(&cx, self.door, &self.request_id, state, status, ended);
+        }
         let client = match state.client {
             Some(ClientKey::Addr(addr)) => addr.to_string(),
             Some(ClientKey::Key(key)) => format!("key#{}", key.0),
@@ -267,6 +310,9 @@ impl StreamMeter {
             None => {
                 let ttft = now - self.tally.started();
                 self.ttft.record(ttft.as_secs_f64());
+                if let Some(cx) = self.tally.trace_context() {
+                    cx.span().add_event("gen_ai.first_token", Vec::new());
+                }
                 if let Some(upstream) = self.upstream_ttft {
                     self.overhead
                         .record(ttft.saturating_sub(upstream).as_secs_f64());
@@ -288,6 +334,16 @@ impl StreamMeter {
     pub fn continued(&mut self) {
         self.continuations += 1;
     }
+
+    /// The model now serving the stream.
+    pub fn serving(&mut self, model: &str) {
+        self.tally.state().served_by = Some(model.to_owned());
+    }
+
+    /// The generation finished with `finish` (its usage, its reason).
+    pub fn finished(&mut self, finish: &Finish) {
+        self.tally.state().finish = Some(finish.clone());
+    }
 }
 
 impl Drop for StreamMeter {
@@ -304,4 +360,92 @@ impl Drop for StreamMeter {
 /// Counts a refusal by the gate.
 pub fn rejected(reason: &'static str) {
     counter!(names::REJECTED, "reason" => reason).increment(1);
+}
+
+/// Ends a request's span with what the request came to: the GenAI
+/// attributes for a generation (the operation, provider, models, usage and
+/// finish reason), the HTTP status, and an error status for a failure.
+fn end_span(
+    cx: &opentelemetry::Context,
+    door: &'static str,
+    request_id: &str,
+    state: &State,
+    status: u16,
+    ended: Ended,
+) {
+    use opentelemetry::trace::Status;
+    let span = cx.span();
+    let mut attributes = vec![
+        KeyValue::new("http.response.status_code", i64::from(status)),
+        KeyValue::new("sluice.door", door),
+        KeyValue::new("sluice.request_id", request_id.to_owned()),
+    ];
+    if state.generating {
+        let operation = match door {
+            "openai_completions" => "text_completion",
+            "openai_embeddings" => "embeddings",
+            _ => "chat",
+        };
+        let model = state.model.clone().unwrap_or_default();
+        span.update_name(format!("{operation} {model}"));
+        attributes.extend([
+            KeyValue::new("gen_ai.operation.name", operation),
+            KeyValue::new(
+                "gen_ai.provider.name",
+                provider_name(state.provider.unwrap_or("")),
+            ),
+            KeyValue::new("gen_ai.request.model", model.clone()),
+            KeyValue::new(
+                "gen_ai.response.model",
+                state.served_by.clone().unwrap_or(model),
+            ),
+            KeyValue::new("sluice.tokens_relayed", state.tokens as i64),
+            KeyValue::new("sluice.continuations", i64::from(state.continuations)),
+        ]);
+        if let Some(finish) = &state.finish {
+            attributes.extend([
+                KeyValue::new(
+                    "gen_ai.usage.input_tokens",
+                    i64::from(finish.usage.prompt_tokens),
+                ),
+                KeyValue::new(
+                    "gen_ai.usage.output_tokens",
+                    i64::from(finish.usage.completion_tokens),
+                ),
+                KeyValue::new(
+                    "gen_ai.response.finish_reasons",
+                    opentelemetry::Value::Array(
+                        vec![opentelemetry::StringValue::from(
+                            finish.finish_reason.clone(),
+                        )]
+                        .into(),
+                    ),
+                ),
+            ]);
+        }
+        if let Some(ttft) = state.ttft {
+            attributes.push(KeyValue::new("sluice.ttft_ms", ttft.as_secs_f64() * 1000.0));
+        }
+    }
+    if let Some(kind) = state.error {
+        attributes.push(KeyValue::new("error.type", kind.as_str()));
+    }
+    span.set_attributes(attributes);
+    let failed = status >= 500 || matches!(ended, Ended::Error(_));
+    if failed {
+        span.set_status(Status::error(ended.error_type()));
+    }
+    span.end();
+}
+
+/// The GenAI convention's `gen_ai.provider.name` for a configured provider.
+fn provider_name(provider: &str) -> &'static str {
+    match provider {
+        "openai" => "openai",
+        "anthropic" => "anthropic",
+        "ollama" => "ollama",
+        "mock" => "sluice.mock",
+        "replay" => "sluice.replay",
+        _ => "unknown",
+    }
 }

@@ -121,6 +121,11 @@ fn serve_on_this_thread(listener: std::net::TcpListener, shared: &Shared) -> io:
 /// sequence that `shutdown` starts.
 fn start(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Shared {
     metrics::install();
+    // The trace exporter runs for the process's life: spans of requests
+    // still draining go out too.
+    if let Some(exporting) = crate::telemetry::install(&config.telemetry) {
+        tokio::spawn(exporting);
+    }
     tokio::task::spawn_blocking(tokenizer::warm_up);
     let shared = Shared::new(config);
     let watcher = tokio::spawn(templates_watcher(

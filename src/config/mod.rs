@@ -55,6 +55,8 @@ pub struct Config {
     pub ui: Ui,
     /// Where routes with `record = true` write their exchanges (section 14).
     pub record: Record,
+    /// OpenTelemetry traces (section 19); off unless an endpoint is set.
+    pub telemetry: Telemetry,
     pub models: Vec<ModelConfig>,
     /// The directory of the config file, when there is one: what a relative
     /// `mock.scenarios_dir` and the default `mocks/` are relative to.
@@ -70,6 +72,31 @@ pub struct MockLab {
     /// beside the config file (or in the working directory without one),
     /// when it exists.
     pub scenarios_dir: Option<PathBuf>,
+}
+
+/// `[telemetry]`: OpenTelemetry traces over OTLP/HTTP (`crate::telemetry`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Telemetry {
+    /// The collector's OTLP/HTTP base URL (`http://127.0.0.1:4318`; spans
+    /// go to its `/v1/traces`). Absent: the standard
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` variables decide, and with none set,
+    /// tracing is off.
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` of the spans (`OTEL_SERVICE_NAME` wins).
+    pub service_name: String,
+    /// Ended spans waiting to be sent; past it they are dropped and counted.
+    pub max_queue_spans: usize,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry {
+            otlp_endpoint: None,
+            service_name: "sluice".into(),
+            max_queue_spans: 2048,
+        }
+    }
 }
 
 /// `[record]`: where routes with `record = true` write their exchanges.
@@ -128,6 +155,7 @@ impl Default for Config {
             mock: MockLab::default(),
             ui: Ui::default(),
             record: Record::default(),
+            telemetry: Telemetry::default(),
             models: Vec::new(),
             config_dir: None,
         }

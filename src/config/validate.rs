@@ -21,6 +21,16 @@ impl Config {
         self.resolve_auth(&env)?;
         self.validate_cors()?;
         self.validate_store()?;
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint {
+            if reqwest::Url::parse(endpoint)
+                .map_or(true, |url| !matches!(url.scheme(), "http" | "https"))
+            {
+                return Err(error(
+                    "telemetry.otlp_endpoint",
+                    "expected the collector's OTLP/HTTP URL, such as \"http://127.0.0.1:4318\"",
+                ));
+            }
+        }
         if let Some(tls) = &self.tls {
             // Read now, so that a bad file stops start-up naming its key.
             crate::tls::server_config(&tls.cert_file, &tls.key_file).map_err(|err| match err {

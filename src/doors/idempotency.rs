@@ -168,7 +168,7 @@ fn replayed(admission: &Admission, log: Arc<Log>) -> Start {
         .tally
         .add_headers(vec![(REPLAYED, "true".to_owned())]);
     name_generation(&admission.tally, &log);
-    metrics::counter!(crate::metrics::RESUMES).increment(1);
+    admission.tally.resumed(log.id().as_str(), None);
     Start::Replay(log)
 }
 
@@ -203,7 +203,7 @@ pub fn run(
         permit: admission.slot.take(),
         unwatched,
     };
-    detached::spawn(planned.choose(app), log.clone(), detached);
+    detached::spawn(planned.choose(app, &admission.tally), log.clone(), detached);
 }
 
 /// A keyed streaming answer: a view of its generation's log from its start.

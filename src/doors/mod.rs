@@ -370,7 +370,7 @@ impl Planned {
         mut request: GenRequest,
     ) -> Result<Planned, ApiError> {
         let route = app.models.resolve(model, &mut request)?;
-        tally.set_model(&route.name, &route.configured);
+        tally.set_model(&route.name, &route.configured, route.kind.name());
         if route.kind == crate::config::ProviderKind::Mock {
             let door = Door::of_label(tally.door()).scenario_name();
             if let Some(scenario) = app.scenarios.apply(door, &route.name, &mut request) {
@@ -381,13 +381,18 @@ impl Planned {
         Ok(Planned { route, request })
     }
 
-    /// The failover's choice of the attempt that serves.
-    pub fn choose(self, app: &AppState) -> Choice {
-        Box::pin(failover::choose(
+    /// The failover's choice of the attempt that serves; its attempts are
+    /// spans under the request's, when tracing is on.
+    pub fn choose(self, app: &AppState, tally: &Tally) -> Choice {
+        let choosing = failover::choose(
             app.models.chain(&self.route),
             self.request,
             app.config.timeouts.clone(),
-        ))
+        );
+        match tally.trace_context() {
+            Some(cx) => Box::pin(opentelemetry::trace::FutureExt::with_context(choosing, cx)),
+            None => Box::pin(choosing),
+        }
     }
 }
 
@@ -407,7 +412,12 @@ pub async fn stream(
     }
     let route = planned.route.clone();
     let heartbeat = app.config.heartbeat();
-    let started = relay::start(planned.choose(app), heartbeat, &app.drain.expiry()).await?;
+    let started = relay::start(
+        planned.choose(app, &admission.tally),
+        heartbeat,
+        &app.drain.expiry(),
+    )
+    .await?;
     // Unknown until the first token when it took longer than a heartbeat.
     let served_by = started
         .served_by
@@ -545,7 +555,12 @@ pub async fn collect(
     }
     let _slot = admission.slot.take();
     let meter = admission.tally.meter(&planned.route.configured, None);
-    collector::collect(planned.choose(app), meter, app.drain.expiry()).await
+    collector::collect(
+        planned.choose(app, &admission.tally),
+        meter,
+        app.drain.expiry(),
+    )
+    .await
 }
 
 /// A whole answer's response, naming the model that served it.

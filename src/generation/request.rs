@@ -99,6 +99,10 @@ pub struct GenRequest {
     /// Tool calls a mock scenario scripts (name, arguments), made instead
     /// of any the mock would decide on.
     pub scripted_calls: Vec<(String, Value)>,
+    /// The W3C trace context of the attempt making this request, which an
+    /// HTTP upstream receives as its `traceparent` header (when tracing is
+    /// on, section 19).
+    pub traceparent: Option<String>,
 }
 
 impl GenRequest {

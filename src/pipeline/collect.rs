@@ -98,6 +98,7 @@ async fn gather(
 ) -> Result<Collected, ApiError> {
     let serving = choice.await?;
     let model = serving.model.clone();
+    meter.serving(&model);
     let mut source = Source::from(serving);
     let mut content = String::new();
     let mut reasoning = String::new();
@@ -144,6 +145,7 @@ async fn gather(
             }
             TokenEvent::Continued(_) => meter.continued(),
             TokenEvent::Done(finish) => {
+                meter.finished(&finish);
                 return Ok(Collected {
                     served_by: model,
                     content,
@@ -152,7 +154,7 @@ async fn gather(
                     tool_calls,
                     extras,
                     finish,
-                })
+                });
             }
             TokenEvent::Error(err) => {
                 source.count_error(&err);

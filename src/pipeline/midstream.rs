@@ -37,6 +37,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use opentelemetry::trace::TraceContextExt;
+use opentelemetry::KeyValue;
 use tokio::time::Instant;
 
 use super::attempt::{count_error, try_once, Attempt};
@@ -100,6 +102,9 @@ pub struct Midstream {
     overlap: Option<Overlap>,
     /// Events ready for the relay.
     ready: VecDeque<TokenEvent>,
+    /// The request's trace context (its span, when tracing is on): the
+    /// continuation's attempts are spans under it.
+    trace: opentelemetry::Context,
 }
 
 impl Midstream {
@@ -122,6 +127,8 @@ impl Midstream {
             calls: HeldCalls::default(),
             overlap: None,
             ready: VecDeque::new(),
+            // `choose` runs in the request's context.
+            trace: opentelemetry::Context::current(),
         }
     }
 
@@ -230,7 +237,7 @@ impl Midstream {
             model = %self.chain[self.serving].name, reason = %failure,
             after_tokens = self.outputs, "upstream failed mid-answer; asking for a continuation"
         );
-        Box::pin(async move {
+        let asking = async move {
             let mut asked = Asked {
                 served: None,
                 calls: 0,
@@ -263,7 +270,11 @@ impl Midstream {
                 }
             }
             asked
-        })
+        };
+        Box::pin(opentelemetry::trace::FutureExt::with_context(
+            asking,
+            self.trace.clone(),
+        ))
     }
 
     /// Takes what the continuation's calls came to: the serving call from
@@ -279,6 +290,14 @@ impl Midstream {
         self.serving = at;
         self.call_from = self.answer.len();
         let reason = asked.failure.kind_name();
+        self.trace.span().add_event(
+            "continued",
+            vec![
+                KeyValue::new("sluice.after_tokens", i64::from(self.outputs)),
+                KeyValue::new("gen_ai.response.model", serving.model.clone()),
+                KeyValue::new("sluice.reason", reason),
+            ],
+        );
         metrics::counter!(crate::metrics::CONTINUATIONS, "model" => self.chain[0].configured.clone(), "reason" => reason)
             .increment(1);
         self.ready.push_back(TokenEvent::Continued(Seam {

@@ -139,8 +139,10 @@ pub struct StreamContext {
 /// (stopped, past a deadline, or blocked for `send_timeout_ms`).
 pub fn response(started: Started, mut framer: Box<dyn Framer>, context: StreamContext) -> Response {
     let content_type = framer.content_type();
+    let mut context = context;
     if let Some(model) = &started.served_by {
         framer.serving(model);
+        context.meter.serving(model);
     }
     let guard = Guard::here(stop_of(&context));
     // Due before the body is first polled: hyper may never poll it (a zero
@@ -256,6 +258,7 @@ pub fn body(
             let event = match step {
                 Step::Event(Next::Chosen) => {
                     framer.serving(source.model());
+                    meter.serving(source.model());
                     if let Some(log) = &log {
                         log.log.serving(source.model());
                     }

@@ -136,7 +136,7 @@ impl Provider for Anthropic {
         }
         let mut call = self
             .counting
-            .post(&body)
+            .post(&body, request)
             .header("anthropic-version", API_VERSION);
         if let Some(key) = &self.counting.api_key {
             call = call.header("x-api-key", key);
@@ -161,7 +161,7 @@ impl Provider for Anthropic {
     fn generate(&self, request: GenRequest) -> TokenStream {
         let mut call = self
             .endpoint
-            .post(&self.request_body(&request))
+            .post(&self.request_body(&request), &request)
             .header("anthropic-version", API_VERSION);
         if let Some(key) = &self.endpoint.api_key {
             call = call.header("x-api-key", key);

@@ -81,7 +81,7 @@ struct LineMessage {
 
 impl Provider for Ollama {
     fn generate(&self, request: GenRequest) -> TokenStream {
-        let mut call = self.endpoint.post(&self.request_body(&request));
+        let mut call = self.endpoint.post(&self.request_body(&request), &request);
         if let Some(key) = &self.endpoint.api_key {
             // For Ollama behind an authenticating proxy, or ollama.com.
             call = call.bearer_auth(key);

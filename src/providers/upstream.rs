@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use crate::config::{ModelConfig, Timeouts};
-use crate::generation::UpstreamError;
+use crate::generation::{GenRequest, UpstreamError};
 use crate::generation::{TokenEvent, TokenStream};
 use crate::redact::Redactor;
 use crate::sse;
@@ -63,11 +63,16 @@ impl Endpoint {
         }
     }
 
-    /// A POST of `body` to the endpoint, for the provider to add its headers to.
-    pub fn post(&self, body: &Value) -> reqwest::RequestBuilder {
+    /// A POST of `body` to the endpoint for `request` (its trace context
+    /// as `traceparent`), for the provider to add its headers to.
+    pub fn post(&self, body: &Value, request: &GenRequest) -> reqwest::RequestBuilder {
         let call = match &self.parsed_url {
             Some(url) => self.client.post(url.clone()),
             None => self.client.post(&self.url),
+        };
+        let call = match &request.traceparent {
+            Some(traceparent) => call.header("traceparent", traceparent),
+            None => call,
         };
         call.json(body)
     }

@@ -22,6 +22,7 @@ pub async fn record(mut request: Request, next: Next) -> Response {
     let door = Door::of(request.extensions().get::<MatchedPath>());
     let tally = Tally::new(request_id, door.label());
     tally.set_target(request.method().as_str(), request.uri().path());
+    tally.trace(request.headers());
     request.extensions_mut().insert(tally.clone());
     let mut response = next.run(request).await;
     for (name, value) in tally.take_headers() {

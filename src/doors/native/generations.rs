@@ -193,7 +193,7 @@ pub async fn events(
         .map(|event| (event.index, resume::Named::LastEventId))
         .or(after_param.map(|n| (n, resume::Named::Query)));
     match after {
-        Some((after, named)) => resume::after(&app, log, after, named, format),
+        Some((after, named)) => resume::after(&app, &admission, log, after, named, format),
         None => Ok(resume::watch(&app, log, None, format)),
     }
 }

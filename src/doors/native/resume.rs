@@ -60,6 +60,7 @@ pub enum Named {
 /// log, which is `204` like the terminal frame (section 18).
 pub fn after(
     app: &AppState,
+    admission: &Admission,
     log: Arc<Log>,
     after: u64,
     named: Named,
@@ -97,7 +98,7 @@ pub fn after(
             ),
         ));
     }
-    metrics::counter!(crate::metrics::RESUMES).increment(1);
+    admission.tally.resumed(log.id().as_str(), Some(after));
     Ok(watch(app, log, Some(after), format))
 }
 

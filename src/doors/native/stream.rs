@@ -81,6 +81,7 @@ async fn opening(
             let log = resume::find(app, admission, &event.generation).await?;
             Ok(Opening::Resumed(resume::after(
                 app,
+                admission,
                 log,
                 event.index,
                 resume::Named::LastEventId,
@@ -123,7 +124,11 @@ async fn stream(
             permit: admission.slot.take(),
             unwatched: grace,
         };
-        detached::spawn(planned.choose(&app), log.clone(), detached);
+        detached::spawn(
+            planned.choose(&app, &admission.tally),
+            log.clone(),
+            detached,
+        );
         return Ok(resume::watch(&app, log, None, format));
     }
     let framer_for = |route: &str| -> Box<dyn Framer> {

@@ -185,6 +185,7 @@ impl SharedFields {
             tool_results: Vec::new(),
             parallel_tool_calls: None,
             scripted_calls: Vec::new(),
+            traceparent: None,
         };
         generation.validate()?;
         Ok(ParsedRequest {

@@ -82,7 +82,7 @@ pub async fn resume(
 ) -> Result<Response, ApiError> {
     match running(&app, &admission, &chat).await? {
         Some(log) => {
-            metrics::counter!(crate::metrics::RESUMES).increment(1);
+            admission.tally.resumed(log.id().as_str(), None);
             Ok(super::with_generation(view(&app, &log), log.id().as_str()))
         }
         None => Ok(StatusCode::NO_CONTENT.into_response()),

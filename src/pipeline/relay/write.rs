@@ -107,6 +107,7 @@ pub(super) fn write(
         }
         TokenEvent::Done(finish) => {
             meter.end(Ended::Done);
+            meter.finished(&finish);
             let frame = framer.done(&finish);
             let frame = (!frame.is_empty()).then_some(frame);
             (frame, Some(End::Close), Some(Entry::Done(finish)))

@@ -118,7 +118,9 @@ impl Provider for OpenAi {
             Value::from(self.embeddings.upstream_model.clone()),
         );
         body.insert("encoding_format".into(), Value::from("float"));
-        let mut call = self.embeddings.post(&Value::Object(body));
+        let mut call = self
+            .embeddings
+            .post(&Value::Object(body), &GenRequest::default());
         if let Some(key) = &self.embeddings.api_key {
             call = call.bearer_auth(key);
         }
@@ -155,7 +157,7 @@ impl Provider for OpenAi {
     }
 
     fn generate(&self, request: GenRequest) -> TokenStream {
-        let mut call = self.endpoint.post(&self.request_body(&request));
+        let mut call = self.endpoint.post(&self.request_body(&request), &request);
         if let Some(key) = &self.endpoint.api_key {
             call = call.bearer_auth(key);
         }

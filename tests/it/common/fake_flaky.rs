@@ -11,7 +11,9 @@
 //!   then the rest), `ok` (no fault);
 //! - before any token, on every request: `silent` (no response at all),
 //!   `slow-first` (the first token after 1.5 s), `content-filter` and
-//!   `context-length` (a 400 of each kind).
+//!   `context-length` (a 400 of each kind), `status-500` (a 500).
+//!
+//! It keeps every request's body and `traceparent` header.
 //!
 //! A request whose last message is the assistant's, holding a prefix of the
 //! answer, is a continuation: the fake streams the rest of the answer, in
@@ -28,7 +30,7 @@ use std::time::Duration;
 use async_stream::stream;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Json;
@@ -46,6 +48,8 @@ pub const PROMPT_TOKENS: u64 = 100;
 pub struct Seen {
     /// Every request's body, in order.
     pub bodies: Mutex<Vec<Value>>,
+    /// Every request's `traceparent` header, in order.
+    pub traceparents: Mutex<Vec<Option<String>>>,
     /// Requests per model.
     counts: Mutex<HashMap<String, usize>>,
     /// Streams dropped before they ended: the caller hung up.
@@ -117,19 +121,36 @@ impl Drop for Watch {
     }
 }
 
-async fn openai(State(seen): State<Arc<Seen>>, Json(body): Json<Value>) -> Response {
-    answer(seen, body, Wire::OpenAi).await
+async fn openai(
+    State(seen): State<Arc<Seen>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    answer(seen, &headers, body, Wire::OpenAi).await
 }
 
-async fn anthropic(State(seen): State<Arc<Seen>>, Json(body): Json<Value>) -> Response {
-    answer(seen, body, Wire::Anthropic).await
+async fn anthropic(
+    State(seen): State<Arc<Seen>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    answer(seen, &headers, body, Wire::Anthropic).await
 }
 
-async fn ollama(State(seen): State<Arc<Seen>>, Json(body): Json<Value>) -> Response {
-    answer(seen, body, Wire::Ollama).await
+async fn ollama(
+    State(seen): State<Arc<Seen>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    answer(seen, &headers, body, Wire::Ollama).await
 }
 
-async fn answer(seen: Arc<Seen>, body: Value, wire: Wire) -> Response {
+async fn answer(seen: Arc<Seen>, headers: &HeaderMap, body: Value, wire: Wire) -> Response {
+    let traceparent = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    seen.traceparents.lock().unwrap().push(traceparent);
     let model = body["model"].as_str().unwrap_or("ok").to_owned();
     let nth = {
         let mut counts = seen.counts.lock().unwrap();
@@ -145,6 +166,11 @@ async fn answer(seen: Arc<Seen>, body: Value, wire: Wire) -> Response {
     match model.as_str() {
         "silent" => {
             std::future::pending::<()>().await;
+        }
+        "status-500" => {
+            let error =
+                json!({"error": {"message": "The server had an error", "type": "server_error"}});
+            return (StatusCode::INTERNAL_SERVER_ERROR, Json(error)).into_response();
         }
         "content-filter" => {
             let error = json!({"error": {"message": "The response was filtered due to the prompt triggering the content management policy.", "type": null, "param": "prompt", "code": "content_filter", "status": 400}});

@@ -7,6 +7,7 @@ pub mod fake_anthropic;
 pub mod fake_flaky;
 pub mod fake_ollama;
 pub mod fake_openai;
+pub mod otlp;
 pub mod redis;
 
 use std::time::{Duration, Instant};
