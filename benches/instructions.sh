@@ -9,6 +9,7 @@
 #   benches/instructions.sh --responses [BINARY] # per token on the Responses door
 #   benches/instructions.sh --messages [BINARY]  # per token on the Messages door
 #   ROUTE='midstream = "continue"' benches/instructions.sh ...  # with the proxy route set so
+#   PROXY='[telemetry] ...' benches/instructions.sh ...           # with these lines atop the proxy's config
 #
 # A sluice mock (the release binary) serves as the OpenAI upstream; BINARY runs
 # under callgrind as the proxy, with one serving thread. After a warm-up the
@@ -53,6 +54,7 @@ else
 fi
 printf '[limits]\nrequests_per_second = 0\n' >"$TMP/upstream.toml"
 cat >"$TMP/proxy.toml" <<EOF
+${PROXY:-}
 [limits]
 requests_per_second = 0
 [timeouts]

@@ -182,6 +182,9 @@ impl Tally {
     /// Starts the request's span under the client's `traceparent`, when
     /// tracing is on.
     pub fn trace(&self, headers: &axum::http::HeaderMap) {
+        if crate::telemetry::tracer().is_none() {
+            return;
+        }
         let target = self.state().target.clone().unwrap_or_default();
         if let Some(cx) = crate::telemetry::request_span(headers, target) {
             self.state().trace = Some(cx);
