@@ -98,6 +98,7 @@ pub mod fuzzing {
     pub use crate::doors::openai::fuzz_requests as openai_requests;
     pub use crate::doors::responses::fuzz_request as responses_request;
     pub use crate::doors::ui::fuzz_request as ui_request;
+    pub use crate::pipeline::midstream::fuzz_seam as seam;
     pub use crate::providers::fuzz_anthropic_events as anthropic_events;
     pub use crate::providers::fuzz_mock_arguments as mock_arguments;
     pub use crate::providers::fuzz_openai_events as openai_events;

@@ -382,5 +382,40 @@ fn is_refusal(err: &UpstreamError) -> bool {
     }
 }
 
+/// For the fuzz targets (`sluice::fuzzing`): `pieces` of a continuation
+/// after `answer` through the repeat filter, as the relay feeds it; what is
+/// kept is the continuation less a prefix no longer than a repeat can be.
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_seam(answer: &str, pieces: &[&str]) {
+    let mut overlap = Some(Overlap::new(answer));
+    let mut kept = String::new();
+    for piece in pieces {
+        match &mut overlap {
+            Some(filter) => {
+                if let Some(decided) = filter.push(piece) {
+                    kept.push_str(&decided);
+                    overlap = None;
+                }
+            }
+            None => kept.push_str(piece),
+        }
+    }
+    if let Some(filter) = overlap {
+        kept.push_str(&filter.finish());
+    }
+    let whole: String = pieces.concat();
+    assert!(whole.ends_with(&kept), "only a prefix is dropped");
+    let dropped = whole[..whole.len() - kept.len()].chars().count();
+    let trailing = answer
+        .chars()
+        .rev()
+        .take_while(|c| c.is_whitespace())
+        .count();
+    assert!(
+        dropped <= overlap::MAX_REPEAT.max(trailing),
+        "{dropped} characters dropped"
+    );
+}
+
 #[cfg(test)]
 mod tests;
