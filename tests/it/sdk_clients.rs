@@ -83,6 +83,21 @@ async fn the_python_openai_sdk_streams_and_raises_its_own_errors() {
     }
 }
 
+/// Section 17: an answer continued after a stall reaches the SDKs whole.
+#[tokio::test]
+async fn the_python_sdks_get_a_continued_answer_whole() {
+    let python = root().join("target/sdk-venv/bin/python");
+    if available("the Python openai SDK", &python) {
+        run_client_with(
+            &python,
+            &root().join("tests/sdk/midstream_python.py"),
+            "[timeouts]\nidle_ms = 400\n[[models]]\nname = \"continuing\"\nprovider = \"mock\"\n\
+             ttft_ms = 0\ntoken_delay_ms = 0\nmidstream = \"continue\"\n",
+        )
+        .await;
+    }
+}
+
 #[tokio::test]
 async fn the_node_openai_sdk_streams_and_raises_its_own_errors() {
     let sdk = root().join("tests/sdk/node/node_modules/openai/package.json");
