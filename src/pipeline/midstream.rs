@@ -387,22 +387,7 @@ fn is_refusal(err: &UpstreamError) -> bool {
 /// kept is the continuation less a prefix no longer than a repeat can be.
 #[cfg(feature = "fuzzing")]
 pub fn fuzz_seam(answer: &str, pieces: &[&str]) {
-    let mut overlap = Some(Overlap::new(answer));
-    let mut kept = String::new();
-    for piece in pieces {
-        match &mut overlap {
-            Some(filter) => {
-                if let Some(decided) = filter.push(piece) {
-                    kept.push_str(&decided);
-                    overlap = None;
-                }
-            }
-            None => kept.push_str(piece),
-        }
-    }
-    if let Some(filter) = overlap {
-        kept.push_str(&filter.finish());
-    }
+    let kept = overlap::kept(answer, pieces);
     let whole: String = pieces.concat();
     assert!(whole.ends_with(&kept), "only a prefix is dropped");
     let dropped = whole[..whole.len() - kept.len()].chars().count();

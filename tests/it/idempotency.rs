@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 
 use serde_json::{json, Value};
 
-use crate::common::doors::every_door;
+use crate::common::doors::{chat_stream_text, every_door};
 use crate::common::fake_openai::{self, FakeOpenAi, UPSTREAM_KEY};
 use crate::common::redis::{replica, Redis};
 use crate::common::*;
@@ -197,18 +197,7 @@ async fn a_repeat_through_the_other_replica_re_attaches() {
     assert_eq!(on_b.headers["idempotent-replayed"], "true");
     let texts: Vec<String> = [&on_a, &on_b]
         .iter()
-        .map(|got| {
-            got.events
-                .iter()
-                .filter(|e| e.data != "[DONE]")
-                .filter_map(|e| serde_json::from_str::<Value>(&e.data).ok())
-                .filter_map(|c| {
-                    c["choices"][0]["delta"]["content"]
-                        .as_str()
-                        .map(str::to_owned)
-                })
-                .collect()
-        })
+        .map(|got| chat_stream_text(got))
         .collect();
     assert_eq!(texts[0], fake_openai::TOKENS.concat());
     assert_eq!(texts[1], texts[0]);

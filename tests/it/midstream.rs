@@ -227,8 +227,7 @@ async fn openai_usage_is_summed_over_the_calls() {
         "{usage}"
     );
     assert!(usage["completion_tokens"].as_u64().unwrap() > 7, "{usage}");
-    let metrics = client().get(server.url("/metrics")).send().await.unwrap();
-    let metrics = metrics.text().await.unwrap();
+    let metrics = metrics_of(&server).await;
     assert!(
         metrics.contains("sluice_continuations_total{model=\"summed\",reason=\"stream\"} 1"),
         "{metrics}"
@@ -301,8 +300,7 @@ async fn one_unparsable_event_is_skipped_and_counted() {
     let got = native(&server, "skipping").await;
     assert_eq!(got.token_text(), ANSWER, "{}", got.text);
     assert_eq!(got.terminal().event, "done");
-    let metrics = client().get(server.url("/metrics")).send().await.unwrap();
-    let metrics = metrics.text().await.unwrap();
+    let metrics = metrics_of(&server).await;
     assert!(
         metrics.contains("sluice_upstream_errors_total{model=\"skipping\",kind=\"malformed\"} 1"),
         "{metrics}"
@@ -336,8 +334,7 @@ async fn a_slow_first_token_is_hedged_on_the_first_fallback() {
             == 1)
         .await
     );
-    let metrics = client().get(server.url("/metrics")).send().await.unwrap();
-    let metrics = metrics.text().await.unwrap();
+    let metrics = metrics_of(&server).await;
     assert!(
         metrics.contains("sluice_hedges_total{model=\"hedged\",won=\"hedge\"} 1"),
         "{metrics}"
@@ -436,4 +433,9 @@ async fn the_mock_continues_its_own_answer_after_a_stall_or_a_failure() {
         assert_eq!(seams.len(), 1, "{knobs}");
         assert_eq!(seams[0]["after_tokens"], 4, "{knobs}");
     }
+}
+
+async fn metrics_of(server: &Server) -> String {
+    let response = client().get(server.url("/metrics")).send().await.unwrap();
+    response.text().await.unwrap()
 }

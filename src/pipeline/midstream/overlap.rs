@@ -102,29 +102,35 @@ impl Overlap {
     }
 }
 
+/// What the client gets of the continuation `pieces` after `answer`, fed
+/// through the filter as the relay feeds it (for the tests and the fuzz
+/// target).
+#[cfg(any(test, feature = "fuzzing"))]
+pub fn kept(answer: &str, pieces: &[&str]) -> String {
+    let mut overlap = Some(Overlap::new(answer));
+    let mut out = String::new();
+    for piece in pieces {
+        match &mut overlap {
+            Some(filter) => {
+                if let Some(decided) = filter.push(piece) {
+                    out.push_str(&decided);
+                    overlap = None;
+                }
+            }
+            None => out.push_str(piece),
+        }
+    }
+    if let Some(filter) = overlap {
+        out.push_str(&filter.finish());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Overlap;
-
-    /// The continuation in `pieces` after `answer`, as the client gets it.
+    /// The answer and its continuation, as the client gets them.
     fn joined(answer: &str, pieces: &[&str]) -> String {
-        let mut overlap = Some(Overlap::new(answer));
-        let mut out = answer.to_owned();
-        for piece in pieces {
-            match &mut overlap {
-                Some(filter) => {
-                    if let Some(kept) = filter.push(piece) {
-                        out.push_str(&kept);
-                        overlap = None;
-                    }
-                }
-                None => out.push_str(piece),
-            }
-        }
-        if let Some(filter) = overlap {
-            out.push_str(&filter.finish());
-        }
-        out
+        format!("{answer}{}", super::kept(answer, pieces))
     }
 
     #[test]

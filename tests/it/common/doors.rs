@@ -9,21 +9,24 @@ use super::Received;
 /// read its answer's text.
 pub type DoorCase = (&'static str, Value, fn(&Received) -> String);
 
+/// The text of a streamed Chat Completions answer: its chunks' content.
+pub fn chat_stream_text(got: &Received) -> String {
+    got.events
+        .iter()
+        .filter(|e| e.data != "[DONE]")
+        .filter_map(|e| serde_json::from_str::<Value>(&e.data).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
 /// Every door's POST that starts a generation, for `model`.
 pub fn every_door(model: &str) -> Vec<DoorCase> {
     let text = |got: &Received| got.token_text();
-    let chat_stream = |got: &Received| {
-        got.events
-            .iter()
-            .filter(|e| e.data != "[DONE]")
-            .filter_map(|e| serde_json::from_str::<Value>(&e.data).ok())
-            .filter_map(|c| {
-                c["choices"][0]["delta"]["content"]
-                    .as_str()
-                    .map(str::to_owned)
-            })
-            .collect()
-    };
+    let chat_stream = chat_stream_text;
     let chat_whole = |got: &Received| {
         got.json()["choices"][0]["message"]["content"]
             .as_str()
