@@ -227,10 +227,7 @@ pub fn body(
                     // per poll).
                     tokio::select! {
                         biased;
-                        () = &mut stopped, if !stop_armed || stop.is_cancelled() => match shutdown.is_cancelled() {
-                            true => Step::Shutdown,
-                            false => Step::Cancelled,
-                        },
+                        () = &mut stopped, if !stop_armed || stop.is_cancelled() => Step::stopped(&shutdown),
                         () = &mut timer => Step::Timer,
                         next = source.next() => Step::Event(next),
                     }
@@ -244,10 +241,7 @@ pub fn body(
                     }
                     tokio::select! {
                         biased;
-                        () = &mut stopped, if !stop_armed || stop.is_cancelled() => match shutdown.is_cancelled() {
-                            true => Step::Shutdown,
-                            false => Step::Cancelled,
-                        },
+                        () = &mut stopped, if !stop_armed || stop.is_cancelled() => Step::stopped(&shutdown),
                         () = &mut timer => Step::Timer,
                         () = changed => Step::Gate,
                     }
@@ -354,6 +348,17 @@ enum Step {
     Cancelled,
     /// Its pause gate changed (section 14).
     Gate,
+}
+
+impl Step {
+    /// What the body's stop having fired means: the end of the shutdown
+    /// grace, or the generation cancelled.
+    fn stopped(shutdown: &CancellationToken) -> Step {
+        match shutdown.is_cancelled() {
+            true => Step::Shutdown,
+            false => Step::Cancelled,
+        }
+    }
 }
 
 /// `frame`, after the body's opening (the framer's preamble) if it has not
