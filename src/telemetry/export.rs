@@ -53,6 +53,7 @@ impl SpanProcessor for Bounded {
 pub fn start(
     endpoint: &str,
     settings: &Settings,
+    resource: &opentelemetry_sdk::Resource,
 ) -> Option<(
     Bounded,
     impl std::future::Future<Output = ()> + Send + 'static,
@@ -77,10 +78,7 @@ pub fn start(
             return None;
         }
     };
-    let resource = opentelemetry_sdk::Resource::builder()
-        .with_service_name(settings.service_name.clone())
-        .build();
-    exporter.set_resource(&resource);
+    exporter.set_resource(resource);
     let (queue, spans) = mpsc::channel(settings.max_queue_spans.max(1));
     Some((Bounded { queue }, send(spans, exporter)))
 }

@@ -59,7 +59,6 @@ pub fn install(settings: &Settings) -> Option<impl std::future::Future<Output = 
     if TRACER.get().is_some() {
         return None;
     }
-    let (processor, exporting) = export::start(&endpoint, settings)?;
     let service = std::env::var("OTEL_SERVICE_NAME")
         .ok()
         .filter(|name| !name.is_empty())
@@ -68,6 +67,9 @@ pub fn install(settings: &Settings) -> Option<impl std::future::Future<Output = 
         .with_service_name(service)
         .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
         .build();
+    // The exporter puts the resource on the wire; the provider keeps it for
+    // the spans' own view.
+    let (processor, exporting) = export::start(&endpoint, settings, &resource)?;
     let provider = SdkTracerProvider::builder()
         .with_span_processor(processor)
         .with_resource(resource)

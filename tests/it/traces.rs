@@ -78,6 +78,17 @@ async fn spans_of_a_streamed_a_retried_and_a_continued_request_reach_the_collect
     let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
     assert!(arrived, "{names:?}");
 
+    // The resource names the service as configured, and its version.
+    let resources = receiver.resources.lock().unwrap().clone();
+    assert!(
+        resources.contains(&"service.name=sluice-test".to_owned()),
+        "{resources:?}"
+    );
+    assert!(
+        resources.iter().any(|r| r.starts_with("service.version=")),
+        "{resources:?}"
+    );
+
     // The streamed request: under the client's trace, with the GenAI
     // attributes and a first-token event.
     let request = spans.iter().find(|s| s.name == "chat good").unwrap();

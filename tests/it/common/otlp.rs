@@ -16,26 +16,38 @@ use tokio::net::TcpListener;
 pub struct Receiver {
     pub base_url: String,
     pub spans: Arc<Mutex<Vec<Span>>>,
+    /// Each request's resource attributes, as `key=value`.
+    pub resources: Arc<Mutex<Vec<String>>>,
 }
+
+type Kept = (Arc<Mutex<Vec<Span>>>, Arc<Mutex<Vec<String>>>);
 
 pub async fn start() -> Receiver {
     let spans = Arc::new(Mutex::new(Vec::new()));
+    let resources = Arc::new(Mutex::new(Vec::new()));
     let app = axum::Router::new()
         .route("/v1/traces", post(traces))
-        .with_state(spans.clone());
+        .with_state((spans.clone(), resources.clone()));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     Receiver {
         base_url: format!("http://{addr}"),
         spans,
+        resources,
     }
 }
 
-async fn traces(State(spans): State<Arc<Mutex<Vec<Span>>>>, body: Bytes) -> Vec<u8> {
+async fn traces(State((spans, resources)): State<Kept>, body: Bytes) -> Vec<u8> {
     let request = ExportTraceServiceRequest::decode(body).expect("an OTLP protobuf body");
     let mut kept = spans.lock().unwrap();
     for resource in request.resource_spans {
+        for kv in resource.resource.iter().flat_map(|r| &r.attributes) {
+            let value = kv.value.as_ref().and_then(|v| v.value.as_ref());
+            if let Some(Any::StringValue(text)) = value {
+                resources.lock().unwrap().push(format!("{}={text}", kv.key));
+            }
+        }
         for scope in resource.scope_spans {
             kept.extend(scope.spans);
         }
