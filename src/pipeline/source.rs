@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
-use super::attempt::{self, Attempt};
+use super::attempt;
 use super::deadlines::Deadlines;
 use super::failover::{Choice, Serving};
 use super::midstream::{Continuing, Midstream};
@@ -109,19 +109,10 @@ impl Source {
                             else {
                                 unreachable!("matched above");
                             };
-                            let Attempt {
-                                model,
-                                first,
-                                rest,
-                                deadlines,
-                            } = attempt;
-                            *self = Source::Serving {
-                                model,
-                                first: Some(first),
-                                rest,
-                                deadlines,
+                            *self = Source::from(Serving {
                                 midstream: Some(midstream),
-                            };
+                                ..Serving::from(attempt)
+                            });
                         }
                         Err(failure) => {
                             *self = Source::Ended;
