@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::common::doors::{chat_stream_text, every_door};
 use crate::common::fake_openai::{self, FakeOpenAi, UPSTREAM_KEY};
-use crate::common::redis::{replica, Redis};
+use crate::common::redis::{replicas, Redis};
 use crate::common::*;
 
 async fn setup(extra: &str) -> (FakeOpenAi, Server) {
@@ -96,17 +96,7 @@ async fn a_repeat_while_the_answer_runs_gets_it_from_its_start_then_live() {
     drop(first);
     let again = keyed(url, "running", &body).await;
     assert_eq!(again.headers["idempotent-replayed"], "true");
-    let text: String = again
-        .events
-        .iter()
-        .filter(|e| e.data != "[DONE]")
-        .filter_map(|e| serde_json::from_str::<Value>(&e.data).ok())
-        .filter_map(|c| {
-            c["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_owned)
-        })
-        .collect();
+    let text = chat_stream_text(&again);
     assert_eq!(text, fake_openai::TOKENS.concat());
     assert_eq!(again.events.last().unwrap().data, "[DONE]");
     assert_eq!(requests(&upstream), 1);
@@ -159,15 +149,7 @@ async fn a_repeat_through_the_other_replica_re_attaches() {
          upstream_model = \"slow\"\nretries = 0\n",
         upstream.base_url
     );
-    let (a, b) = (replica(&redis, &models), replica(&redis, &models));
-    for on in [&a, &b] {
-        assert!(
-            crate::common::redis::until(std::time::Duration::from_secs(10), async || {
-                crate::common::redis::ready(on).await == 200
-            })
-            .await
-        );
-    }
+    let (a, b) = replicas(&redis, &models).await;
     let body = json!({"model": "up-slow", "messages": [{"role": "user", "content": "hi"}], "stream": true});
     // A's answer has begun (its key is claimed) before B gets the repeat.
     let started = client()
@@ -252,15 +234,7 @@ async fn a_key_whose_generation_was_dropped_starts_a_new_one() {
          upstream_model = \"ok\"\nretries = 0\n",
         upstream.base_url
     );
-    let (a, b) = (replica(&redis, &models), replica(&redis, &models));
-    for on in [&a, &b] {
-        assert!(
-            crate::common::redis::until(std::time::Duration::from_secs(10), async || {
-                crate::common::redis::ready(on).await == 200
-            })
-            .await
-        );
-    }
+    let (a, b) = replicas(&redis, &models).await;
     let body =
         json!({"model": "up-ok", "messages": [{"role": "user", "content": "hi"}], "stream": true});
     let first = keyed(a.url("/v1/chat/completions"), "evicted", &body).await;

@@ -156,8 +156,14 @@ pub async fn pair(extra: &str) -> Option<(Redis, Sluice, Sluice)> {
 /// Two replicas with the same config, on a Redis of `kind`.
 pub async fn pair_on(kind: Kind, extra: &str) -> Option<(Redis, Sluice, Sluice)> {
     let redis = Redis::start_as(kind)?;
-    let a = replica(&redis, extra);
-    let b = replica(&redis, extra);
+    let (a, b) = replicas(&redis, extra).await;
+    Some((redis, a, b))
+}
+
+/// Two replicas on `redis` with `extra` config, once each has reached it.
+pub async fn replicas(redis: &Redis, extra: &str) -> (Sluice, Sluice) {
+    let a = replica(redis, extra);
+    let b = replica(redis, extra);
     // Ready once each has reached Redis (its lease is renewed at start).
     let deadline = Instant::now() + Duration::from_secs(10);
     for on in [&a, &b] {
@@ -166,7 +172,7 @@ pub async fn pair_on(kind: Kind, extra: &str) -> Option<(Redis, Sluice, Sluice)>
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    Some((redis, a, b))
+    (a, b)
 }
 
 pub async fn post_generation(on: &Sluice, mock: Value) -> String {
