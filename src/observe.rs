@@ -21,6 +21,7 @@ use opentelemetry::trace::TraceContextExt;
 use opentelemetry::KeyValue;
 
 use crate::auth::ClientKey;
+use crate::config::ProviderKind;
 use crate::error::ErrorKind;
 use crate::generation::Finish;
 use crate::generations::Keyed;
@@ -95,8 +96,8 @@ struct State {
     tokens: u64,
     /// Continuations joined to the answer (section 17).
     continuations: u32,
-    /// The configured provider serving (`openai`, `mock`, ...).
-    provider: Option<&'static str>,
+    /// The configured provider serving.
+    provider: Option<ProviderKind>,
     /// The model that served (a fallback, perhaps).
     served_by: Option<String>,
     /// How the generation finished, when it did.
@@ -171,7 +172,7 @@ impl Tally {
 
     /// The model asked for, the configured model (a pattern, perhaps) that
     /// serves it, and its provider.
-    pub fn set_model(&self, model: &str, configured: &str, provider: &'static str) {
+    pub fn set_model(&self, model: &str, configured: &str, provider: ProviderKind) {
         let mut state = self.state();
         state.model = Some(model.to_owned());
         state.model_label = Some(configured.to_owned());
@@ -395,7 +396,9 @@ fn end_span(
             KeyValue::new("gen_ai.operation.name", operation),
             KeyValue::new(
                 "gen_ai.provider.name",
-                provider_name(state.provider.unwrap_or("")),
+                state
+                    .provider
+                    .map_or("unknown", crate::telemetry::provider_name),
             ),
             KeyValue::new("gen_ai.request.model", model.clone()),
             KeyValue::new(
@@ -439,16 +442,4 @@ fn end_span(
         span.set_status(Status::error(ended.error_type()));
     }
     span.end();
-}
-
-/// The GenAI convention's `gen_ai.provider.name` for a configured provider.
-fn provider_name(provider: &str) -> &'static str {
-    match provider {
-        "openai" => "openai",
-        "anthropic" => "anthropic",
-        "ollama" => "ollama",
-        "mock" => "sluice.mock",
-        "replay" => "sluice.replay",
-        _ => "unknown",
-    }
 }

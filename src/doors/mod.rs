@@ -370,7 +370,7 @@ impl Planned {
         mut request: GenRequest,
     ) -> Result<Planned, ApiError> {
         let route = app.models.resolve(model, &mut request)?;
-        tally.set_model(&route.name, &route.configured, route.kind.name());
+        tally.set_model(&route.name, &route.configured, route.kind);
         if route.kind == crate::config::ProviderKind::Mock {
             let door = Door::of_label(tally.door()).scenario_name();
             if let Some(scenario) = app.scenarios.apply(door, &route.name, &mut request) {

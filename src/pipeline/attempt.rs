@@ -39,7 +39,7 @@ pub async fn try_once(
         vec![
             KeyValue::new("gen_ai.request.model", route.name.clone()),
             KeyValue::new("sluice.route", route.configured.clone()),
-            KeyValue::new("gen_ai.provider.name", route.kind.name()),
+            KeyValue::new("gen_ai.provider.name", telemetry::provider_name(route.kind)),
         ],
     ));
     request.traceparent = span.0.as_ref().and_then(telemetry::traceparent);

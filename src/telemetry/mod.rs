@@ -30,7 +30,7 @@ use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 
-use crate::config::Telemetry as Settings;
+use crate::config::{ProviderKind, Telemetry as Settings};
 
 static TRACER: OnceLock<SdkTracer> = OnceLock::new();
 
@@ -107,6 +107,18 @@ pub fn child_span(name: String, attributes: Vec<KeyValue>) -> Option<Context> {
         .with_attributes(attributes)
         .start_with_context(tracer, &parent);
     Some(parent.with_span(span))
+}
+
+/// The GenAI convention's `gen_ai.provider.name` for a configured provider
+/// (the well-known names where there is one; sluice's own otherwise).
+pub fn provider_name(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::Openai => "openai",
+        ProviderKind::Anthropic => "anthropic",
+        ProviderKind::Ollama => "ollama",
+        ProviderKind::Mock => "sluice.mock",
+        ProviderKind::Replay => "sluice.replay",
+    }
 }
 
 /// The W3C `traceparent` of `cx`'s span, for the upstream request.
