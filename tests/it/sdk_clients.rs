@@ -83,6 +83,12 @@ async fn the_python_openai_sdk_streams_and_raises_its_own_errors() {
     }
 }
 
+/// A quick mock route that continues an answer whose upstream stalls
+/// past `idle_ms` (section 17).
+const CONTINUING: &str =
+    "[timeouts]\nidle_ms = 400\n[[models]]\nname = \"continuing\"\nprovider = \"mock\"\n\
+     ttft_ms = 0\ntoken_delay_ms = 0\nmidstream = \"continue\"\n";
+
 /// Section 17: an answer continued after a stall reaches the SDKs whole.
 #[tokio::test]
 async fn the_python_sdks_get_a_continued_answer_whole() {
@@ -91,8 +97,7 @@ async fn the_python_sdks_get_a_continued_answer_whole() {
         run_client_with(
             &python,
             &root().join("tests/sdk/midstream_python.py"),
-            "[timeouts]\nidle_ms = 400\n[[models]]\nname = \"continuing\"\nprovider = \"mock\"\n\
-             ttft_ms = 0\ntoken_delay_ms = 0\nmidstream = \"continue\"\n",
+            CONTINUING,
         )
         .await;
     }
@@ -159,6 +164,19 @@ async fn chat_ui_clients_stream_resume_and_stop_on_the_ui_doors() {
     let needed = root().join("tests/sdk/node/node_modules/@ag-ui/client/package.json");
     if available("the AI SDK and @ag-ui/client", &needed) {
         run_client(Path::new("node"), &script).await;
+    }
+}
+
+/// Section 17: an answer continued after a stall reaches the AI SDK's
+/// transport and AG-UI's agent whole.
+#[tokio::test]
+async fn chat_ui_clients_get_a_continued_answer_whole() {
+    let script = root().join("tests/sdk/node/midstream_node.mjs");
+    let needed = root().join("tests/sdk/node/node_modules/@ag-ui/client/package.json");
+    if available("the AI SDK and @ag-ui/client", &needed) {
+        // A route of its own: the script counts its continuations.
+        let route = CONTINUING.replace("\"continuing\"", "\"continuing-ui\"");
+        run_client_with(Path::new("node"), &script, &route).await;
     }
 }
 
