@@ -381,6 +381,31 @@ pub struct Store {
     /// connection. Bounds this replica's connections to Redis (whose
     /// `maxclients` is 10,000 by default).
     pub blocking_readers: usize,
+    /// `true`: `redis_url` is one node of a Redis Cluster, and sluice finds
+    /// the others from it. A list of node URLs: these are known nodes too,
+    /// tried when `redis_url` does not answer. Every key a script or
+    /// pipeline touches at once shares a hash tag (`super::store`), so each
+    /// lands in one slot. Off: `redis_url` is one server (or a primary).
+    pub cluster: Cluster,
+}
+
+/// `[store] cluster`: `true`/`false`, or the URLs of more nodes.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Cluster {
+    On(bool),
+    Nodes(Vec<String>),
+}
+
+impl Cluster {
+    /// The nodes to start from besides `redis_url`; `None` when off.
+    pub fn seeds(&self) -> Option<&[String]> {
+        match self {
+            Cluster::On(false) => None,
+            Cluster::On(true) => Some(&[]),
+            Cluster::Nodes(nodes) => Some(nodes),
+        }
+    }
 }
 
 impl Default for Store {
@@ -390,6 +415,7 @@ impl Default for Store {
             ca_file: None,
             key_prefix: "sluice".into(),
             blocking_readers: 256,
+            cluster: Cluster::On(false),
         }
     }
 }
@@ -401,6 +427,7 @@ impl fmt::Debug for Store {
             .field("redis_url", &self.redis_url.as_ref().map(|_| "[hidden]"))
             .field("key_prefix", &self.key_prefix)
             .field("blocking_readers", &self.blocking_readers)
+            .field("cluster", &self.cluster.seeds().map(<[String]>::len))
             .finish()
     }
 }

@@ -44,27 +44,34 @@ impl Config {
 
     fn validate_store(&self) -> Result<(), ConfigError> {
         if let Some(url) = &self.store.redis_url {
-            // The client's own parser; its message never repeats the URL
-            // (which may hold a password).
-            let tls = url.starts_with("rediss://");
-            if !tls && !url.starts_with("redis://") && !url.starts_with("redis+unix://") {
-                return Err(error(
-                    "store.redis_url",
-                    "expected a URL such as \"redis://127.0.0.1:6379\" (or rediss:// for TLS)",
-                ));
-            }
-            if redis::Client::open(url.as_str()).is_err() {
-                return Err(error(
-                    "store.redis_url",
-                    "not a valid Redis URL (expected redis[s]://[USER:PASSWORD@]HOST:PORT[/DB])",
-                ));
-            }
+            let tls = redis_url("store.redis_url", url)?;
             if let (false, Some(_)) = (tls, &self.store.ca_file) {
                 return Err(error(
                     "store.ca_file",
                     "only applies to a rediss:// (TLS) store.redis_url",
                 ));
             }
+            for (i, node) in self
+                .store
+                .cluster
+                .seeds()
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+            {
+                let key = format!("store.cluster[{i}]");
+                if redis_url(&key, node)? != tls {
+                    return Err(error(
+                        key,
+                        "must use the same scheme (redis:// or rediss://) as store.redis_url",
+                    ));
+                }
+            }
+        } else if self.store.cluster.seeds().is_some() {
+            return Err(error(
+                "store.cluster",
+                "needs store.redis_url, the URL of one of the cluster's nodes",
+            ));
         }
         if let Some(file) = &self.store.ca_file {
             let pem = std::fs::read(file).map_err(|err| {
@@ -81,10 +88,15 @@ impl Config {
             }
         }
         let prefix = &self.store.key_prefix;
-        if prefix.is_empty() || prefix.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        // Braces would make the prefix a Redis Cluster hash tag, and put
+        // every key in one slot.
+        if prefix.is_empty()
+            || prefix
+                .contains(|c: char| c.is_whitespace() || c.is_control() || c == '{' || c == '}')
+        {
             return Err(error(
                 "store.key_prefix",
-                "must be a non-empty name without spaces",
+                "must be a non-empty name without spaces or braces",
             ));
         }
         Ok(())
@@ -396,4 +408,23 @@ fn check_recording(
         return Err(("speed", "must be a number of 0 or more".into()));
     }
     Ok(())
+}
+
+/// Checks one Redis URL with the client's own parser (whose message never
+/// repeats the URL, which may hold a password): whether it is TLS.
+fn redis_url(key: &str, url: &str) -> Result<bool, ConfigError> {
+    let tls = url.starts_with("rediss://");
+    if !tls && !url.starts_with("redis://") && !url.starts_with("redis+unix://") {
+        return Err(error(
+            key,
+            "expected a URL such as \"redis://127.0.0.1:6379\" (or rediss:// for TLS)",
+        ));
+    }
+    if redis::Client::open(url).is_err() {
+        return Err(error(
+            key,
+            "not a valid Redis URL (expected redis[s]://[USER:PASSWORD@]HOST:PORT[/DB])",
+        ));
+    }
+    Ok(tls)
 }

@@ -1,12 +1,16 @@
 //! How a generation looks in Redis: its keys, and a log entry as a Redis
 //! stream entry and back.
 //!
-//! Keys, all under the prefix: `gen:GEN` a hash (`owner`, `model`,
+//! Keys, all under the prefix: `gen:{GEN}` a hash (`owner`, `model`,
 //! `created`, `prompt_tokens`, `status`, `replica`: the replica that runs
-//! it), `gen:GEN:log` the stream of its frames, `gen:GEN:watched` set while
+//! it), `gen:{GEN}:log` the stream of its frames, `gen:{GEN}:alive` the
+//! generation's lease, renewed by its owner while it runs (a dead owner's
+//! generation is lost once it is gone), `gen:{GEN}:watched` set while
 //! another replica has watchers (so the owner does not abandon it),
-//! `gen:GEN:cancel` set by a `DELETE` elsewhere (besides the message on the
-//! `cancel` channel, for an owner that missed it).
+//! `gen:{GEN}:cancel` set by a `DELETE` elsewhere (besides the message on the
+//! `cancel` channel, for an owner that missed it). The braces are a Redis
+//! Cluster hash tag: a generation's keys share one slot, so one pipeline or
+//! script may touch them all, and generations spread over the nodes.
 //!
 //! Frame N of a generation is the stream entry with the explicit id `0-(N+1)`
 //! (Redis forbids `0-0`), so a reader knows every frame's index from its id,
@@ -30,16 +34,18 @@ pub struct GenKeys {
     pub id: String,
     pub meta: String,
     pub log: String,
+    pub alive: String,
     pub watched: String,
     pub cancel: String,
 }
 
 impl GenKeys {
     pub fn of(redis: &Redis, id: &str) -> GenKeys {
-        let base = redis.key(&format!("gen:{id}"));
+        let base = redis.key(&format!("gen:{{{id}}}"));
         GenKeys {
             id: id.to_owned(),
             log: format!("{base}:log"),
+            alive: format!("{base}:alive"),
             watched: format!("{base}:watched"),
             cancel: format!("{base}:cancel"),
             meta: base,

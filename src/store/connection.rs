@@ -1,6 +1,6 @@
 //! The connection to Redis every part of the shared store uses: one
-//! multiplexed connection (the `redis` crate's connection manager, which
-//! reconnects by itself), every command under a named deadline, timed and
+//! multiplexed connection to a server or a Cluster ([`super::link`]), which
+//! reconnects by itself, every command under a named deadline, timed and
 //! counted, and whether the server answered last.
 //!
 //! A circuit breaker: once a command fails for want of Redis (a timeout, a
@@ -9,10 +9,12 @@
 //! deadline, until the lease, which keeps trying, gets an answer. A hung
 //! Redis then costs one request its deadline, not every request.
 //!
-//! Also this replica's lease: `PREFIX:replica:RID`, set every
-//! [`LEASE_EVERY`] to expire after [`LEASE_FOR`]. Whatever a replica owns in
-//! Redis names its RID; once the lease is gone, the replica is dead and what
-//! it owned is lost (its generations) or free (its stream slots).
+//! Also this replica's lease: `PREFIX:{replicas}:lease:RID`, set every
+//! [`LEASE_EVERY`] to expire after [`LEASE_FOR`]. The stream slots a replica
+//! holds name its RID; once the lease is gone, the replica is dead and its
+//! slots are free. (Its generations have a lease each, in their own slot:
+//! [`super::codec`].) The hash tag puts the leases in the slot of the stream
+//! counts ([`super::counts`]), whose script reads them.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,8 +23,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, FromRedisValue, RedisResult};
+use redis::{FromRedisValue, RedisResult};
+
+use super::link::{timed_out, Link, Shared, Target, Timing};
 
 use crate::error::{ApiError, ErrorKind};
 use crate::metrics as names;
@@ -44,8 +47,7 @@ pub const LEASE_FOR: Duration = Duration::from_secs(4);
 const LEASE_RETRY: Duration = Duration::from_millis(200);
 
 pub struct Redis {
-    client: redis::Client,
-    manager: ConnectionManager,
+    link: Link,
     prefix: String,
     replica: String,
     healthy: AtomicBool,
@@ -62,40 +64,19 @@ pub struct Redis {
 }
 
 impl Redis {
-    /// A handle on `url`; it connects on first use and again after a failure.
-    /// A `rediss://` URL is TLS (rustls), checked against `ca` (PEM) when
-    /// given, else the system's roots. `blocking_readers` (`[store]`) bounds
-    /// the followers (`super::copy`) with a blocking connection of their own.
-    pub fn new(
-        url: &str,
-        ca: Option<Vec<u8>>,
-        prefix: &str,
-        blocking_readers: usize,
-    ) -> RedisResult<Redis> {
+    /// A handle on `target`; it connects on first use and again after a
+    /// failure. `blocking_readers` (`[store]`) bounds the followers
+    /// (`super::copy`) with a blocking connection of their own.
+    pub fn new(target: Target<'_>, prefix: &str, blocking_readers: usize) -> RedisResult<Redis> {
         // The redis client builds its rustls config with the process's
         // default provider: sluice's one (aws-lc), whatever else is linked.
         let _ = tokio_rustls::rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let client = match ca {
-            Some(pem) => redis::Client::build_with_tls(
-                url,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem),
-                },
-            )?,
-            None => redis::Client::open(url)?,
+        let timing = Timing {
+            connect: CONNECT_DEADLINE,
+            response: COMMAND_DEADLINE,
         };
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_DEADLINE))
-            .set_response_timeout(Some(COMMAND_DEADLINE))
-            // Fail a request quickly while Redis is down; the next command
-            // tries to connect again.
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
         Ok(Redis {
-            client,
-            manager,
+            link: Link::new(target, timing)?,
             prefix: prefix.to_owned(),
             replica: uuid::Uuid::new_v4().simple().to_string(),
             healthy: AtomicBool::new(false),
@@ -112,21 +93,19 @@ impl Redis {
         &self.replica
     }
 
-    /// The shared connection (a handle; clones share one socket).
-    pub fn conn(&self) -> ConnectionManager {
-        self.manager.clone()
+    /// The shared connection (a handle; clones share its sockets).
+    pub fn conn(&self) -> Shared {
+        self.link.shared()
     }
 
     /// A connection of its own, for a command that blocks (`XREAD BLOCK`),
     /// whose replies may take up to `wait` longer than a command's deadline.
-    pub async fn dedicated(&self, wait: Duration) -> Result<MultiplexedConnection, ApiError> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_DEADLINE))
-            .set_response_timeout(Some(COMMAND_DEADLINE + wait));
-        let connecting = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config);
-        self.timed("connect", connecting).await
+    pub async fn dedicated(&self, wait: Duration) -> Result<Shared, ApiError> {
+        let timing = Timing {
+            connect: CONNECT_DEADLINE,
+            response: COMMAND_DEADLINE + wait,
+        };
+        self.timed("connect", self.link.dedicated(timing)).await
     }
 
     /// The slots of followers that block on a connection of their own.
@@ -136,15 +115,8 @@ impl Redis {
 
     /// A pub/sub connection.
     pub async fn pubsub(&self) -> Result<redis::aio::PubSub, ApiError> {
-        let connecting = async {
-            match tokio::time::timeout(CONNECT_DEADLINE, self.client.get_async_pubsub()).await {
-                Ok(result) => result,
-                Err(_) => Err(redis::RedisError::from(std::io::Error::from(
-                    std::io::ErrorKind::TimedOut,
-                ))),
-            }
-        };
-        self.timed("subscribe", connecting).await
+        self.timed("subscribe", self.link.pubsub(CONNECT_DEADLINE))
+            .await
     }
 
     /// Runs a pipeline on the shared connection; see [`Redis::timed`].
@@ -204,7 +176,7 @@ impl Redis {
     async fn on_shared<T, Sent>(
         &self,
         op: &'static str,
-        send: impl Fn(ConnectionManager) -> Sent,
+        send: impl Fn(Shared) -> Sent,
     ) -> Result<T, ApiError>
     where
         Sent: Future<Output = RedisResult<T>>,
@@ -292,16 +264,22 @@ impl Redis {
         format!("{}:{part}", self.prefix)
     }
 
+    /// `PREFIX:{replicas}:PART`: the replicas' leases and the stream
+    /// counts, which one script reads together, so in one Cluster slot.
+    pub fn replicas_key(&self, part: &str) -> String {
+        self.key(&format!("{{replicas}}:{part}"))
+    }
+
     /// The lease key of replica `rid`.
-    pub fn replica_key(&self, rid: &str) -> String {
-        self.key(&format!("replica:{rid}"))
+    pub fn lease_key(&self, rid: &str) -> String {
+        self.replicas_key(&format!("lease:{rid}"))
     }
 
     /// Renews this replica's lease every [`LEASE_EVERY`], for as long as the
     /// process serves; also what keeps [`Redis::healthy`] current while no
     /// request comes.
     pub async fn keep_lease(&self) {
-        let key = self.replica_key(&self.replica);
+        let key = self.lease_key(&self.replica);
         loop {
             let mut renew = redis::cmd("SET");
             renew
@@ -342,10 +320,6 @@ pub fn unavailable() -> ApiError {
             "the shared store (Redis) cannot be reached; try again shortly",
         )
     }
-}
-
-fn timed_out() -> redis::RedisError {
-    redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
 }
 
 pub fn unix_ms() -> u64 {

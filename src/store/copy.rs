@@ -32,8 +32,6 @@ const CANCEL_FOR: Duration = Duration::from_secs(60);
 pub struct Copied {
     redis: Arc<Redis>,
     keys: GenKeys,
-    /// The replica that runs it.
-    replica: String,
     /// Whose it is, as the record names it.
     owner_name: String,
     log: Weak<Log>,
@@ -80,7 +78,6 @@ pub async fn open(opening: Opening<'_>) -> Result<Option<(Arc<Log>, Arc<Copied>)
     let copy = Arc::new(Copied {
         redis: redis.clone(),
         keys,
-        replica: meta.get("replica").cloned().unwrap_or_default(),
         owner_name: opening.owner_name.to_owned(),
         log: Arc::downgrade(&log),
         following: AtomicBool::new(false),
@@ -161,7 +158,6 @@ impl Replication for Copied {
         let follower = Follower {
             redis: self.redis.clone(),
             keys: self.keys.clone(),
-            replica: self.replica.clone(),
             log: self.log.clone(),
         };
         // It ends with the generation, or soon after the last watcher here.
@@ -172,18 +168,17 @@ impl Replication for Copied {
     fn cancel(&self) -> bool {
         let (redis, keys) = (self.redis.clone(), self.keys.clone());
         let cancel = async move {
-            let mut pipe = redis::pipe();
-            pipe.cmd("SET")
-                .arg(&keys.cancel)
+            // Two commands, not a pipeline: the flag is in the generation's
+            // Cluster slot, the channel in another.
+            let mut flag = redis::cmd("SET");
+            flag.arg(&keys.cancel)
                 .arg(1)
                 .arg("PX")
-                .arg(CANCEL_FOR.as_millis() as u64)
-                .ignore()
-                .cmd("PUBLISH")
-                .arg(redis.key("cancel"))
-                .arg(&keys.id)
-                .ignore();
-            let _ = redis.pipeline::<()>("cancel", &pipe).await;
+                .arg(CANCEL_FOR.as_millis() as u64);
+            let mut publish = redis::cmd("PUBLISH");
+            publish.arg(redis.key("cancel")).arg(&keys.id);
+            let _ = redis.command::<()>("cancel", &flag).await;
+            let _ = redis.command::<()>("cancel", &publish).await;
         };
         // A `DELETE` answers after the cancelled frame comes back, or after
         // its own wait; the request to the owner goes either way.

@@ -6,8 +6,12 @@
 //!   its theoretical arrival time in microseconds of Redis's own clock
 //!   (`TIME`, so replicas' clocks need not agree), and expires once the
 //!   client is back to a full burst.
-//! - Streams: a hash of open streams per replica (`streams`, and
-//!   `streams:CLIENT` per client), counted by the script that admits one.
+//! - Streams: a hash of open streams per replica (`{replicas}:streams`, and
+//!   `{replicas}:streams:CLIENT` per client), counted by the script that
+//!   admits one. The hash tag puts them, and the leases the script reads, in
+//!   one Cluster slot: the proxy-wide count is one key that every admission
+//!   touches, so a tag per client would only split an admission across two
+//!   slots and lose its atomicity. (Rate keys are one per client, untagged.)
 //!   A replica's counts are summed only while its lease
 //!   ([`super::connection`]) lives: the script drops a dead replica's, so a
 //!   crash frees its slots within the lease's life, with no renewal per
@@ -190,10 +194,10 @@ impl RedisCounts {
     }
 
     async fn open_for(&self, client: &str) -> Result<Admission, ApiError> {
-        let mut invocation = self.open_script.key(self.redis.key("streams"));
+        let mut invocation = self.open_script.key(self.redis.replicas_key("streams"));
         invocation
             .key(self.client_key(client))
-            .arg(self.redis.key("replica:"))
+            .arg(self.redis.lease_key(""))
             .arg(self.redis.replica())
             .arg(self.max_streams)
             .arg(self.per_client_streams)
@@ -213,7 +217,7 @@ impl RedisCounts {
     }
 
     fn client_key(&self, client: &str) -> String {
-        self.redis.key(&format!("streams:{client}"))
+        self.redis.replicas_key(&format!("streams:{client}"))
     }
 
     /// Gives back the slots of ended streams, in batches, and sets the
@@ -245,7 +249,7 @@ impl RedisCounts {
             if batch.is_empty() {
                 return;
             }
-            let mut invocation = self.close_script.key(self.redis.key("streams"));
+            let mut invocation = self.close_script.key(self.redis.replicas_key("streams"));
             for client in &batch {
                 invocation.key(self.client_key(client));
             }
@@ -278,7 +282,9 @@ impl RedisCounts {
             let total: usize = slots.held.values().sum();
             (clients, counts, total)
         };
-        let mut invocation = self.reconcile_script.key(self.redis.key("streams"));
+        let mut invocation = self
+            .reconcile_script
+            .key(self.redis.replicas_key("streams"));
         for client in &clients {
             invocation.key(self.client_key(client));
         }

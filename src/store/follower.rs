@@ -6,10 +6,13 @@
 //! `[store] blocking_readers` such followers, it polls every [`POLL`] on the
 //! shared connection instead), marks the generation watched for its owner
 //! while watchers are here, and, each time a read comes back empty, checks
-//! that the owner's lease and the generation's record still exist.
+//! that the generation's lease (its owner renews it each
+//! [`LEASE_EVERY`](super::connection::LEASE_EVERY) while it runs, beside its
+//! other keys, so that this check and the script below stay in the
+//! generation's Cluster slot) and its record still exist.
 //!
 //! - The lease gone for [`LOST_AFTER`] (not at once: a Redis that restarted
-//!   empty has no leases until each replica renews its own): the generation
+//!   empty has no leases until each owner renews its own): the generation
 //!   is lost, and a `generation_lost` error ends it for every watcher, within
 //!   [`LEASE_FOR`](super::connection::LEASE_FOR) + `LOST_AFTER` + two
 //!   [`BLOCK`]s of the owner's death, 8 s, under the contract's 10 s. The
@@ -28,7 +31,7 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
+use super::link::Shared;
 use redis::streams::StreamReadReply;
 use redis::Script;
 use tokio::time::Instant;
@@ -39,9 +42,9 @@ use crate::error::{ApiError, ErrorKind};
 use crate::generations::{Entry, Log, Status};
 
 /// How long one `XREAD` blocks, and so how often an idle follower looks at
-/// the owner's lease.
+/// the generation's lease.
 pub const BLOCK: Duration = Duration::from_secs(1);
-/// How long an owner's lease must stay missing before its generation is lost.
+/// How long a generation's lease must stay missing before its generation is lost.
 pub const LOST_AFTER: Duration = Duration::from_secs(2);
 /// How long a generation's record may stay missing while its owner lives
 /// before the copy here gives it up (the owner writes it again each second).
@@ -55,7 +58,7 @@ const READ_COUNT: usize = 512;
 /// How often a polling follower reads.
 const POLL: Duration = Duration::from_millis(100);
 
-/// KEYS: the record, the log, the owner's lease. ARGV: the error frame's
+/// KEYS: the record, the log, the generation's lease. ARGV: the error frame's
 /// stream id, field and value. Writes it only for a dead owner's running
 /// generation; 1 if it did.
 const LOSE: &str = r"
@@ -70,8 +73,6 @@ return 1
 pub struct Follower {
     pub redis: Arc<Redis>,
     pub keys: GenKeys,
-    /// The replica that runs it.
-    pub replica: String,
     pub log: Weak<Log>,
 }
 
@@ -86,11 +87,11 @@ struct Missing {
 /// on the shared one (past `[store] blocking_readers`).
 enum Reader {
     Blocking {
-        conn: Option<MultiplexedConnection>,
+        conn: Option<Shared>,
         _slot: tokio::sync::OwnedSemaphorePermit,
     },
     Polling {
-        /// When the owner's lease was last looked at.
+        /// When the generation's lease was last looked at.
         looked: Option<Instant>,
     },
 }
@@ -144,7 +145,7 @@ impl Follower {
     }
 
     /// One read of the frames after `next - 1` (blocking, or a poll); when
-    /// none came, a look at the owner's lease (at most once per [`BLOCK`]).
+    /// none came, a look at the generation's lease (at most once per [`BLOCK`]).
     async fn round(
         &self,
         reader: &mut Reader,
@@ -204,10 +205,13 @@ impl Follower {
             }
             *looked = Some(Instant::now());
         }
+        // `PTTL` first: a pipeline goes where its first keyed command's
+        // slot is, and `EXISTS` (a multi-key command) names none.
         let mut pipe = redis::pipe();
-        pipe.exists(self.redis.replica_key(&self.replica))
-            .exists(&self.keys.meta);
-        let (alive, kept): (bool, bool) = self.redis.pipeline("follow", &pipe).await?;
+        pipe.pttl(&self.keys.alive).exists(&self.keys.meta);
+        let (lease_ttl, kept): (i64, bool) = self.redis.pipeline("follow", &pipe).await?;
+        // -2: no such key.
+        let alive = lease_ttl != -2;
         if alive {
             missing.lease = None;
         }
@@ -216,7 +220,7 @@ impl Follower {
         }
         let since = |at: &mut Option<Instant>| at.get_or_insert_with(Instant::now).elapsed();
         if !alive && since(&mut missing.lease) >= LOST_AFTER {
-            lose(&self.redis, &self.keys, &self.replica, &log).await?;
+            lose(&self.redis, &self.keys, &log).await?;
         } else if !kept && since(&mut missing.record) >= UNKEPT_AFTER {
             log.copy_frame(log.progress().1, Entry::Error(lost(&self.keys)));
         }
@@ -235,9 +239,9 @@ fn lost(keys: &GenKeys) -> ApiError {
 }
 
 /// Ends a generation whose owner died: `generation_lost` for the watchers
-/// here, and in Redis for every other replica's, unless the owner's lease
+/// here, and in Redis for every other replica's, unless the generation's lease
 /// came back or the generation ended meanwhile (then the follower reads on).
-async fn lose(redis: &Redis, keys: &GenKeys, replica: &str, log: &Log) -> Result<(), ApiError> {
+async fn lose(redis: &Redis, keys: &GenKeys, log: &Log) -> Result<(), ApiError> {
     let (_, next) = log.progress();
     let lost = lost(keys);
     let (field, value) = codec::encode(&Entry::Error(lost.clone()));
@@ -245,7 +249,7 @@ async fn lose(redis: &Redis, keys: &GenKeys, replica: &str, log: &Log) -> Result
     let mut invocation = script.key(&keys.meta);
     invocation
         .key(&keys.log)
-        .key(redis.replica_key(replica))
+        .key(&keys.alive)
         .arg(codec::stream_id(next))
         .arg(field)
         .arg(value);

@@ -4,6 +4,7 @@
 //! the way `providers/` sits under `Provider`. Without `[store]` none of
 //! this runs, and nothing but the wiring (`state.rs`, `server.rs`) imports it.
 //!
+//! - `link`: one server or a Redis Cluster, and the connections to it.
 //! - `connection`: the one connection, each command under a deadline, timed
 //!   and counted, behind a circuit breaker; this replica's lease, which says
 //!   it is alive.
@@ -29,6 +30,7 @@ mod connection;
 mod copy;
 mod counts;
 mod follower;
+mod link;
 mod owner;
 mod remote;
 
@@ -51,18 +53,19 @@ pub struct Adapters {
 
 /// The adapters for `config`'s `[store]`, if it has one. Connecting is lazy.
 pub fn connect(config: &Config, keys: &Arc<Keys>) -> Option<Adapters> {
-    let url = config.store.redis_url.as_deref()?;
-    // The URL was checked with the config.
-    // Read and checked with the config.
-    let ca = config
-        .store
-        .ca_file
-        .as_ref()
-        .and_then(|file| std::fs::read(file).ok());
+    // The URLs and the CA file were read and checked with the config.
+    let target = link::Target {
+        url: config.store.redis_url.as_deref()?,
+        ca: config
+            .store
+            .ca_file
+            .as_ref()
+            .and_then(|file| std::fs::read(file).ok()),
+        cluster: config.store.cluster.seeds(),
+    };
     let redis = Arc::new(
         Redis::new(
-            url,
-            ca,
+            target,
             &config.store.key_prefix,
             config.store.blocking_readers,
         )

@@ -10,6 +10,11 @@
 //! the local log still holds (`MINID`), so Redis keeps no more of a log than
 //! `max_log_bytes`, whatever the size of its frames.
 //!
+//! The writer renews the generation's lease (`gen:{GEN}:alive`, see
+//! [`super::codec`]) with each append at most once a [`LEASE_EVERY`], and
+//! with each look: watchers elsewhere give the generation up once the lease
+//! is gone.
+//!
 //! Each [`LEASE_EVERY`] while it runs, the writer also learns whether another
 //! replica watches (so the abandonment timer counts those watchers) and
 //! whether a `DELETE` elsewhere asked it to stop (besides the `cancel`
@@ -27,7 +32,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::codec::{self, GenKeys};
-use super::connection::{unix_ms, Redis, LEASE_EVERY};
+use super::connection::{unix_ms, Redis, LEASE_EVERY, LEASE_FOR};
 use crate::generations::{Elsewhere, Entry, Gone, Log, Read, Replication, Status};
 
 /// How long after a failed write the writer tries again.
@@ -105,6 +110,16 @@ pub fn record(keys: &GenKeys, redis: &Redis, log: &Log, owner_name: &str) -> red
     hset
 }
 
+/// Adds the renewal of the generation's lease under `keys` to `pipe`.
+pub fn renew_lease(pipe: &mut redis::Pipeline, keys: &GenKeys, redis: &Redis) {
+    pipe.cmd("SET")
+        .arg(&keys.alive)
+        .arg(redis.replica())
+        .arg("PX")
+        .arg(LEASE_FOR.as_millis() as u64)
+        .ignore();
+}
+
 /// Starts copying `log` out to Redis under `keys`.
 pub fn start(redis: Arc<Redis>, log: Arc<Log>, owner_name: String, bounds: Bounds) -> Arc<Owned> {
     let owned = Arc::new(Owned::default());
@@ -141,6 +156,8 @@ impl Writer {
         // After a failure part of a pipeline may have landed: ask what did.
         let mut resync = false;
         let mut failing_since: Option<Instant> = None;
+        // When the generation's lease was last renewed by an append.
+        let mut leased: Option<Instant> = None;
         loop {
             if resync {
                 match self.last_written().await {
@@ -172,10 +189,14 @@ impl Writer {
                 let last = read.first + last as u64;
                 let ends = read.entries.last().is_some_and(Entry::is_terminal);
                 let now_model = self.log.model();
-                let pipe = self.append(&read, now_model != model, ends);
+                let renew = !ends && leased.is_none_or(|at| at.elapsed() >= LEASE_EVERY);
+                let pipe = self.append(&read, now_model != model, ends, renew);
                 match self.redis.pipeline::<()>("append", &pipe).await {
                     Ok(()) => {
                         sent = Some(last);
+                        if renew {
+                            leased = Some(Instant::now());
+                        }
                         model = now_model;
                         failing_since = None;
                         if ends {
@@ -226,9 +247,9 @@ impl Writer {
     }
 
     /// The pipeline that appends `read`'s entries (with the model, if it
-    /// changed, and at the end the whole record again, in case Redis lost
-    /// it, and the keys' time to live).
-    fn append(&self, read: &Read, model_changed: bool, ends: bool) -> redis::Pipeline {
+    /// changed, the lease's renewal if `renew`, and at the end the whole
+    /// record again, in case Redis lost it, and the keys' time to live).
+    fn append(&self, read: &Read, model_changed: bool, ends: bool, renew: bool) -> redis::Pipeline {
         let keys = &self.keys;
         let mut pipe = redis::pipe();
         let min_id = codec::stream_id(self.log.first_kept());
@@ -246,6 +267,9 @@ impl Writer {
         }
         if model_changed && !ends {
             pipe.hset(&keys.meta, "model", self.log.model()).ignore();
+        }
+        if renew {
+            renew_lease(&mut pipe, keys, &self.redis);
         }
         if ends {
             let retain = self.bounds.retain.as_millis() as i64;
@@ -300,6 +324,7 @@ impl Writer {
             .pexpire(&keys.meta, ttl)
             .pexpire(&keys.log, ttl)
             .ignore();
+        renew_lease(&mut pipe, keys, &self.redis);
         let (watched, cancel, kept) = self
             .redis
             .pipeline::<(bool, bool, bool)>("look", &pipe)

@@ -206,6 +206,7 @@ impl Remote for RedisRemote {
                 .ignore()
                 .pexpire(&keys.meta, CREATED_TTL.as_millis() as i64)
                 .ignore();
+            owner::renew_lease(&mut pipe, &keys, &self.redis);
             self.redis.pipeline::<()>("create", &pipe).await?;
             {
                 let mut made = lock(&self.made);

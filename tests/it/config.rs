@@ -247,6 +247,27 @@ fn a_bad_store_url_exits_2_naming_the_key_and_never_echoes_it() {
     assert!(stderr.contains("store.redis_url"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
     assert_config_error("[store]\nkey_prefix = \"a b\"\n", &["store.key_prefix"]);
+    // Braces would be a Redis Cluster hash tag.
+    assert_config_error(
+        "[store]\nkey_prefix = \"{app}\"\n",
+        &["store.key_prefix", "braces"],
+    );
+}
+
+#[test]
+fn a_store_cluster_needs_a_redis_url_and_nodes_of_the_same_scheme() {
+    assert_config_error("[store]\ncluster = true\n", &["store.cluster", "redis_url"]);
+    assert_config_error("[store]\ncluster = \"yes\"\n", &["store.cluster"]);
+    let (code, stderr, _) = run_with_config(
+        "[store]\nredis_url = \"redis://127.0.0.1:7000\"\ncluster = [\"redis://127.0.0.1:7001\", \"http://:hunter2@127.0.0.1:7002\"]\n",
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("store.cluster[1]"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
+    assert_config_error(
+        "[store]\nredis_url = \"redis://127.0.0.1:7000\"\ncluster = [\"rediss://127.0.0.1:7001\"]\n",
+        &["store.cluster[0]", "same scheme"],
+    );
 }
 
 #[test]

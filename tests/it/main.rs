@@ -78,6 +78,8 @@ mod behind_nginx;
 mod scale_out;
 // Section 19: the same over TLS with an ACL user, as managed Redis runs.
 mod managed_redis;
+// Section 19: the same on a three-node Redis Cluster.
+mod redis_cluster;
 // Section 19: OpenTelemetry traces to a real OTLP receiver.
 mod traces;
 // The shared store under faults: Redis stalled, restarted empty, over its bounds.

@@ -38,7 +38,11 @@ pub(crate) async fn a_generation_made_on_a_is_watched_on_b_with_the_same_frames_
 
 #[tokio::test]
 async fn watchers_past_blocking_readers_poll_and_share_one_copy() {
-    let Some((_redis, a, b)) = pair("blocking_readers = 0\n").await else {
+    watchers_past_blocking_readers_poll_and_share_one_copy_on(Kind::Plain).await;
+}
+
+pub(crate) async fn watchers_past_blocking_readers_poll_and_share_one_copy_on(kind: Kind) {
+    let Some((_redis, a, b)) = pair_on(kind, "blocking_readers = 0\n").await else {
         return;
     };
     let id = post_generation(&a, json!({"tokens": 8, "token_delay_ms": 100})).await;
@@ -289,7 +293,11 @@ pub(crate) async fn a_global_cap_of_two_streams_is_shared_and_a_killed_replica_f
 
 #[tokio::test]
 async fn the_owner_killed_gives_generation_lost_on_b_within_ten_seconds() {
-    let Some((_redis, mut a, b)) = pair("").await else {
+    the_owner_killed_gives_generation_lost_on_b_within_ten_seconds_on(Kind::Plain).await;
+}
+
+pub(crate) async fn the_owner_killed_gives_generation_lost_on_b_within_ten_seconds_on(kind: Kind) {
+    let Some((_redis, mut a, b)) = pair_on(kind, "").await else {
         return;
     };
     let id = post_generation(&a, json!({"tokens": 1000, "token_delay_ms": 50})).await;

@@ -34,7 +34,7 @@ async fn hold(on: &Sluice) -> reqwest::Response {
 async fn stream_counts(redis: &Redis) -> HashMap<String, i64> {
     let mut conn = redis.connect().await;
     ::redis::cmd("HGETALL")
-        .arg("sluice:streams")
+        .arg("sluice:{replicas}:streams")
         .query_async(&mut conn)
         .await
         .unwrap()
@@ -209,13 +209,13 @@ async fn t3_8_a_generation_dropped_for_retain_max_bytes_is_gone_everywhere() {
     assert!(
         until(Duration::from_secs(3), async || !exists(
             &redis,
-            &format!("sluice:gen:{first}")
+            &format!("sluice:gen:{{{first}}}")
         )
         .await)
         .await,
         "the dropped generation's record stays in Redis"
     );
-    assert!(!exists(&redis, &format!("sluice:gen:{first}:log")).await);
+    assert!(!exists(&redis, &format!("sluice:gen:{{{first}}}:log")).await);
     for on in [&a, &b] {
         let gone = client()
             .get(on.url(&format!("/v1/generations/{first}")))
@@ -268,7 +268,7 @@ async fn t3_9_status_polls_through_a_non_owner_read_the_log_once() {
     let done = post_generation(&a, json!({"tokens": 2000, "token_delay_ms": 0})).await;
     assert_eq!(events(&a, &done).await.terminal().event, "done");
     // Once its owner has written the end to Redis.
-    let record = format!("sluice:gen:{done}");
+    let record = format!("sluice:gen:{{{done}}}");
     assert!(
         until(Duration::from_secs(5), async || {
             let mut conn = redis.connect().await;
@@ -328,7 +328,7 @@ async fn t3_16_redis_keeps_no_more_of_a_log_than_the_owner_does() {
         .unwrap();
     assert_eq!(deleted.status(), 200);
     // Once its end is in Redis, what the log there holds.
-    let record = format!("sluice:gen:{id}");
+    let record = format!("sluice:gen:{{{id}}}");
     assert!(
         until(Duration::from_secs(10), async || {
             let status: Option<String> = ::redis::cmd("HGET")
@@ -367,8 +367,9 @@ async fn t3_16_a_create_that_timed_out_leaves_no_running_record_for_long() {
         return;
     };
     // The create's pipeline waits in Redis's socket past its 1 s deadline,
-    // and runs when Redis wakes.
-    let stall = redis.stall(Duration::from_millis(1500));
+    // and runs when Redis wakes. (3 s, so that the request lands inside the
+    // stall even when a loaded machine is slow to send it.)
+    let stall = redis.stall(Duration::from_millis(3000));
     let create = async {
         tokio::time::sleep(Duration::from_millis(100)).await;
         client()

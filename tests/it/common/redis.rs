@@ -1,9 +1,12 @@
 //! A real `redis-server` of a test's own on a free loopback port, and
 //! sluice replicas on it (`scale_out.rs`, `store_faults.rs`); or one set up
 //! as clouds sell it ([`Kind::Managed`]): TLS only, with certificates made
-//! here, and an ACL user with a password (the default user off).
+//! here, and an ACL user with a password (the default user off); or a
+//! three-node Redis Cluster ([`Kind::Cluster`]), made by `redis-cli
+//! --cluster create`.
 //!
-//! Needs `redis-server` (Debian's package, which `.ci/run` installs).
+//! Needs `redis-server` and `redis-cli` (Debian's package, which `.ci/run`
+//! installs).
 //! Without it the tests say so and pass, unless `SLUICE_REQUIRE_REDIS=1`
 //! (set by `.ci/run`), where a missing server fails.
 
@@ -39,7 +42,13 @@ pub enum Kind {
     /// `rediss://` only (no cleartext port), the server's certificate signed
     /// by a CA of the test's own, and ACL user `sluice` with a password.
     Managed,
+    /// Three primaries of a Redis Cluster, the slots split among them;
+    /// `redis://` to one of them and `[store] cluster = true`.
+    Cluster,
 }
+
+/// The nodes of a [`Kind::Cluster`].
+const CLUSTER_NODES: usize = 3;
 
 /// The managed server's ACL user and password.
 pub const ACL_USER: &str = "sluice";
@@ -52,6 +61,18 @@ pub struct Redis {
     child: Option<Child>,
     /// For [`Kind::Managed`]: the folder of its CA and certificate.
     tls: Option<PathBuf>,
+    /// For [`Kind::Cluster`]: every node's port and cluster bus port (the
+    /// first is `port`), and the other nodes' processes.
+    cluster: Vec<(u16, u16)>,
+    others: Vec<Child>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Redis {
@@ -61,20 +82,104 @@ impl Redis {
 
     pub fn start_as(kind: Kind) -> Option<Redis> {
         let binary = redis_binary()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let tls = (kind == Kind::Managed).then(|| certificates(port));
+        let cluster = match kind {
+            Kind::Cluster => std::iter::once(port)
+                .chain((1..CLUSTER_NODES).map(|_| free_port()))
+                .map(|port| (port, free_port()))
+                .collect(),
+            Kind::Plain | Kind::Managed => Vec::new(),
+        };
         let mut redis = Redis {
             binary,
             port,
             child: None,
             tls,
+            cluster,
+            others: Vec::new(),
         };
-        redis.resume();
+        match kind {
+            Kind::Cluster => redis.start_cluster(),
+            Kind::Plain | Kind::Managed => redis.resume(),
+        }
         Some(redis)
+    }
+
+    /// Starts the nodes, joins them with `redis-cli --cluster create`, and
+    /// waits until every node says the cluster is ok.
+    fn start_cluster(&mut self) {
+        let dir = std::env::temp_dir().join(format!(
+            "sluice-redis-cluster-{}-{}",
+            std::process::id(),
+            self.port
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut children = Vec::new();
+        for (port, bus) in &self.cluster {
+            let child = Command::new(&self.binary)
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--cluster-port",
+                    &bus.to_string(),
+                ])
+                .args(["--cluster-enabled", "yes"])
+                .arg("--cluster-config-file")
+                .arg(dir.join(format!("nodes-{port}.conf")))
+                .args(["--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--dir"])
+                .arg(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("redis-server starts");
+            children.push(child);
+            listening(*port);
+        }
+        self.child = Some(children.remove(0));
+        self.others = children;
+        let nodes: Vec<String> = self
+            .cluster
+            .iter()
+            .map(|(port, _)| format!("127.0.0.1:{port}"))
+            .collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&nodes)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("redis-cli runs");
+        assert!(created.success(), "redis-cli --cluster create");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for (port, _) in &self.cluster {
+            loop {
+                let info = Command::new("redis-cli")
+                    .args(["-p", &port.to_string(), "cluster", "info"])
+                    .output()
+                    .expect("redis-cli runs");
+                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the cluster never became ok");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// For a cluster: the number of keys on each node.
+    pub fn keys_per_node(&self) -> Vec<usize> {
+        self.cluster
+            .iter()
+            .map(|(port, _)| {
+                let out = Command::new("redis-cli")
+                    .args(["-p", &port.to_string(), "dbsize"])
+                    .output()
+                    .expect("redis-cli runs");
+                String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+            })
+            .collect()
     }
 
     pub fn url(&self) -> String {
@@ -87,6 +192,14 @@ impl Redis {
     /// The `[store]` lines for a replica on this server.
     pub fn store_config(&self) -> String {
         let mut store = format!("[store]\nredis_url = \"{}\"\n", self.url());
+        if let Some(((_, _), more)) = self.cluster.split_first() {
+            // The other nodes listed too: sluice needs only one.
+            let more: Vec<String> = more
+                .iter()
+                .map(|(port, _)| format!("\"redis://127.0.0.1:{port}\""))
+                .collect();
+            store.push_str(&format!("cluster = [{}]\n", more.join(", ")));
+        }
         if let Some(dir) = &self.tls {
             store.push_str(&format!("ca_file = \"{}\"\n", dir.join("ca.crt").display()));
         }
@@ -122,15 +235,11 @@ impl Redis {
             .spawn()
             .expect("redis-server starts");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        listening(self.port);
     }
 
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        for mut child in self.child.take().into_iter().chain(self.others.drain(..)) {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -140,6 +249,14 @@ impl Redis {
 impl Drop for Redis {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+fn listening(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not listen");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
