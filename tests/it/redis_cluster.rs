@@ -1,8 +1,8 @@
 //! Section 19, Redis Cluster (`[store] cluster`): the scale-out scenarios
 //! (watch through the other replica, resume, `DELETE`, shared limits, a
 //! killed owner, polling watchers) on three primaries made by `redis-cli
-//! --cluster create`, the slots split among them; and the generations'
-//! keys spread over the nodes, each generation's in one slot.
+//! --cluster create`, the slots split among them; and the generations' keys
+//! spread over the nodes, each generation's in one slot.
 
 use serde_json::json;
 

@@ -47,6 +47,22 @@ pub enum Kind {
     Cluster,
 }
 
+impl Kind {
+    fn tls(self) -> bool {
+        match self {
+            Kind::Managed => true,
+            Kind::Plain | Kind::Cluster => false,
+        }
+    }
+
+    fn cluster(self) -> bool {
+        match self {
+            Kind::Cluster => true,
+            Kind::Plain | Kind::Managed => false,
+        }
+    }
+}
+
 /// The nodes of a [`Kind::Cluster`].
 const CLUSTER_NODES: usize = 3;
 
@@ -83,13 +99,13 @@ impl Redis {
     pub fn start_as(kind: Kind) -> Option<Redis> {
         let binary = redis_binary()?;
         let port = free_port();
-        let tls = (kind == Kind::Managed).then(|| certificates(port));
-        let cluster = match kind {
-            Kind::Cluster => std::iter::once(port)
+        let tls = kind.tls().then(|| certificates(port));
+        let cluster = match kind.cluster() {
+            true => std::iter::once(port)
                 .chain((1..CLUSTER_NODES).map(|_| free_port()))
                 .map(|port| (port, free_port()))
                 .collect(),
-            Kind::Plain | Kind::Managed => Vec::new(),
+            false => Vec::new(),
         };
         let mut redis = Redis {
             binary,
@@ -99,9 +115,9 @@ impl Redis {
             cluster,
             others: Vec::new(),
         };
-        match kind {
-            Kind::Cluster => redis.start_cluster(),
-            Kind::Plain | Kind::Managed => redis.resume(),
+        match kind.cluster() {
+            true => redis.start_cluster(),
+            false => redis.resume(),
         }
         Some(redis)
     }
@@ -144,7 +160,8 @@ impl Redis {
             .iter()
             .map(|(port, _)| format!("127.0.0.1:{port}"))
             .collect();
-        let created = Command::new("redis-cli")
+        let created = self
+            .cli()
             .args(["--cluster", "create"])
             .args(&nodes)
             .args(["--cluster-replicas", "0", "--cluster-yes"])
@@ -155,7 +172,8 @@ impl Redis {
         let deadline = Instant::now() + Duration::from_secs(20);
         for (port, _) in &self.cluster {
             loop {
-                let info = Command::new("redis-cli")
+                let info = self
+                    .cli()
                     .args(["-p", &port.to_string(), "cluster", "info"])
                     .output()
                     .expect("redis-cli runs");
@@ -173,13 +191,63 @@ impl Redis {
         self.cluster
             .iter()
             .map(|(port, _)| {
-                let out = Command::new("redis-cli")
+                let out = self
+                    .cli()
                     .args(["-p", &port.to_string(), "dbsize"])
                     .output()
                     .expect("redis-cli runs");
                 String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
             })
             .collect()
+    }
+
+    /// `redis-cli`, with TLS and the ACL user for a managed server.
+    fn cli(&self) -> Command {
+        let mut cli = Command::new("redis-cli");
+        // It reads its standard input when that is not a terminal.
+        cli.stdin(Stdio::null());
+        if let Some(dir) = &self.tls {
+            cli.arg("--tls")
+                .arg("--cacert")
+                .arg(dir.join("ca.crt"))
+                .args([
+                    "--user",
+                    ACL_USER,
+                    "--pass",
+                    ACL_PASSWORD,
+                    "--no-auth-warning",
+                ]);
+        }
+        cli
+    }
+
+    /// The arguments that make a server listen on `port`: in the clear, or
+    /// (managed) TLS only with the ACL user.
+    fn listen_args(&self, port: u16) -> Vec<String> {
+        let mut args: Vec<String> = Vec::new();
+        match &self.tls {
+            None => args.extend(["--port".into(), port.to_string()]),
+            Some(dir) => {
+                let file = |name: &str| dir.join(name).display().to_string();
+                args.extend([
+                    "--port".into(),
+                    "0".into(),
+                    "--tls-port".into(),
+                    port.to_string(),
+                ]);
+                args.extend(["--tls-cert-file".into(), file("server.crt")]);
+                args.extend(["--tls-key-file".into(), file("server.key")]);
+                args.extend(["--tls-ca-cert-file".into(), file("ca.crt")]);
+                args.extend(["--tls-auth-clients".into(), "no".into()]);
+                // Between the nodes too, when clustered.
+                args.extend(["--tls-cluster".into(), "yes".into()]);
+                args.extend(["--user".into(), "default".into(), "off".into()]);
+                args.extend(["--user".into(), ACL_USER.into(), "on".into()]);
+                args.push(format!(">{ACL_PASSWORD}"));
+                args.extend(["~*".into(), "&*".into(), "+@all".into()]);
+            }
+        }
+        args
     }
 
     pub fn url(&self) -> String {
@@ -194,9 +262,15 @@ impl Redis {
         let mut store = format!("[store]\nredis_url = \"{}\"\n", self.url());
         if let Some(((_, _), more)) = self.cluster.split_first() {
             // The other nodes listed too: sluice needs only one.
+            let url = self.url();
             let more: Vec<String> = more
                 .iter()
-                .map(|(port, _)| format!("\"redis://127.0.0.1:{port}\""))
+                .map(|(port, _)| {
+                    format!(
+                        "\"{}\"",
+                        url.replace(&self.port.to_string(), &port.to_string())
+                    )
+                })
                 .collect();
             store.push_str(&format!("cluster = [{}]\n", more.join(", ")));
         }
@@ -209,23 +283,7 @@ impl Redis {
     /// Starts the server (again) on its port.
     pub fn resume(&mut self) {
         let mut command = Command::new(&self.binary);
-        match &self.tls {
-            None => {
-                command.args(["--port", &self.port.to_string()]);
-            }
-            Some(dir) => {
-                let file = |name: &str| dir.join(name).display().to_string();
-                command
-                    .args(["--port", "0", "--tls-port", &self.port.to_string()])
-                    .args(["--tls-cert-file", &file("server.crt")])
-                    .args(["--tls-key-file", &file("server.key")])
-                    .args(["--tls-ca-cert-file", &file("ca.crt")])
-                    .args(["--tls-auth-clients", "no"])
-                    .args(["--user", "default", "off"])
-                    .args(["--user", ACL_USER, "on", &format!(">{ACL_PASSWORD}")])
-                    .args(["~*", "&*", "+@all"]);
-            }
-        }
+        command.args(self.listen_args(self.port));
         let child = command
             .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--dir"])
@@ -412,17 +470,23 @@ impl Redis {
 /// 127.0.0.1, written to a folder of their own: `ca.crt`, `server.crt`,
 /// `server.key`.
 fn certificates(port: u16) -> PathBuf {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
     let dir = std::env::temp_dir().join(format!("sluice-redis-tls-{}-{port}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Names of their own: with rcgen's one default name on both, OpenSSL
+    // (redis-cli, the cluster bus) takes the server's for self-signed.
+    ca.distinguished_name
+        .push(DnType::CommonName, "sluice test CA");
     let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
     let key = KeyPair::generate().unwrap();
-    let server = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
+    let mut server =
+        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let server = server.signed_by(&key, &ca).unwrap();
     std::fs::write(dir.join("ca.crt"), ca.pem()).unwrap();
     std::fs::write(dir.join("server.crt"), server.pem()).unwrap();
     std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
