@@ -1,6 +1,6 @@
 //! Token counting and cutting with OpenAI's o200k_base BPE (the GPT-4o family's
-//! encoding), compiled into the binary by `tiktoken-rs`: nothing is downloaded
-//! at run time.
+//! encoding), compiled into the binary by `tiktoken-rs` and kept compact by
+//! [`bpe`]: nothing is downloaded at run time.
 //!
 //! The mock cuts its text into the pieces a real model would stream, and
 //! `usage` is counted in the same tokens. A BPE token can be a fragment of a
@@ -8,15 +8,15 @@
 //! joined into one [`Piece`] so that every piece sent to a client is valid
 //! UTF-8, while `tokens` still counts every BPE token in it.
 
-use tiktoken_rs::CoreBPE;
+mod bpe;
 
 use crate::generation::Message;
 
-fn bpe() -> &'static CoreBPE {
-    tiktoken_rs::o200k_base_singleton()
+fn bpe() -> &'static bpe::Bpe {
+    bpe::o200k()
 }
 
-/// Loads the encoding tables (a few hundred milliseconds), so that the first
+/// Builds the encoding tables (a few hundred milliseconds), so that the first
 /// request does not pay for it.
 pub fn warm_up() {
     let _ = bpe();
@@ -52,10 +52,10 @@ pub fn count(text: &str) -> u32 {
             .rfind(char::is_whitespace)
             .filter(|&at| at > 0)
             .unwrap_or(window.len());
-        total += bpe.encode_ordinary(&rest[..cut]).len();
+        total += bpe.encode(&rest[..cut]).len();
         rest = &rest[cut..];
     }
-    total += bpe.encode_ordinary(rest).len();
+    total += bpe.encode(rest).len();
     saturating_u32(total)
 }
 
@@ -100,11 +100,8 @@ pub fn cuts(text: &str) -> Vec<Cut> {
     let mut cuts = Vec::new();
     let mut end = 0;
     let mut tokens = 0u32;
-    for token in bpe.encode_ordinary(text) {
-        end += bpe
-            .decode_bytes(&[token])
-            .expect("a token the encoder produced decodes")
-            .len();
+    for token in bpe.encode(text) {
+        end += bpe.token(token).len();
         tokens += 1;
         // A token that ends inside a multi-byte character waits for the rest.
         if text.is_char_boundary(end) {
@@ -178,7 +175,7 @@ mod tests {
     fn long_text_counts_as_whole_text_does_and_a_long_run_in_linear_time() {
         let prose = "The quick brown fox jumps over the lazy dog, née café 🚀. ".repeat(100);
         assert!(prose.len() > 4 * COUNT_CHUNK);
-        let whole = saturating_u32(bpe().encode_ordinary(&prose).len());
+        let whole = saturating_u32(bpe().encode(&prose).len());
         assert_eq!(
             count(&prose),
             whole,
