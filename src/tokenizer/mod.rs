@@ -1,6 +1,6 @@
 //! Token counting and cutting with OpenAI's o200k_base BPE (the GPT-4o family's
 //! encoding), compiled into the binary by `tiktoken-rs` and kept compact by
-//! [`mod@bpe`]: nothing is downloaded at run time.
+//! its `bpe` module: nothing is downloaded at run time.
 //!
 //! The mock cuts its text into the pieces a real model would stream, and
 //! `usage` is counted in the same tokens. A BPE token can be a fragment of a
