@@ -102,10 +102,6 @@ impl Link {
     /// `rediss://` URL is TLS (rustls), checked against the target's CA when
     /// it has one, else the system's roots.
     pub fn new(target: Target<'_>, timing: Timing) -> RedisResult<Link> {
-        let certificates = |pem: &Vec<u8>| redis::TlsCertificates {
-            client_tls: None,
-            root_cert: Some(pem.clone()),
-        };
         let plain = |url: &str| match &target.ca {
             Some(pem) => redis::Client::build_with_tls(url, certificates(pem)),
             None => redis::Client::open(url),
@@ -203,12 +199,18 @@ fn cluster_client(
         .retries(1)
         .max_retry_wait(500);
     if let Some(pem) = ca {
-        builder = builder.certs(redis::TlsCertificates {
-            client_tls: None,
-            root_cert: Some(pem.clone()),
-        });
+        builder = builder.certs(certificates(pem));
     }
     builder.build()
+}
+
+/// `pem` as the CA that signs the server's certificate (no client
+/// certificate: mutual TLS is not supported).
+fn certificates(pem: &[u8]) -> redis::TlsCertificates {
+    redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem.to_vec()),
+    }
 }
 
 fn config(timing: Timing) -> ClusterConfig {
