@@ -53,14 +53,6 @@ impl Drop for Nginx {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The shipped config with the replicas' and nginx's own ports filled in.
 fn start_nginx(binary: &Path, replicas: &[&Server]) -> Nginx {
     let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/nginx");

@@ -64,6 +64,16 @@ pub async fn spawn(config: Config) -> Server {
     }
 }
 
+/// A loopback port free just now, for a server the test starts as its own
+/// process (nginx, redis-server), which must be told its port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))

@@ -83,14 +83,6 @@ pub struct Redis {
     others: Vec<Child>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Redis {
     pub fn start() -> Option<Redis> {
         Redis::start_as(Kind::Plain)
