@@ -121,7 +121,7 @@ impl Link {
         let urls: Vec<String> = std::iter::once(target.url.to_owned())
             .chain(more.iter().cloned())
             .collect();
-        let client = cluster_client(&urls, target.ca.as_ref(), timing)?;
+        let client = cluster_client(&urls, target.ca.as_deref(), timing)?;
         let shared = client.get_pending_async_connection_with_config(config(timing));
         let nodes = urls
             .iter()
@@ -157,7 +157,7 @@ impl Link {
                 Ok(Shared::Own(conn))
             }
             Link::Cluster { urls, ca, .. } => {
-                let client = cluster_client(urls, ca.as_ref(), timing)?;
+                let client = cluster_client(urls, ca.as_deref(), timing)?;
                 let conn = client.get_async_connection_with_config(config(timing));
                 Ok(Shared::Cluster(conn.await?))
             }
@@ -188,7 +188,7 @@ impl Link {
 /// fixes a command's overall deadline when the client is built).
 fn cluster_client(
     urls: &[String],
-    ca: Option<&Vec<u8>>,
+    ca: Option<&[u8]>,
     timing: Timing,
 ) -> RedisResult<ClusterClient> {
     let mut builder = ClusterClient::builder(urls.iter().map(String::as_str))
