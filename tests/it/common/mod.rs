@@ -67,11 +67,18 @@ pub async fn spawn(config: Config) -> Server {
 /// A loopback port free just now, for a server the test starts as its own
 /// process (nginx, redis-server), which must be told its port.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    free_ports(1)[0]
+}
+
+/// `n` loopback ports free just now, all different: each is held until all
+/// are found, since the kernel may hand a port just let go out again.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    held.iter()
+        .map(|listener| listener.local_addr().unwrap().port())
+        .collect()
 }
 
 pub fn client() -> reqwest::Client {

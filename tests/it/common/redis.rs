@@ -90,13 +90,12 @@ impl Redis {
 
     pub fn start_as(kind: Kind) -> Option<Redis> {
         let binary = redis_binary()?;
-        let port = free_port();
+        // Every node's port and cluster bus port, all different.
+        let ports = free_ports(2 * CLUSTER_NODES);
+        let port = ports[0];
         let tls = kind.tls().then(|| certificates(port));
         let cluster = match kind.cluster() {
-            true => std::iter::once(port)
-                .chain((1..CLUSTER_NODES).map(|_| free_port()))
-                .map(|port| (port, free_port()))
-                .collect(),
+            true => ports.chunks(2).map(|pair| (pair[0], pair[1])).collect(),
             false => Vec::new(),
         };
         let mut redis = Redis {
