@@ -144,9 +144,13 @@ impl Provider for Anthropic {
         let sent = self.counting.send(call);
         Box::pin(async move {
             let counted = async {
-                let answer: Value = sent.await?.json().await.map_err(|err| {
-                    UpstreamError::Stream(format!("the upstream's count did not parse: {err}"))
-                })?;
+                let answer: Value = sent
+                    .await?
+                    .json(upstream::JSON_ANSWER_LIMIT)
+                    .await
+                    .map_err(|err| {
+                        UpstreamError::Stream(format!("the upstream's count did not parse: {err}"))
+                    })?;
                 answer["input_tokens"]
                     .as_u64()
                     .and_then(|n| u32::try_from(n).ok())

@@ -18,6 +18,7 @@ mod openai;
 mod record;
 pub mod replay;
 mod upstream;
+mod wire;
 
 /// For the fuzz targets (`sluice::fuzzing`).
 #[cfg(feature = "fuzzing")]

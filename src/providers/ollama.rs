@@ -9,13 +9,10 @@
 //! it for tool calls and the other OpenAI fields.)
 
 use async_stream::stream;
-use futures_util::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio_util::codec::{FramedRead, LinesCodec};
-use tokio_util::io::StreamReader;
 
-use super::upstream::{error_message, Endpoint, Forgiving};
+use super::upstream::{error_message, Body, Endpoint, Forgiving};
 use super::Provider;
 use crate::config::{ModelConfig, Timeouts};
 use crate::generation::{
@@ -90,21 +87,21 @@ impl Provider for Ollama {
         let redactor = self.endpoint.redactor.clone();
         let mut forgiving = Forgiving::new(&self.endpoint);
         Box::pin(stream! {
-            let response = match response.await {
-                Ok(response) => response,
+            let mut body = match response.await {
+                Ok(body) => body,
                 Err(err) => {
                     yield TokenEvent::Error(err);
                     return;
                 }
             };
-            let body = StreamReader::new(response.bytes_stream().map_err(std::io::Error::other));
-            let mut lines = FramedRead::new(body, LinesCodec::new_with_max_length(MAX_LINE));
-            while let Some(line) = lines.next().await {
-                let line = match line {
-                    Ok(line) if line.trim().is_empty() => continue,
-                    Ok(line) => line,
-                    Err(err) => {
-                        let message = format!("the upstream stream broke off: {err}");
+            let mut lines = Lines::default();
+            loop {
+                let line = match lines.next(&mut body).await {
+                    Ok(Some(line)) if line.trim().is_empty() => continue,
+                    Ok(Some(line)) => line,
+                    Ok(None) => break,
+                    Err(why) => {
+                        let message = format!("the upstream stream broke off: {why}");
                         yield TokenEvent::Error(UpstreamError::Stream(redactor.scrub(&message)));
                         return;
                     }
@@ -140,10 +137,10 @@ impl Provider for Ollama {
                         Some("length") => "length",
                         _ => "stop",
                     };
-                    yield TokenEvent::Done(Finish::new(
-                        finish_reason,
-                        Usage::new(line.prompt_eval_count.unwrap_or(0), line.eval_count.unwrap_or(0)),
-                    ));
+                    let usage =
+                        Usage::new(line.prompt_eval_count.unwrap_or(0), line.eval_count.unwrap_or(0));
+                    body.park();
+                    yield TokenEvent::Done(Finish::new(finish_reason, usage));
                     return;
                 }
             }
@@ -151,5 +148,53 @@ impl Provider for Ollama {
                 "the upstream closed the stream before its done line".into(),
             ));
         })
+    }
+}
+
+/// An NDJSON body's lines, each at most [`MAX_LINE`] bytes; a last line
+/// without its line feed still counts.
+#[derive(Default)]
+struct Lines {
+    /// Bytes read but not yet returned as lines.
+    pending: Vec<u8>,
+    /// Where in `pending` a line feed has not been looked for.
+    searched: usize,
+    ended: bool,
+}
+
+impl Lines {
+    /// The next line (without its CRLF or LF), or `None` at the body's end.
+    async fn next(&mut self, body: &mut Body) -> Result<Option<String>, String> {
+        loop {
+            if let Some(at) = memchr::memchr(b'\n', &self.pending[self.searched..]) {
+                let end = self.searched + at;
+                let line = self.take(end, end + 1);
+                return Ok(Some(line));
+            }
+            self.searched = self.pending.len();
+            if self.pending.len() > MAX_LINE {
+                return Err(format!("a line is longer than {MAX_LINE} bytes"));
+            }
+            if self.ended {
+                let len = self.pending.len();
+                return Ok((len > 0).then(|| self.take(len, len)));
+            }
+            let pending = &mut self.pending;
+            self.ended = !body
+                .read(&mut |bytes| pending.extend_from_slice(bytes))
+                .await?;
+        }
+    }
+
+    /// `pending[..end]` as a line (a CR before its end dropped), and the
+    /// bytes up to `next` gone.
+    fn take(&mut self, end: usize, next: usize) -> String {
+        let line = self.pending[..end]
+            .strip_suffix(b"\r")
+            .unwrap_or(&self.pending[..end]);
+        let line = String::from_utf8_lossy(line).into_owned();
+        self.pending.drain(..next);
+        self.searched = 0;
+        line
     }
 }

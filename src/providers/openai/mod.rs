@@ -128,10 +128,11 @@ impl Provider for OpenAi {
         let redactor = self.embeddings.redactor.clone();
         Box::pin(async move {
             let bad = |why: String| UpstreamError::Stream(redactor.scrub(&why));
-            let answer: Value =
-                sent.await?.json().await.map_err(|err| {
-                    bad(format!("the upstream's embeddings did not parse: {err}"))
-                })?;
+            let answer: Value = sent
+                .await?
+                .json(upstream::JSON_ANSWER_LIMIT)
+                .await
+                .map_err(|err| bad(format!("the upstream's embeddings did not parse: {err}")))?;
             let vectors = answer["data"]
                 .as_array()
                 .ok_or_else(|| bad("the upstream's embeddings have no `data`".into()))?

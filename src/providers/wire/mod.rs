@@ -1,0 +1,189 @@
+//! The streaming HTTP/1.1 client for plain-`http://` upstreams, read in the
+//! task of the stream that reads it.
+//!
+//! Why our own: a relayed token is the hot path, and through reqwest (hyper's
+//! pooled client) every token crossed two tasks (the upstream connection's,
+//! then the client connection's), hyper's client dispatch and body channel,
+//! and reqwest's body layers; each upstream connection also held 25 KiB of
+//! buffers and channel blocks while it waited for a token (BENCHMARKS.md,
+//! "One task per token"). Here the socket is read from the provider's
+//! stream itself, so the client connection's task does everything a token
+//! needs in one poll, through a read buffer borrowed per thread only while
+//! bytes are in flight ([`body`]).
+//!
+//! What it speaks: one `POST` with a JSON body per connection at a time, the
+//! response framed by `Content-Length`, `chunked` or the close
+//! ([`framing`], heads parsed by `httparse`); idle connections kept per
+//! endpoint ([`pool`]). What it leaves to reqwest (`super::upstream`
+//! chooses): `https://` (TLS, ALPN and HTTP/2), a configured
+//! `HTTP_PROXY`/`ALL_PROXY`, and every request that is not a stream's.
+//! It never follows a redirect: a 3xx is an error status like any other.
+//!
+//! What it may not do: spawn (the connection lives in its body), or keep a
+//! connection whose stream was dropped before its answer was whole: that
+//! close is what tells the upstream to stop generating.
+
+mod body;
+mod framing;
+mod head;
+mod pool;
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub use body::{Body, Read};
+use head::{Head, MAX_HEAD_BYTES};
+use pool::Pool;
+
+/// One endpoint's connections: where to connect, what to ask for.
+pub struct Client {
+    /// `host:port`, to connect to.
+    authority: String,
+    /// The `Host` field.
+    host: String,
+    /// The path and query.
+    path: String,
+    connect_timeout: Duration,
+    pool: Arc<Pool>,
+}
+
+/// A response whose head has been read.
+pub struct Response {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub body: Body,
+}
+
+/// Why a request got no response head.
+#[derive(Debug)]
+pub enum SendError {
+    ConnectTimeout,
+    Connect(io::Error),
+    /// Writing the request or reading the head failed.
+    Io(io::Error),
+    /// The upstream closed the connection before a response head.
+    Closed,
+    /// The response head is not HTTP, or not one we can frame.
+    Head(String),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::ConnectTimeout => f.write_str("connecting timed out"),
+            SendError::Connect(err) => write!(f, "could not connect: {err}"),
+            SendError::Io(err) => write!(f, "the connection failed: {err}"),
+            SendError::Closed => f.write_str("the upstream closed the connection before answering"),
+            SendError::Head(why) => f.write_str(why),
+        }
+    }
+}
+
+impl Client {
+    /// The client for `url`, when it is one this module speaks: `http://`,
+    /// with no proxy configured for it (reqwest reads the same variables and
+    /// applies `NO_PROXY`, so any proxy at all leaves the URL to reqwest).
+    pub fn for_url(url: &reqwest::Url, connect_timeout: Duration) -> Option<Client> {
+        let proxied = ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"]
+            .iter()
+            .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()));
+        if url.scheme() != "http" || proxied {
+            return None;
+        }
+        let host = url.host_str()?;
+        let port = url.port_or_known_default()?;
+        let path = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        };
+        Some(Client {
+            authority: format!("{host}:{port}"),
+            host: match url.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_owned(),
+            },
+            path,
+            connect_timeout,
+            pool: Arc::default(),
+        })
+    }
+
+    /// POSTs `body` (JSON) with `fields`, whose values the caller has
+    /// checked, and reads the response's head.
+    ///
+    /// A reused connection that fails before any of the response arrives is
+    /// given up for a new one, once: the upstream closed it while idle, as the
+    /// request crossed (Go's `net/http` retries the same case, for any
+    /// method). A new connection's failure is the upstream's answer.
+    pub async fn send(
+        &self,
+        fields: &[(&'static str, http::HeaderValue)],
+        body: &[u8],
+    ) -> Result<Response, SendError> {
+        let request = head::request(&self.path, &self.host, fields, body);
+        if let Some(tcp) = self.pool.take() {
+            match self.exchange(tcp, &request).await {
+                Err(SendError::Closed | SendError::Io(_)) => {}
+                answered => return answered,
+            }
+        }
+        let tcp = self.connect().await?;
+        self.exchange(tcp, &request).await
+    }
+
+    async fn connect(&self) -> Result<TcpStream, SendError> {
+        let connecting = TcpStream::connect(&self.authority);
+        let tcp = tokio::time::timeout(self.connect_timeout, connecting)
+            .await
+            .map_err(|_| SendError::ConnectTimeout)?
+            .map_err(SendError::Connect)?;
+        // Tokens are small writes the other way; the request is one write.
+        tcp.set_nodelay(true).map_err(SendError::Connect)?;
+        Ok(tcp)
+    }
+
+    /// Writes the request on `tcp` and reads the response head.
+    async fn exchange(&self, mut tcp: TcpStream, request: &[u8]) -> Result<Response, SendError> {
+        tcp.write_all(request).await.map_err(SendError::Io)?;
+        let mut buf = Vec::with_capacity(1024);
+        loop {
+            if buf.len() >= MAX_HEAD_BYTES {
+                return Err(SendError::Head(format!(
+                    "the upstream's response head is longer than {MAX_HEAD_BYTES} bytes"
+                )));
+            }
+            buf.reserve(1024);
+            let read = tcp.read_buf(&mut buf).await;
+            match read {
+                Ok(0) if buf.is_empty() => return Err(SendError::Closed),
+                Ok(0) => {
+                    return Err(SendError::Head(
+                        "the upstream closed the connection inside its response head".into(),
+                    ))
+                }
+                Ok(_) => {}
+                Err(err) if buf.is_empty() => return Err(SendError::Io(err)),
+                Err(err) => return Err(SendError::Head(format!("the connection failed: {err}"))),
+            }
+            if let Some((head, len)) = head::parse(&buf).map_err(SendError::Head)? {
+                let Head {
+                    status,
+                    retry_after,
+                    framing,
+                    keep_alive,
+                } = head;
+                let early = buf.split_off(len);
+                let body = Body::new(tcp, framing, early, keep_alive, self.pool.clone());
+                return Ok(Response {
+                    status,
+                    retry_after,
+                    body,
+                });
+            }
+        }
+    }
+}
