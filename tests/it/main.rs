@@ -46,6 +46,8 @@ mod idempotency;
 
 // Provider `openai` against a fake upstream: timeouts, errors, hang-ups.
 mod openai_upstream;
+// The upstream's connections: kept, reused, replaced, closed on a hang-up.
+mod upstream_connections;
 // Providers `anthropic` and `ollama`, retries and fallbacks.
 mod providers;
 
