@@ -155,28 +155,37 @@ pub async fn serve(
         let tls = tls.clone();
         connections.spawn(async move {
             let _permit = permit;
+            // Each protocol's connection future in a box of its own size:
+            // inline, every plain connection's task was as large as a TLS
+            // one's (handshake state and all).
             let served = match tls {
                 None => {
-                    let Some(tcp) = first_bytes.await else {
-                        return;
-                    };
-                    let io = Coalesce::new(SendDeadline::new(tcp, send_timeout));
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-                    scope.serve(conn, |conn| conn.graceful_shutdown()).await
+                    Box::pin(async move {
+                        let tcp = first_bytes.await?;
+                        let io = Coalesce::new(SendDeadline::new(tcp, send_timeout));
+                        let conn =
+                            builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+                        Some(scope.serve(conn, |conn| conn.graceful_shutdown()).await)
+                    })
+                    .await
                 }
                 Some(tls) => {
-                    let Some(tcp) = first_bytes.await else {
-                        return;
-                    };
-                    let io = Coalesce::new(SendDeadline::new(tcp, send_timeout));
-                    let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE, tls.accept(io)).await
-                    else {
-                        return;
-                    };
-                    let conn =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    scope.serve(conn, |conn| conn.graceful_shutdown()).await
+                    Box::pin(async move {
+                        let tcp = first_bytes.await?;
+                        let io = Coalesce::new(SendDeadline::new(tcp, send_timeout));
+                        let handshake = tokio::time::timeout(HANDSHAKE, tls.accept(io));
+                        let Ok(Ok(stream)) = handshake.await else {
+                            return None;
+                        };
+                        let conn =
+                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        Some(scope.serve(conn, |conn| conn.graceful_shutdown()).await)
+                    })
+                    .await
                 }
+            };
+            let Some(served) = served else {
+                return;
             };
             match served {
                 Some(Ok(())) => {}
