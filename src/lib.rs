@@ -102,4 +102,5 @@ pub mod fuzzing {
     pub use crate::providers::fuzz_anthropic_events as anthropic_events;
     pub use crate::providers::fuzz_mock_arguments as mock_arguments;
     pub use crate::providers::fuzz_openai_events as openai_events;
+    pub use crate::providers::fuzz_upstream_response as upstream_response;
 }

@@ -20,6 +20,11 @@ pub mod replay;
 mod upstream;
 mod wire;
 
+/// For the fuzz targets (`sluice::fuzzing`): bytes as an upstream's
+/// response head and chunked body.
+#[cfg(feature = "fuzzing")]
+pub use wire::fuzz_response as fuzz_upstream_response;
+
 /// For the fuzz targets (`sluice::fuzzing`).
 #[cfg(feature = "fuzzing")]
 pub fn fuzz_anthropic_events(events: &[&str]) {

@@ -187,3 +187,48 @@ impl Client {
         }
     }
 }
+
+/// For the fuzz targets (`sluice::fuzzing`): `data` as a response head and
+/// as a chunked body, both read whole and split in the pieces its first byte
+/// chooses. The head parse never panics; the body, its end and its error are
+/// the same however it is split.
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_response(data: &[u8]) {
+    use framing::{Chunked, Decoded, Framing};
+    let Some((&split, rest)) = data.split_first() else {
+        return;
+    };
+    let _ = head::parse(rest);
+    let frame = |size: usize| {
+        let mut framing = Framing::Chunked(Chunked::default());
+        let mut body = Vec::new();
+        let mut end = None;
+        let mut used = 0;
+        for piece in rest.chunks(size) {
+            match framing.push(piece, &mut |bytes| body.extend_from_slice(bytes)) {
+                Ok(Decoded::More) => used += piece.len(),
+                Ok(Decoded::Done { extra }) => {
+                    end = Some(Ok(used + piece.len() - extra));
+                    break;
+                }
+                Err(err) => {
+                    end = Some(Err(err));
+                    break;
+                }
+            }
+        }
+        (body, end, framing.at_eof().is_ok())
+    };
+    let whole = frame(rest.len().max(1));
+    let pieces = frame(usize::from(split) + 1);
+    assert_eq!(whole.1.is_some(), pieces.1.is_some());
+    match (&whole.1, &pieces.1) {
+        (Some(Ok(a)), Some(Ok(b))) => assert_eq!(a, b, "the body ends at one place"),
+        (Some(Err(_)), Some(Err(_))) | (None, None) => {}
+        (a, b) => panic!("whole {a:?}, split {b:?}"),
+    }
+    if matches!(whole.1, Some(Ok(_)) | None) {
+        assert_eq!(whole.0, pieces.0, "the same body bytes");
+        assert_eq!(whole.2, pieces.2);
+    }
+}
