@@ -214,6 +214,9 @@ pub fn body(
         // under callgrind), and after every timer wake, which renews the
         // registration should the body ever be polled by another task.
         let mut stop_armed = false;
+        // Whether `timer` holds this task's waker for its current deadline
+        // (`armed::fired`). Cleared by every reset.
+        let mut timer_armed = false;
         loop {
             // A paused generation (section 14) takes no event until its gate
             // opens. Off the per-token path: an atomic load when there is a
@@ -227,8 +230,8 @@ pub fn body(
                     // per poll).
                     tokio::select! {
                         biased;
-                        () = &mut stopped, if !stop_armed || stop.is_cancelled() => Step::stopped(&shutdown),
-                        () = &mut timer => Step::Timer,
+                        () = armed::stopped(stopped.as_mut(), stop_armed, || stop.is_cancelled()) => Step::stopped(&shutdown),
+                        () = armed::fired(timer.as_mut(), timer_armed) => Step::Timer,
                         next = source.next() => Step::Event(next),
                     }
                 }
@@ -241,14 +244,20 @@ pub fn body(
                     }
                     tokio::select! {
                         biased;
-                        () = &mut stopped, if !stop_armed || stop.is_cancelled() => Step::stopped(&shutdown),
-                        () = &mut timer => Step::Timer,
+                        () = armed::stopped(stopped.as_mut(), stop_armed, || stop.is_cancelled()) => Step::stopped(&shutdown),
+                        () = armed::fired(timer.as_mut(), timer_armed) => Step::Timer,
                         () = changed => Step::Gate,
                     }
                 }
             };
             let flowing = paused.is_none();
             stop_armed = !matches!(step, Step::Timer);
+            // The biased order polled the timer before the event or the gate.
+            timer_armed = match step {
+                Step::Event(_) | Step::Gate => true,
+                Step::Timer => false,
+                Step::Shutdown | Step::Cancelled => timer_armed,
+            };
             let event = match step {
                 Step::Event(Next::Chosen) => {
                     framer.serving(source.model());
@@ -258,6 +267,7 @@ pub fn body(
                     }
                     // The attempt's own deadlines apply from here.
                     timer.as_mut().reset(source.next_due(beats.then_some(last_write + heartbeat)));
+                    timer_armed = false;
                     guard.due(source.next_due(None));
                     continue;
                 }
@@ -280,6 +290,7 @@ pub fn body(
                             last_write = now;
                         }
                         timer.as_mut().reset(source.next_due(beats.then_some(last_write + heartbeat)));
+                        timer_armed = false;
                         guard.due(source.next_due(None));
                         continue;
                     }
@@ -388,6 +399,7 @@ fn cut(why: &str) -> io::Error {
     io::Error::new(io::ErrorKind::ConnectionAborted, why.to_owned())
 }
 
+mod armed;
 mod write;
 
 #[cfg(test)]

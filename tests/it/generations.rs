@@ -366,6 +366,35 @@ async fn delete_closes_the_upstream_and_watchers_get_done_cancelled_with_usage()
     assert_eq!(again, deleted);
 }
 
+/// The relay notices a cancel while its upstream is silent, not at its next
+/// heartbeat (15 s) or idle deadline (30 s): the stop is asked on every wake.
+#[tokio::test]
+async fn delete_ends_a_generation_whose_upstream_has_gone_quiet_at_once() {
+    let (fake, server) = upstream("").await;
+    let created = create(&server, json!({"model": "up-burst", "prompt": "hi"})).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let watcher = events(&server, &id, &[], "").await;
+    let tokens = first_events(watcher, 2).await;
+    assert_eq!(tokens.len(), 2, "the burst's first tokens came");
+    let asked = std::time::Instant::now();
+    let deleted = client()
+        .delete(server.url(&format!("/v1/generations/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    assert!(
+        fake.seen.saw_cancels(1, Duration::from_secs(2)).await,
+        "the silent upstream's connection is closed within 2 s"
+    );
+    let after = events(&server, &id, &[], "").await;
+    let got = tokio::time::timeout(Duration::from_secs(3), receive(after))
+        .await
+        .expect("the generation ended within 3 s of its DELETE");
+    assert_eq!(got.terminal_json()["finish_reason"], "cancelled");
+    assert!(asked.elapsed() < Duration::from_secs(5));
+}
+
 #[tokio::test]
 async fn a_generation_nobody_watches_is_abandoned_after_abandon_ms() {
     let (fake, server) = upstream("[streams]\nabandon_ms = 400\n").await;
