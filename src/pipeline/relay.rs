@@ -208,15 +208,11 @@ pub fn body(
         tokio::pin!(timer);
         let stopped = stop.clone().cancelled_owned();
         tokio::pin!(stopped);
-        // Whether `stopped` holds this task's waker. Once it does, it is
-        // polled again only when the token says it fired (an atomic load per
-        // event, where polling the `Notified` cost ~400 instructions a token
-        // under callgrind), and after every timer wake, which renews the
-        // registration should the body ever be polled by another task.
-        let mut stop_armed = false;
-        // Whether `timer` holds this task's waker for its current deadline
-        // (`armed::fired`). Cleared by every reset.
-        let mut timer_armed = false;
+        // Whether `stopped` and `timer` hold this task's waker: then each is
+        // polled only once fired (`armed`; polling the `Notified` per event
+        // cost ~400 instructions a token). A timer wake renews the stop's,
+        // and every reset the timer's.
+        let (mut stop_armed, mut timer_armed) = (false, false);
         loop {
             // A paused generation (section 14) takes no event until its gate
             // opens. Off the per-token path: an atomic load when there is a
