@@ -80,22 +80,14 @@ pub(super) async fn send(
     let fields = call
         .fields()
         .map_err(|why| UpstreamError::Transport(format!("could not reach the upstream: {why}")))?;
-    match carrier {
+    let (status, retry_after, mut body) = match carrier {
         Carrier::Wire(client) => {
             let response = client
                 .send(&fields, &call.body)
                 .await
                 .map_err(|err| errors::wire_send_error(&err, connect_timeout, &redactor))?;
-            let mut body = Body::Wire(response.body);
-            match response.status {
-                200..=299 => Ok(body),
-                status => {
-                    let read = body.read_to_limit(ERROR_BODY_LIMIT).await;
-                    let text = read.unwrap_or_default();
-                    let retry_after = response.retry_after.as_deref();
-                    Err(errors::status_error(status, retry_after, &text, &redactor))
-                }
-            }
+            let body = Body::Wire(response.body);
+            (response.status, response.retry_after, body)
         }
         Carrier::Reqwest { client, url } => {
             let mut request = client
@@ -114,24 +106,22 @@ pub(super) async fn send(
                 .get(http::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            let mut body = Body::Reqwest(response);
-            match status {
-                200..=299 => Ok(body),
-                _ => {
-                    let text = body
-                        .read_to_limit(ERROR_BODY_LIMIT)
-                        .await
-                        .unwrap_or_default();
-                    Err(errors::status_error(
-                        status,
-                        retry_after.as_deref(),
-                        &text,
-                        &redactor,
-                    ))
-                }
-            }
+            (status, retry_after, Body::Reqwest(response))
         }
+    };
+    if (200..=299).contains(&status) {
+        return Ok(body);
     }
+    let text = body
+        .read_to_limit(ERROR_BODY_LIMIT)
+        .await
+        .unwrap_or_default();
+    Err(errors::status_error(
+        status,
+        retry_after.as_deref(),
+        &text,
+        &redactor,
+    ))
 }
 
 /// A successful response's body.

@@ -19,7 +19,8 @@ use crate::redact::Redactor;
 use crate::sse;
 use call::Carrier;
 pub use call::{Body, Call};
-pub use errors::{broke, error_message};
+use errors::broke;
+pub use errors::error_message;
 
 mod call;
 mod errors;
