@@ -9,8 +9,10 @@
 //! it for tool calls and the other OpenAI fields.)
 
 use async_stream::stream;
+use bytes::BytesMut;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tokio_util::codec::{Decoder, LinesCodec};
 
 use super::upstream::{error_message, Body, Endpoint, Forgiving};
 use super::Provider;
@@ -94,7 +96,7 @@ impl Provider for Ollama {
                     return;
                 }
             };
-            let mut lines = Lines::default();
+            let mut lines = Lines::new();
             loop {
                 let line = match lines.next(&mut body).await {
                     Ok(Some(line)) if line.trim().is_empty() => continue,
@@ -151,50 +153,40 @@ impl Provider for Ollama {
     }
 }
 
-/// An NDJSON body's lines, each at most [`MAX_LINE`] bytes; a last line
-/// without its line feed still counts.
-#[derive(Default)]
+/// An NDJSON body's lines, cut by tokio-util's `LinesCodec` (at most
+/// [`MAX_LINE`] bytes; a last line without its line feed still counts), as
+/// `FramedRead` cut them when the body was a reqwest stream.
 struct Lines {
-    /// Bytes read but not yet returned as lines.
-    pending: Vec<u8>,
-    /// Where in `pending` a line feed has not been looked for.
-    searched: usize,
+    pending: BytesMut,
+    codec: LinesCodec,
     ended: bool,
 }
 
 impl Lines {
+    fn new() -> Lines {
+        Lines {
+            pending: BytesMut::new(),
+            codec: LinesCodec::new_with_max_length(MAX_LINE),
+            ended: false,
+        }
+    }
+
     /// The next line (without its CRLF or LF), or `None` at the body's end.
     async fn next(&mut self, body: &mut Body) -> Result<Option<String>, String> {
         loop {
-            if let Some(at) = memchr::memchr(b'\n', &self.pending[self.searched..]) {
-                let end = self.searched + at;
-                let line = self.take(end, end + 1);
-                return Ok(Some(line));
-            }
-            self.searched = self.pending.len();
-            if self.pending.len() > MAX_LINE {
-                return Err(format!("a line is longer than {MAX_LINE} bytes"));
-            }
-            if self.ended {
-                let len = self.pending.len();
-                return Ok((len > 0).then(|| self.take(len, len)));
+            let line = match self.ended {
+                false => self.codec.decode(&mut self.pending),
+                true => self.codec.decode_eof(&mut self.pending),
+            };
+            match line.map_err(|err| err.to_string())? {
+                Some(line) => return Ok(Some(line)),
+                None if self.ended => return Ok(None),
+                None => {}
             }
             let pending = &mut self.pending;
             self.ended = !body
                 .read(&mut |bytes| pending.extend_from_slice(bytes))
                 .await?;
         }
-    }
-
-    /// `pending[..end]` as a line (a CR before its end dropped), and the
-    /// bytes up to `next` gone.
-    fn take(&mut self, end: usize, next: usize) -> String {
-        let line = self.pending[..end]
-            .strip_suffix(b"\r")
-            .unwrap_or(&self.pending[..end]);
-        let line = String::from_utf8_lossy(line).into_owned();
-        self.pending.drain(..next);
-        self.searched = 0;
-        line
     }
 }
