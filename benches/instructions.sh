@@ -10,6 +10,7 @@
 #   benches/instructions.sh --messages [BINARY]  # per token on the Messages door
 #   ROUTE='midstream = "continue"' benches/instructions.sh ...  # with the proxy route set so
 #   PROXY='[telemetry] ...' benches/instructions.sh ...           # with these lines atop the proxy's config
+#   UPSTREAM_TLS=1 benches/instructions.sh ...   # the upstream over https:// (a CA made here by openssl)
 #
 # A sluice mock (the release binary) serves as the OpenAI upstream; BINARY runs
 # under callgrind as the proxy, with one serving thread. After a warm-up the
@@ -53,6 +54,20 @@ else
   UPSTREAM_MODEL="mock:ttft_ms=0,token_delay_ms=0,tokens=1" STREAMS=400
 fi
 printf '[limits]\nrequests_per_second = 0\n' >"$TMP/upstream.toml"
+SCHEME=http
+if [ -n "${UPSTREAM_TLS:-}" ]; then
+  # A CA and a leaf for 127.0.0.1 (webpki refuses a CA certificate as the
+  # server's own); the proxy trusts the CA through SSL_CERT_FILE.
+  SCHEME=https
+  EC=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  openssl req -x509 "${EC[@]}" -keyout "$TMP/ca.key" -out "$TMP/ca.pem" -days 2 -subj /CN=bench-ca 2>/dev/null
+  openssl req "${EC[@]}" -keyout "$TMP/key.pem" -out "$TMP/leaf.csr" -subj /CN=localhost 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' >"$TMP/leaf.ext"
+  openssl x509 -req -in "$TMP/leaf.csr" -CA "$TMP/ca.pem" -CAkey "$TMP/ca.key" -CAcreateserial \
+    -out "$TMP/cert.pem" -days 2 -extfile "$TMP/leaf.ext" 2>/dev/null
+  printf '[tls]\ncert_file = "%s"\nkey_file = "%s"\n' "$TMP/cert.pem" "$TMP/key.pem" >>"$TMP/upstream.toml"
+  export SSL_CERT_FILE="$TMP/ca.pem"
+fi
 cat >"$TMP/proxy.toml" <<EOF
 ${PROXY:-}
 [limits]
@@ -63,7 +78,7 @@ first_token_ms = 60000
 [[models]]
 name = "chat"
 provider = "openai"
-base_url = "http://127.0.0.1:$UP_PORT/v1"
+base_url = "$SCHEME://127.0.0.1:$UP_PORT/v1"
 upstream_model = "$UPSTREAM_MODEL"
 retries = 0
 ${ROUTE:-}

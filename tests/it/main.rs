@@ -48,6 +48,8 @@ mod idempotency;
 mod openai_upstream;
 // The upstream's connections: kept, reused, replaced, closed on a hang-up.
 mod upstream_connections;
+// An https:// upstream on the wire client: TLS, reuse, cancel, trust.
+mod upstream_tls;
 // Providers `anthropic` and `ollama`, retries and fallbacks.
 mod providers;
 

@@ -12,16 +12,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::common::*;
 
-const WORDS: &[&str] = &["Hel", "lo", ", ", "wire", "!"];
+pub const WORDS: &[&str] = &["Hel", "lo", ", ", "wire", "!"];
 
 /// How the raw upstream answers and treats its connections.
 #[derive(Clone, Copy, PartialEq)]
-enum Manner {
+pub enum Manner {
     /// Chunked; the terminating chunk 50 ms after `[DONE]`.
     Chunked,
     /// Chunked, written a few bytes at a time, with chunk extensions and a
@@ -40,34 +41,50 @@ enum Manner {
     Stalls,
 }
 
-struct Raw {
-    base_url: String,
-    connections: Arc<AtomicUsize>,
+pub struct Raw {
+    pub base_url: String,
+    pub connections: Arc<AtomicUsize>,
     /// Connections that reached their end of file from our side.
-    closed_by_proxy: Arc<AtomicUsize>,
+    pub closed_by_proxy: Arc<AtomicUsize>,
 }
 
 async fn raw_upstream(manner: Manner) -> Raw {
+    raw_upstream_over(manner, None).await
+}
+
+/// The raw upstream, over TLS when `tls` is given (an `https://` base URL).
+pub async fn raw_upstream_over(manner: Manner, tls: Option<TlsAcceptor>) -> Raw {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let connections = Arc::new(AtomicUsize::new(0));
     let closed_by_proxy = Arc::new(AtomicUsize::new(0));
     let (count, closed) = (connections.clone(), closed_by_proxy.clone());
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(serve(tcp, manner, closed.clone()));
+            let (tls, closed) = (tls.clone(), closed.clone());
+            tokio::spawn(async move {
+                match tls {
+                    Some(tls) => {
+                        if let Ok(tls) = tls.accept(tcp).await {
+                            serve(tls, manner, closed).await;
+                        }
+                    }
+                    None => serve(tcp, manner, closed).await,
+                }
+            });
         }
     });
     Raw {
-        base_url: format!("http://{addr}/v1"),
+        base_url: format!("{scheme}://{addr}/v1"),
         connections,
         closed_by_proxy,
     }
 }
 
 /// Reads one request (head and `Content-Length` body); `false` at a close.
-async fn read_request(tcp: &mut TcpStream) -> bool {
+async fn read_request<S: AsyncRead + Unpin>(tcp: &mut S) -> bool {
     let mut buf = Vec::new();
     let mut byte = [0u8; 1];
     while !buf.ends_with(b"\r\n\r\n") {
@@ -86,7 +103,7 @@ async fn read_request(tcp: &mut TcpStream) -> bool {
     tcp.read_exact(&mut body).await.is_ok()
 }
 
-fn events() -> String {
+pub fn events() -> String {
     let mut text = String::new();
     for word in WORDS {
         let chunk =
@@ -102,7 +119,16 @@ fn events() -> String {
 const CHUNKED_HEAD: &str =
     "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
 
-async fn serve(mut tcp: TcpStream, manner: Manner, closed: Arc<AtomicUsize>) {
+/// Writes `bytes` and flushes them (TLS holds its records until then).
+async fn put<S: AsyncWrite + Unpin>(tcp: &mut S, bytes: &[u8]) -> std::io::Result<()> {
+    tcp.write_all(bytes).await?;
+    tcp.flush().await
+}
+
+async fn serve<S>(mut tcp: S, manner: Manner, closed: Arc<AtomicUsize>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut answered = 0;
     while read_request(&mut tcp).await {
         if manner == Manner::ClosesOnReuse && answered == 1 {
@@ -112,9 +138,9 @@ async fn serve(mut tcp: TcpStream, manner: Manner, closed: Arc<AtomicUsize>) {
         let written = match manner {
             Manner::Chunked | Manner::ClosesIdle | Manner::ClosesOnReuse => {
                 let head_and_data = format!("{CHUNKED_HEAD}{:x}\r\n{body}\r\n", body.len());
-                let sent = tcp.write_all(head_and_data.as_bytes()).await;
+                let sent = put(&mut tcp, head_and_data.as_bytes()).await;
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                sent.and(tcp.write_all(b"0\r\n\r\n").await)
+                sent.and(put(&mut tcp, b"0\r\n\r\n").await)
             }
             Manner::Dribbled => {
                 let mut wire = CHUNKED_HEAD.to_owned();
@@ -126,7 +152,7 @@ async fn serve(mut tcp: TcpStream, manner: Manner, closed: Arc<AtomicUsize>) {
                 wire.push_str("0\r\nx-trailer: yes\r\n\r\n");
                 let mut sent = Ok(());
                 for piece in wire.as_bytes().chunks(5) {
-                    sent = sent.and(tcp.write_all(piece).await);
+                    sent = sent.and(put(&mut tcp, piece).await);
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
                 sent
@@ -136,21 +162,22 @@ async fn serve(mut tcp: TcpStream, manner: Manner, closed: Arc<AtomicUsize>) {
                     "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\n\r\n{body}",
                     body.len()
                 );
-                tcp.write_all(wire.as_bytes()).await
+                put(&mut tcp, wire.as_bytes()).await
             }
             Manner::Close => {
                 let wire =
                     format!("HTTP/1.0 200 OK\r\ncontent-type: text/event-stream\r\n\r\n{body}");
-                let _ = tcp.write_all(wire.as_bytes()).await;
+                let _ = put(&mut tcp, wire.as_bytes()).await;
                 return;
             }
             Manner::Stalls => {
                 let first = body.split("\n\n").next().unwrap();
                 let wire = format!("{CHUNKED_HEAD}{:x}\r\n{first}\n\n\r\n", first.len() + 2);
-                let _ = tcp.write_all(wire.as_bytes()).await;
+                let _ = put(&mut tcp, wire.as_bytes()).await;
                 let mut rest = [0u8; 64];
-                // Waits for the proxy to close the connection.
-                if let Ok(0) = tcp.read(&mut rest).await {
+                // Waits for the proxy to close the connection (under TLS,
+                // with no close_notify: an unexpected end of file).
+                if let Ok(0) | Err(_) = tcp.read(&mut rest).await {
                     closed.fetch_add(1, Ordering::SeqCst);
                 }
                 return;
@@ -180,7 +207,7 @@ async fn ask(server: &Server) -> Received {
     post_json(server, json!({"model": "raw", "prompt": "hi"})).await
 }
 
-fn assert_whole(got: &Received, context: &str) {
+pub fn assert_whole(got: &Received, context: &str) {
     assert_eq!(got.status, 200, "{context}: {}", got.text);
     assert_eq!(got.tokens(), WORDS, "{context}: {}", got.text);
     let done = got.terminal_json();

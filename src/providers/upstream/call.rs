@@ -1,10 +1,10 @@
 //! A request to an upstream as a provider builds it ([`Call`]), sent on
 //! whichever client carries its URL, and the body that comes back ([`Body`]).
 //!
-//! Two clients: the wire client (`providers::wire`) for plain `http://`
-//! upstreams, read in the stream's own task; reqwest for `https://` (TLS,
-//! HTTP/2 by ALPN) and for proxies. A provider sees neither: it adds its
-//! headers, sends, and reads bytes.
+//! Two clients: the wire client (`providers::wire`) for `http://` and
+//! `https://` upstreams, read in the stream's own task; reqwest for an
+//! `https://` upstream that chooses HTTP/2 by ALPN, and for proxies. A
+//! provider sees neither: it adds its headers, sends, and reads bytes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,12 +62,22 @@ impl Call {
 /// What carries an endpoint's calls.
 #[derive(Clone)]
 pub(super) enum Carrier {
-    Wire(Arc<wire::Client>),
-    Reqwest {
-        client: reqwest::Client,
-        url: reqwest::Url,
+    /// The wire client; for `https://`, reqwest as well, for an upstream
+    /// that chooses HTTP/2.
+    Wire {
+        wire: Arc<wire::Client>,
+        http2: Option<Reqwest>,
     },
+    Reqwest(Reqwest),
 }
+
+#[derive(Clone)]
+pub(super) struct Reqwest {
+    pub client: reqwest::Client,
+    pub url: reqwest::Url,
+}
+
+type Answer = (u16, Option<String>, Body);
 
 /// Sends `call`: the response's body when its status is a success, else the
 /// upstream's error.
@@ -80,35 +90,27 @@ pub(super) async fn send(
     let fields = call
         .fields()
         .map_err(|why| UpstreamError::Transport(format!("could not reach the upstream: {why}")))?;
-    let (status, retry_after, mut body) = match carrier {
-        Carrier::Wire(client) => {
-            let response = client
-                .send(&fields, &call.body)
-                .await
-                .map_err(|err| errors::wire_send_error(&err, connect_timeout, &redactor))?;
-            let body = Body::Wire(response.body);
-            (response.status, response.retry_after, body)
-        }
-        Carrier::Reqwest { client, url } => {
-            let mut request = client
-                .post(url)
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .body(call.body);
-            for (name, value) in fields {
-                request = request.header(name, value);
+    let sent = match carrier {
+        Carrier::Wire {
+            wire,
+            http2: Some(http2),
+        } if wire.speaks_http2() => by_reqwest(http2, call.body, fields).await,
+        Carrier::Wire { wire, http2 } => match (wire.send(&fields, &call.body).await, http2) {
+            // The first handshake found an HTTP/2 upstream: nothing was sent.
+            (Err(wire::SendError::Http2), Some(http2)) => {
+                by_reqwest(http2, call.body, fields).await
             }
-            let response = request.send().await.map_err(|err| {
-                errors::send_error(&err.without_url(), connect_timeout, &redactor)
-            })?;
-            let status = response.status().as_u16();
-            let retry_after = response
-                .headers()
-                .get(http::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            (status, retry_after, Body::Reqwest(response))
-        }
+            (Ok(response), _) => Ok((
+                response.status,
+                response.retry_after,
+                Body::Wire(response.body),
+            )),
+            (Err(err), _) => return Err(errors::wire_send_error(&err, connect_timeout, &redactor)),
+        },
+        Carrier::Reqwest(reqwest) => by_reqwest(reqwest, call.body, fields).await,
     };
+    let (status, retry_after, mut body) =
+        sent.map_err(|err| errors::send_error(&err.without_url(), connect_timeout, &redactor))?;
     if (200..=299).contains(&status) {
         return Ok(body);
     }
@@ -122,6 +124,28 @@ pub(super) async fn send(
         &text,
         &redactor,
     ))
+}
+
+async fn by_reqwest(
+    Reqwest { client, url }: Reqwest,
+    body: Vec<u8>,
+    fields: Vec<(&'static str, http::HeaderValue)>,
+) -> Result<Answer, reqwest::Error> {
+    let mut request = client
+        .post(url)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body);
+    for (name, value) in fields {
+        request = request.header(name, value);
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    Ok((status, retry_after, Body::Reqwest(response)))
 }
 
 /// A successful response's body.

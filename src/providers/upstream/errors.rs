@@ -42,7 +42,8 @@ pub fn wire_send_error(
         wire::SendError::Connect(_)
         | wire::SendError::Io(_)
         | wire::SendError::Closed
-        | wire::SendError::Head(_) => unreachable_upstream(&err.to_string(), redactor),
+        | wire::SendError::Head(_)
+        | wire::SendError::Http2 => unreachable_upstream(&err.to_string(), redactor),
     }
 }
 

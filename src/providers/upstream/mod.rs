@@ -17,8 +17,8 @@ use crate::generation::{TokenEvent, TokenStream};
 use crate::providers::wire;
 use crate::redact::Redactor;
 use crate::sse;
-use call::Carrier;
 pub use call::{Body, Call};
+use call::{Carrier, Reqwest};
 use errors::broke;
 pub use errors::error_message;
 
@@ -61,12 +61,17 @@ impl Endpoint {
             .unwrap_or_default();
         let url = format!("{}{path}", base_url.trim_end_matches('/'));
         let carrier = reqwest::Url::parse(&url).ok().map(|url| {
-            match wire::Client::for_url(&url, timeouts.connect()) {
-                Some(wire) => Carrier::Wire(Arc::new(wire)),
-                None => Carrier::Reqwest {
-                    client: client(timeouts),
-                    url,
+            let wire = wire::Client::for_url(&url, timeouts.connect());
+            let reqwest = || Reqwest {
+                client: client(timeouts),
+                url: url.clone(),
+            };
+            match wire {
+                Some(wire) => Carrier::Wire {
+                    wire: Arc::new(wire),
+                    http2: (url.scheme() == "https").then(reqwest),
                 },
+                None => Carrier::Reqwest(reqwest()),
             }
         });
         Endpoint {
@@ -108,7 +113,8 @@ impl Endpoint {
     }
 }
 
-/// The HTTP client for upstreams the wire client does not carry: a connect
+/// The HTTP client for upstreams the wire client does not carry (behind a
+/// proxy, or an `https://` one that chooses HTTP/2): a connect
 /// timeout, and no whole-request timeout (a stream may rightly run for
 /// minutes; the relay's deadlines govern it). Redirects are not followed:
 /// reqwest keeps custom headers such as Anthropic's `x-api-key` on a

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, ReadBuf};
-use tokio::net::TcpStream;
+
+use super::conn::Conn;
 
 use super::framing::{Decoded, Framing, FramingError};
 use super::pool::Pool;
@@ -56,7 +57,7 @@ pub enum Read {
 pub struct Body {
     /// `None` once the body has ended (the connection went back to the pool
     /// or was closed).
-    tcp: Option<TcpStream>,
+    conn: Option<Conn>,
     framing: Framing,
     /// Body bytes that came in the same read as the head.
     early: Vec<u8>,
@@ -66,14 +67,14 @@ pub struct Body {
 
 impl Body {
     pub(super) fn new(
-        tcp: TcpStream,
+        conn: Conn,
         framing: Framing,
         early: Vec<u8>,
         keep_alive: bool,
         pool: Arc<Pool>,
     ) -> Body {
         let mut body = Body {
-            tcp: Some(tcp),
+            conn: Some(conn),
             framing,
             early,
             keep_alive,
@@ -99,17 +100,17 @@ impl Body {
             let early = std::mem::take(&mut self.early);
             return Poll::Ready(self.framed(&early, sink));
         }
-        if self.tcp.is_none() {
+        if self.conn.is_none() {
             return Poll::Ready(Ok(Read::End));
         }
         SCRATCH.with_borrow_mut(|scratch| {
             let mut buf = ReadBuf::new(scratch);
-            if let Some(tcp) = self.tcp.as_mut() {
-                ready!(Pin::new(tcp).poll_read(cx, &mut buf)).map_err(BodyError::Io)?;
+            if let Some(conn) = self.conn.as_mut() {
+                ready!(Pin::new(conn).poll_read(cx, &mut buf)).map_err(BodyError::Io)?;
             }
             let read = buf.filled();
             if read.is_empty() {
-                self.tcp = None;
+                self.conn = None;
                 self.framing.at_eof().map_err(BodyError::Framing)?;
                 return Poll::Ready(Ok(Read::End));
             }
@@ -130,7 +131,7 @@ impl Body {
                 Ok(Read::End)
             }
             Err(err) => {
-                self.tcp = None;
+                self.conn = None;
                 Err(BodyError::Framing(err))
             }
         }
@@ -139,9 +140,9 @@ impl Body {
     /// The body ended with `extra` bytes after it: the connection goes back
     /// to the pool if nothing is amiss.
     fn ended(&mut self, extra: usize) {
-        if let Some(tcp) = self.tcp.take() {
+        if let Some(conn) = self.conn.take() {
             if self.keep_alive && extra == 0 {
-                self.pool.put(tcp);
+                self.pool.put(conn);
             }
         }
     }
@@ -160,12 +161,12 @@ impl Body {
                 Err(_) => return,
             }
         }
-        if let (Some(tcp), true) = (self.tcp.take(), self.keep_alive) {
+        if let (Some(conn), true) = (self.conn.take(), self.keep_alive) {
             match self.framing.is_done() {
-                true => self.pool.put(tcp),
+                true => self.pool.put(conn),
                 false => {
                     let framing = std::mem::replace(&mut self.framing, Framing::Close);
-                    self.pool.park(tcp, framing);
+                    self.pool.park(conn, framing);
                 }
             }
         }

@@ -1,5 +1,5 @@
-//! The streaming HTTP/1.1 client for plain-`http://` upstreams, read in the
-//! task of the stream that reads it.
+//! The streaming HTTP/1.1 client for upstreams, over TCP or TLS, read in
+//! the task of the stream that reads it.
 //!
 //! Why our own: a relayed token is the hot path, and through reqwest (hyper's
 //! pooled client) every token crossed two tasks (the upstream connection's,
@@ -14,9 +14,11 @@
 //! What it speaks: one `POST` with a JSON body per connection at a time, the
 //! response framed by `Content-Length`, `chunked` or the close
 //! ([`framing`], heads parsed by `httparse`); idle connections kept per
-//! endpoint ([`pool`]). What it leaves to reqwest (`super::upstream`
-//! chooses): `https://` (TLS, ALPN and HTTP/2), a configured
-//! `HTTP_PROXY`/`ALL_PROXY`, and every request that is not a stream's.
+//! endpoint ([`pool`]); TLS by rustls with the platform's roots, offering
+//! `h2` and `http/1.1` ([`conn`]). What it leaves to reqwest
+//! (`super::upstream` chooses): an `https://` upstream that picks HTTP/2
+//! ([`SendError::Http2`], then [`Client::speaks_http2`]), and upstreams
+//! behind a configured `HTTP(S)_PROXY`/`ALL_PROXY`.
 //! It never follows a redirect: a 3xx is an error status like any other.
 //!
 //! What it may not do: spawn (the connection lives in its body), or keep a
@@ -24,11 +26,13 @@
 //! close is what tells the upstream to stop generating.
 
 mod body;
+mod conn;
 mod framing;
 mod head;
 mod pool;
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +40,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub use body::{Body, Read};
+use conn::{Conn, Tls};
 use head::{Head, MAX_HEAD_BYTES};
 use pool::Pool;
 
@@ -47,6 +52,10 @@ pub struct Client {
     host: String,
     /// The path and query.
     path: String,
+    /// For `https://`.
+    tls: Option<Tls>,
+    /// The upstream chose HTTP/2 by ALPN once: its requests are reqwest's.
+    http2: AtomicBool,
     connect_timeout: Duration,
     pool: Arc<Pool>,
 }
@@ -69,6 +78,8 @@ pub enum SendError {
     Closed,
     /// The response head is not HTTP, or not one we can frame.
     Head(String),
+    /// The upstream chose HTTP/2 by ALPN; nothing was sent.
+    Http2,
 }
 
 impl std::fmt::Display for SendError {
@@ -79,22 +90,35 @@ impl std::fmt::Display for SendError {
             SendError::Io(err) => write!(f, "the connection failed: {err}"),
             SendError::Closed => f.write_str("the upstream closed the connection before answering"),
             SendError::Head(why) => f.write_str(why),
+            SendError::Http2 => {
+                f.write_str("the upstream chose HTTP/2, which this client does not speak")
+            }
         }
     }
 }
 
 impl Client {
-    /// The client for `url`, when it is one this module speaks: `http://`,
-    /// with no proxy configured for it (reqwest reads the same variables and
-    /// applies `NO_PROXY`, so any proxy at all leaves the URL to reqwest).
+    /// The client for `url`, when it is one this module speaks: `http://` or
+    /// `https://`, with no proxy configured for its scheme (reqwest reads the
+    /// same variables and applies `NO_PROXY`, so any proxy at all leaves the
+    /// URL to reqwest).
     pub fn for_url(url: &reqwest::Url, connect_timeout: Duration) -> Option<Client> {
-        let proxied = ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"]
+        let proxies: &[&str] = match url.scheme() {
+            "http" => &["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"],
+            "https" => &["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"],
+            _ => return None,
+        };
+        let proxied = proxies
             .iter()
             .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()));
-        if url.scheme() != "http" || proxied {
+        if proxied {
             return None;
         }
         let host = url.host_str()?;
+        let tls = match url.scheme() {
+            "https" => Some(Tls::to(host)?),
+            _ => None,
+        };
         let port = url.port_or_known_default()?;
         let path = match url.query() {
             Some(query) => format!("{}?{query}", url.path()),
@@ -107,6 +131,8 @@ impl Client {
                 None => host.to_owned(),
             },
             path,
+            tls,
+            http2: AtomicBool::new(false),
             connect_timeout,
             pool: Arc::default(),
         })
@@ -125,30 +151,57 @@ impl Client {
         body: &[u8],
     ) -> Result<Response, SendError> {
         let request = head::request(&self.path, &self.host, fields, body);
-        if let Some(tcp) = self.pool.take() {
-            match self.exchange(tcp, &request).await {
+        if let Some(conn) = self.pool.take() {
+            match self.exchange(conn, &request).await {
                 Err(SendError::Closed | SendError::Io(_)) => {}
                 answered => return answered,
             }
         }
-        let tcp = self.connect().await?;
-        self.exchange(tcp, &request).await
+        let conn = self.connect().await?;
+        self.exchange(conn, &request).await
     }
 
-    async fn connect(&self) -> Result<TcpStream, SendError> {
-        let connecting = TcpStream::connect(&self.authority);
-        let tcp = tokio::time::timeout(self.connect_timeout, connecting)
+    /// Whether the upstream has chosen HTTP/2: send by reqwest instead.
+    /// Learnt once per serving thread, by the first handshake, and kept.
+    pub fn speaks_http2(&self) -> bool {
+        self.http2.load(Ordering::Relaxed)
+    }
+
+    /// A new connection, its TLS handshake included: both within the connect
+    /// timeout, as reqwest's covers its whole connector.
+    async fn connect(&self) -> Result<Conn, SendError> {
+        let conn = self.handshake().await?;
+        if conn.is_http2() {
+            self.http2.store(true, Ordering::Relaxed);
+            return Err(SendError::Http2);
+        }
+        Ok(conn)
+    }
+
+    async fn handshake(&self) -> Result<Conn, SendError> {
+        let connecting = async {
+            let tcp = TcpStream::connect(&self.authority).await?;
+            // Tokens are small writes the other way; the request is one write.
+            tcp.set_nodelay(true)?;
+            match &self.tls {
+                Some(tls) => tls.handshake(tcp).await,
+                None => Ok(Conn::Plain(tcp)),
+            }
+        };
+        tokio::time::timeout(self.connect_timeout, connecting)
             .await
             .map_err(|_| SendError::ConnectTimeout)?
-            .map_err(SendError::Connect)?;
-        // Tokens are small writes the other way; the request is one write.
-        tcp.set_nodelay(true).map_err(SendError::Connect)?;
-        Ok(tcp)
+            .map_err(SendError::Connect)
     }
 
-    /// Writes the request on `tcp` and reads the response head.
-    async fn exchange(&self, mut tcp: TcpStream, request: &[u8]) -> Result<Response, SendError> {
-        tcp.write_all(request).await.map_err(SendError::Io)?;
+    /// Writes the request on `conn` and reads the response head.
+    async fn exchange(&self, mut conn: Conn, request: &[u8]) -> Result<Response, SendError> {
+        // The flush sends what TLS still holds; on TCP it does nothing.
+        let sent = async {
+            conn.write_all(request).await?;
+            conn.flush().await
+        };
+        sent.await.map_err(SendError::Io)?;
         let mut buf = Vec::with_capacity(1024);
         loop {
             if buf.len() >= MAX_HEAD_BYTES {
@@ -157,7 +210,7 @@ impl Client {
                 )));
             }
             buf.reserve(1024);
-            let read = tcp.read_buf(&mut buf).await;
+            let read = conn.read_buf(&mut buf).await;
             match read {
                 Ok(0) if buf.is_empty() => return Err(SendError::Closed),
                 Ok(0) => {
@@ -177,7 +230,7 @@ impl Client {
                     keep_alive,
                 } = head;
                 let early = buf.split_off(len);
-                let body = Body::new(tcp, framing, early, keep_alive, self.pool.clone());
+                let body = Body::new(conn, framing, early, keep_alive, self.pool.clone());
                 return Ok(Response {
                     status,
                     retry_after,

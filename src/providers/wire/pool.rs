@@ -9,16 +9,16 @@
 //! leaves cancels its upstream.
 //!
 //! A taken connection is checked for a close the upstream sent while it sat
-//! idle (a read that does not wait); the close that crosses the request on the
+//! idle (a read that does not wait, through TLS when the connection has it); the close that crosses the request on the
 //! wire is caught by the retry in `super::Client::send`.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::conn::Conn;
 use super::framing::{Decoded, Framing};
 
 /// How long a connection may sit idle before it is closed: reqwest's and
@@ -37,7 +37,7 @@ pub struct Pool {
 }
 
 struct Idle {
-    tcp: TcpStream,
+    conn: Conn,
     since: Instant,
     /// The body's framing, when its end has not been read yet.
     tail: Option<Framing>,
@@ -45,9 +45,9 @@ struct Idle {
 
 impl Pool {
     /// A connection whose last response ended cleanly.
-    pub fn put(&self, tcp: TcpStream) {
+    pub fn put(&self, conn: Conn) {
         self.keep(Idle {
-            tcp,
+            conn,
             since: Instant::now(),
             tail: None,
         });
@@ -55,9 +55,9 @@ impl Pool {
 
     /// A connection whose response has been answered but whose body's end
     /// (per `framing`) may still be on its way.
-    pub fn park(&self, tcp: TcpStream, framing: Framing) {
+    pub fn park(&self, conn: Conn, framing: Framing) {
         self.keep(Idle {
-            tcp,
+            conn,
             since: Instant::now(),
             tail: Some(framing),
         });
@@ -75,7 +75,7 @@ impl Pool {
     }
 
     /// The most recently used connection that is still open and clean.
-    pub fn take(&self) -> Option<TcpStream> {
+    pub fn take(&self) -> Option<Conn> {
         loop {
             let idle = {
                 let mut pool = self.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -87,8 +87,8 @@ impl Pool {
                 }
                 idle
             };
-            if let Some(tcp) = ready(idle) {
-                return Some(tcp);
+            if let Some(conn) = ready(idle) {
+                return Some(conn);
             }
         }
     }
@@ -96,19 +96,19 @@ impl Pool {
 
 /// `idle`'s connection if it can carry a request: its body's tail read
 /// whole, and nothing else waiting on it (not a close, not stray bytes).
-fn ready(idle: Idle) -> Option<TcpStream> {
-    let Idle { tcp, tail, .. } = idle;
+fn ready(idle: Idle) -> Option<Conn> {
+    let Idle { mut conn, tail, .. } = idle;
     if let Some(mut framing) = tail {
         let mut buf = [0u8; TAIL_LIMIT];
-        let read = tcp.try_read(&mut buf).ok()?;
+        let read = conn.read_now(&mut buf).ok()?;
         match framing.push(&buf[..read], &mut |_| {}) {
             Ok(Decoded::Done { extra: 0 }) => {}
             Ok(Decoded::Done { .. } | Decoded::More) | Err(_) => return None,
         }
     }
     let mut probe = [0u8; 1];
-    match tcp.try_read(&mut probe) {
-        Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => Some(tcp),
+    match conn.read_now(&mut probe) {
+        Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => Some(conn),
         // A close, stray bytes or an error.
         Ok(_) | Err(_) => None,
     }

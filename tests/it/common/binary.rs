@@ -17,6 +17,11 @@ pub struct Sluice {
 
 impl Sluice {
     pub fn start(config_toml: &str, args: &[&str]) -> Sluice {
+        Sluice::start_with_env(config_toml, args, &[])
+    }
+
+    /// As [`Sluice::start`], with `env` added to its environment.
+    pub fn start_with_env(config_toml: &str, args: &[&str], env: &[(&str, &str)]) -> Sluice {
         let path = std::env::temp_dir().join(format!(
             "sluice-ops-{}-{}.toml",
             std::process::id(),
@@ -25,22 +30,23 @@ impl Sluice {
         std::fs::write(&path, config_toml).unwrap();
         let mut with_config = vec!["--config", path.to_str().unwrap()];
         with_config.extend_from_slice(args);
-        let mut sluice = Sluice::run(&with_config);
+        let mut sluice = Sluice::run(&with_config, env);
         sluice.config = Some(path);
         sluice
     }
 
     /// The binary with no config file: the embedded default.
     pub fn embedded() -> Sluice {
-        Sluice::run(&[])
+        Sluice::run(&[], &[])
     }
 
-    fn run(args: &[&str]) -> Sluice {
+    fn run(args: &[&str], env: &[(&str, &str)]) -> Sluice {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .env_remove("SLUICE_CONFIG")
             .env("RUST_LOG", "sluice=info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
