@@ -77,6 +77,7 @@ pub(super) struct Reqwest {
     pub url: reqwest::Url,
 }
 
+/// A response's status, its `Retry-After` and its body.
 type Answer = (u16, Option<String>, Body);
 
 /// Sends `call`: the response's body when its status is a success, else the
@@ -126,6 +127,7 @@ pub(super) async fn send(
     ))
 }
 
+/// Sends on reqwest: behind a proxy, or to an upstream that chose HTTP/2.
 async fn by_reqwest(
     Reqwest { client, url }: Reqwest,
     body: Vec<u8>,
