@@ -66,9 +66,9 @@ pub(super) enum Carrier {
     /// that chooses HTTP/2.
     Wire {
         wire: Arc<wire::Client>,
-        http2: Option<Reqwest>,
+        http2: Option<Arc<Reqwest>>,
     },
-    Reqwest(Reqwest),
+    Reqwest(Arc<Reqwest>),
 }
 
 #[derive(Clone)]
@@ -95,11 +95,11 @@ pub(super) async fn send(
         Carrier::Wire {
             wire,
             http2: Some(http2),
-        } if wire.speaks_http2() => by_reqwest(http2, call.body, fields).await,
+        } if wire.speaks_http2() => Box::pin(by_reqwest(&http2, call.body, fields)).await,
         Carrier::Wire { wire, http2 } => match (wire.send(&fields, &call.body).await, http2) {
             // The first handshake found an HTTP/2 upstream: nothing was sent.
             (Err(wire::SendError::Http2), Some(http2)) => {
-                by_reqwest(http2, call.body, fields).await
+                Box::pin(by_reqwest(&http2, call.body, fields)).await
             }
             (Ok(response), _) => Ok((
                 response.status,
@@ -108,7 +108,7 @@ pub(super) async fn send(
             )),
             (Err(err), _) => return Err(errors::wire_send_error(&err, connect_timeout, &redactor)),
         },
-        Carrier::Reqwest(reqwest) => by_reqwest(reqwest, call.body, fields).await,
+        Carrier::Reqwest(reqwest) => Box::pin(by_reqwest(&reqwest, call.body, fields)).await,
     };
     let (status, retry_after, mut body) =
         sent.map_err(|err| errors::send_error(&err.without_url(), connect_timeout, &redactor))?;
@@ -128,13 +128,15 @@ pub(super) async fn send(
 }
 
 /// Sends on reqwest: behind a proxy, or to an upstream that chose HTTP/2.
+/// Its callers box it: inline, reqwest's future would enlarge every stream's
+/// future, the wire client's too, for as long as the stream lives.
 async fn by_reqwest(
-    Reqwest { client, url }: Reqwest,
+    Reqwest { client, url }: &Reqwest,
     body: Vec<u8>,
     fields: Vec<(&'static str, http::HeaderValue)>,
 ) -> Result<Answer, reqwest::Error> {
     let mut request = client
-        .post(url)
+        .post(url.clone())
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(body);
     for (name, value) in fields {

@@ -62,9 +62,11 @@ impl Endpoint {
         let url = format!("{}{path}", base_url.trim_end_matches('/'));
         let carrier = reqwest::Url::parse(&url).ok().map(|url| {
             let wire = wire::Client::for_url(&url, timeouts.connect());
-            let reqwest = || Reqwest {
-                client: client(timeouts),
-                url: url.clone(),
+            let reqwest = || {
+                Arc::new(Reqwest {
+                    client: client(timeouts),
+                    url: url.clone(),
+                })
             };
             match wire {
                 Some(wire) => Carrier::Wire {

@@ -184,7 +184,10 @@ impl Client {
             // Tokens are small writes the other way; the request is one write.
             tcp.set_nodelay(true)?;
             match &self.tls {
-                Some(tls) => tls.handshake(tcp).await,
+                // Boxed: the handshake's future holds a whole rustls
+                // connection, and inline it would make every stream's future
+                // (which outlives it) that much larger, TLS or not.
+                Some(tls) => Box::pin(tls.handshake(tcp)).await,
                 None => Ok(Conn::Plain(tcp)),
             }
         };
