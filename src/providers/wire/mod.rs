@@ -167,8 +167,8 @@ impl Client {
         self.http2.load(Ordering::Relaxed)
     }
 
-    /// A new connection, its TLS handshake included: both within the connect
-    /// timeout, as reqwest's covers its whole connector.
+    /// A new connection that speaks HTTP/1.1; [`SendError::Http2`] (and the
+    /// choice kept) when the upstream picks `h2` by ALPN.
     async fn connect(&self) -> Result<Conn, SendError> {
         let conn = self.handshake().await?;
         if conn.is_http2() {
@@ -178,6 +178,8 @@ impl Client {
         Ok(conn)
     }
 
+    /// TCP, then TLS for `https://`: both within the connect timeout, as
+    /// reqwest's covers its whole connector.
     async fn handshake(&self) -> Result<Conn, SendError> {
         let connecting = async {
             let tcp = TcpStream::connect(&self.authority).await?;
