@@ -18,7 +18,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::common::*;
 
-pub const WORDS: &[&str] = &["Hel", "lo", ", ", "wire", "!"];
+const WORDS: &[&str] = &["Hel", "lo", ", ", "wire", "!"];
 
 /// How the raw upstream answers and treats its connections.
 #[derive(Clone, Copy, PartialEq)]
@@ -203,8 +203,15 @@ async fn proxy_to(raw: &Raw) -> Server {
     spawn(config(&toml)).await
 }
 
-async fn ask(server: &Server) -> Received {
-    post_json(server, json!({"model": "raw", "prompt": "hi"})).await
+/// One stream from the proxy at `base` (the model `raw`).
+pub async fn ask(base: &str) -> Received {
+    let response = client()
+        .post(format!("{base}/v1/stream"))
+        .json(&json!({"model": "raw", "prompt": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    receive(response).await
 }
 
 pub fn assert_whole(got: &Received, context: &str) {
@@ -215,16 +222,55 @@ pub fn assert_whole(got: &Received, context: &str) {
     assert_eq!(done["usage"]["completion_tokens"], WORDS.len(), "{context}");
 }
 
-#[tokio::test]
-async fn streams_one_after_another_share_one_upstream_connection() {
-    let raw = raw_upstream(Manner::Chunked).await;
-    let server = proxy_to(&raw).await;
+// The checks below run here on plain TCP and in `upstream_tls` over TLS:
+// each takes the proxy's base URL and the raw upstream it relays.
+
+/// Four streams one after another share one upstream connection.
+pub async fn streams_share_one_connection(proxy: &str, raw: &Raw) {
     for round in 0..4 {
-        assert_whole(&ask(&server).await, &format!("stream {round}"));
+        assert_whole(&ask(proxy).await, &format!("stream {round}"));
         // The terminating chunk, 50 ms after `[DONE]`, has come by now.
         tokio::time::sleep(Duration::from_millis(120)).await;
     }
     assert_eq!(raw.connections.load(Ordering::SeqCst), 1);
+}
+
+/// Three streams on an upstream that closes each connection after one
+/// answer (`ClosesIdle`, `ClosesOnReuse`): each whole, on a new connection.
+pub async fn closed_connections_are_replaced_unseen(proxy: &str, raw: &Raw) {
+    for round in 0..3 {
+        assert_whole(&ask(proxy).await, &format!("stream {round}"));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(raw.connections.load(Ordering::SeqCst), 3);
+}
+
+/// A client that leaves after the first token (`Stalls`) closes its
+/// upstream connection.
+pub async fn a_leaving_client_closes_its_connection(proxy: &str, raw: &Raw) {
+    let mut response = client()
+        .post(format!("{proxy}/v1/stream"))
+        .json(&json!({"model": "raw", "prompt": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    let first = response.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains(WORDS[0]));
+    drop(response);
+    for _ in 0..100 {
+        if raw.closed_by_proxy.load(Ordering::SeqCst) == 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the upstream connection stayed open after its client left");
+}
+
+#[tokio::test]
+async fn streams_one_after_another_share_one_upstream_connection() {
+    let raw = raw_upstream(Manner::Chunked).await;
+    let server = proxy_to(&raw).await;
+    streams_share_one_connection(&server.base, &raw).await;
 }
 
 #[tokio::test]
@@ -232,11 +278,7 @@ async fn a_connection_the_upstream_closed_is_replaced_unseen() {
     for manner in [Manner::ClosesIdle, Manner::ClosesOnReuse] {
         let raw = raw_upstream(manner).await;
         let server = proxy_to(&raw).await;
-        for round in 0..3 {
-            assert_whole(&ask(&server).await, &format!("stream {round}"));
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        assert_eq!(raw.connections.load(Ordering::SeqCst), 3);
+        closed_connections_are_replaced_unseen(&server.base, &raw).await;
     }
 }
 
@@ -249,8 +291,8 @@ async fn every_framing_is_read_whole_however_it_is_split() {
     ] {
         let raw = raw_upstream(manner).await;
         let server = proxy_to(&raw).await;
-        assert_whole(&ask(&server).await, name);
-        assert_whole(&ask(&server).await, &format!("{name}, again"));
+        assert_whole(&ask(&server.base).await, name);
+        assert_whole(&ask(&server.base).await, &format!("{name}, again"));
     }
 }
 
@@ -258,20 +300,5 @@ async fn every_framing_is_read_whole_however_it_is_split() {
 async fn a_client_that_leaves_closes_its_upstream_connection() {
     let raw = raw_upstream(Manner::Stalls).await;
     let server = proxy_to(&raw).await;
-    let mut response = client()
-        .post(server.url("/v1/stream"))
-        .json(&json!({"model": "raw", "prompt": "hi"}))
-        .send()
-        .await
-        .unwrap();
-    let first = response.chunk().await.unwrap().unwrap();
-    assert!(String::from_utf8_lossy(&first).contains("Hel"));
-    drop(response);
-    for _ in 0..100 {
-        if raw.closed_by_proxy.load(Ordering::SeqCst) == 1 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the upstream connection stayed open after its client left");
+    a_leaving_client_closes_its_connection(&server.base, &raw).await;
 }

@@ -12,16 +12,17 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_rustls::rustls::{self, pki_types};
 use tokio_rustls::TlsAcceptor;
 
 use crate::common::binary::Sluice;
-use crate::common::*;
-use crate::upstream_connections::{assert_whole, events, raw_upstream_over, Manner, Raw, WORDS};
+use crate::upstream_connections::{
+    a_leaving_client_closes_its_connection, ask, assert_whole,
+    closed_connections_are_replaced_unseen, events, raw_upstream_over,
+    streams_share_one_connection, Manner, Raw,
+};
 
 /// A certificate for 127.0.0.1 and localhost: the PEM file a client must
 /// trust, and a TLS server that presents it.
@@ -71,27 +72,12 @@ fn proxy_to_url(base_url: &str, trusted: &Authority) -> Sluice {
     Sluice::start_with_env(&toml, &["--threads", "1"], &[("SSL_CERT_FILE", pem)])
 }
 
-async fn ask(sluice: &Sluice) -> Received {
-    let response = client()
-        .post(sluice.url("/v1/stream"))
-        .json(&json!({"model": "raw", "prompt": "hi"}))
-        .send()
-        .await
-        .unwrap();
-    receive(response).await
-}
-
 #[tokio::test]
 async fn https_streams_one_after_another_share_one_tls_connection() {
     let ca = authority("shared", HTTP1);
     let raw = raw_upstream_over(Manner::Chunked, Some(ca.acceptor.clone())).await;
     let sluice = proxy_to(&raw, &ca);
-    for round in 0..4 {
-        assert_whole(&ask(&sluice).await, &format!("stream {round}"));
-        // The terminating chunk, 50 ms after `[DONE]`, has come by now.
-        tokio::time::sleep(Duration::from_millis(120)).await;
-    }
-    assert_eq!(raw.connections.load(Ordering::SeqCst), 1);
+    streams_share_one_connection(&sluice.base, &raw).await;
 }
 
 #[tokio::test]
@@ -100,11 +86,7 @@ async fn a_tls_connection_the_upstream_closed_is_replaced_unseen() {
     for manner in [Manner::ClosesIdle, Manner::ClosesOnReuse] {
         let raw = raw_upstream_over(manner, Some(ca.acceptor.clone())).await;
         let sluice = proxy_to(&raw, &ca);
-        for round in 0..3 {
-            assert_whole(&ask(&sluice).await, &format!("stream {round}"));
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        assert_eq!(raw.connections.load(Ordering::SeqCst), 3);
+        closed_connections_are_replaced_unseen(&sluice.base, &raw).await;
     }
 }
 
@@ -113,22 +95,7 @@ async fn a_client_that_leaves_closes_its_tls_upstream_connection() {
     let ca = authority("leaves", HTTP1);
     let raw = raw_upstream_over(Manner::Stalls, Some(ca.acceptor.clone())).await;
     let sluice = proxy_to(&raw, &ca);
-    let mut response = client()
-        .post(sluice.url("/v1/stream"))
-        .json(&json!({"model": "raw", "prompt": "hi"}))
-        .send()
-        .await
-        .unwrap();
-    let first = response.chunk().await.unwrap().unwrap();
-    assert!(String::from_utf8_lossy(&first).contains(WORDS[0]));
-    drop(response);
-    for _ in 0..100 {
-        if raw.closed_by_proxy.load(Ordering::SeqCst) == 1 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the TLS upstream connection stayed open after its client left");
+    a_leaving_client_closes_its_connection(&sluice.base, &raw).await;
 }
 
 #[tokio::test]
@@ -136,7 +103,7 @@ async fn a_certificate_nobody_vouches_for_is_a_clear_upstream_error() {
     let (presented, trusted) = (authority("presented", HTTP1), authority("other", HTTP1));
     let raw = raw_upstream_over(Manner::Chunked, Some(presented.acceptor.clone())).await;
     let sluice = proxy_to(&raw, &trusted);
-    let got = ask(&sluice).await;
+    let got = ask(&sluice.base).await;
     assert_eq!(got.status, 502, "{}", got.text);
     assert!(got.text.contains("certificate"), "{}", got.text);
     assert_eq!(got.tokens(), Vec::<String>::new());
@@ -187,7 +154,7 @@ async fn an_upstream_that_chooses_http2_is_handed_to_reqwest_unseen() {
     let (base_url, connections) = h2_upstream(ca.acceptor.clone()).await;
     let sluice = proxy_to_url(&base_url, &ca);
     for round in 0..3 {
-        assert_whole(&ask(&sluice).await, &format!("stream {round}"));
+        assert_whole(&ask(&sluice.base).await, &format!("stream {round}"));
     }
     // The wire client's handshake, which learnt `h2` and sent nothing, then
     // reqwest's one connection for every stream.
